@@ -1,0 +1,62 @@
+/* folder.h -- the class folders of a trusted node: safe file access under
+ * <data>/<class>/, turning a file into a new local version, and scanning a
+ * class for adds, edits, deletes and renames.
+ *
+ * Every path is opened component by component with O_NOFOLLOW from the
+ * class folder down, so nothing is ever read or written through a symlink
+ * or outside the class folder. */
+#ifndef SIMSYNC_FOLDER_H
+#define SIMSYNC_FOLDER_H
+
+#include <sys/stat.h>
+#include "replica.h"
+
+#define FOLDER_TMP_PREFIX ".simsync-tmp-"
+
+/* Open the directory that holds `name` in class `cls`, creating missing
+ * directories when `create`. *base points into name (its last component).
+ * Returns an fd or a negative SIMSYNC_E* code. */
+int folder_open_parent(const struct replica *r, int cls, const char *name,
+                       int create, const char **base);
+
+/* Atomically replace `name` with the content of the open temp file
+ * `tmpfd` named `tmpname` in `dirfd`: fsync, rename, fill *st. */
+int folder_commit_tmp(int dirfd, int tmpfd, const char *tmpname,
+                      const char *base, struct stat *st);
+/* Make a temp file next to `base` in dirfd; returns fd, writes its name. */
+int folder_make_tmp(int dirfd, char *tmpname, size_t len);
+
+/* lstat `name` (no symlinks followed). SIMSYNC_ENOTFOUND if absent. */
+int folder_stat(const struct replica *r, int cls, const char *name,
+                struct stat *st);
+/* Does the record's stat cache match `st`? */
+int folder_stat_matches(const Simsync__ItemRecord *rec, const struct stat *st);
+void folder_stat_fill(Simsync__ItemRecord *rec, const struct stat *st);
+
+/* Remove `name` (and nothing else); absent is fine. */
+int folder_remove(const struct replica *r, int cls, const char *name);
+
+/* Record the current content of file `name` as a new local version of its
+ * item: vv = base + a fresh dot of this replica. When hlc/author are
+ * non-zero they are kept (a resolution keeps its winner's identity), else
+ * the change is stamped now by this replica. A missing file records a
+ * tombstone. `old` is the item's previous record (may be NULL). */
+int folder_record(struct replica *r, struct store_txn *txn, int cls,
+                  const char *name, const struct vv *base, uint64_t hlc,
+                  uint64_t author, const Simsync__ItemRecord *old);
+
+struct scan_stats {
+    uint64_t files;       /* files looked at */
+    uint64_t unchanged;   /* skipped on the stat cache alone */
+    uint64_t added, edited, deleted, renamed;
+    uint64_t guarded;     /* deletions withheld by the mass-delete guard */
+};
+
+/* Scan class folders in `classes` and record local changes. A missing
+ * class folder never emits deletions. A scan that would delete more than
+ * half of a class (of more than 2 items) or more than 1000 items stops
+ * with SIMSYNC_EMASSDEL unless `allow_mass_delete`. */
+int folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
+                struct scan_stats *stats);
+
+#endif /* SIMSYNC_FOLDER_H */

@@ -1,0 +1,857 @@
+/* replica.c -- applying incoming versions: siblings on the hub, resolution
+ * with conflict copies on trusted nodes. See replica.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "chunker.h"
+#include "crypt.h"
+#include "folder.h"
+#include "replica.h"
+
+static void
+chunk_key(uint8_t out[SUB_BYTES + CHUNK_ID_BYTES], const uint8_t sub[SUB_BYTES],
+          const uint8_t id[CHUNK_ID_BYTES])
+{
+    memcpy(out, sub, SUB_BYTES);
+    memcpy(out + SUB_BYTES, id, CHUNK_ID_BYTES);
+}
+
+static enum store_db
+chunk_db(const struct replica *r)
+{
+    return r->trusted ? STORE_STAGE : STORE_CHUNKS;
+}
+
+/* ------------------------------------------------------------ decisions */
+
+/* Would version v change this node's record `rec` at all? */
+static int
+wanted(const struct replica *r, const Simsync__ItemRecord *rec,
+       const Simsync__Version *v)
+{
+    struct vv a = VV_INIT, b = VV_INIT;
+    int want = 1;
+
+    if (rec == NULL)
+        return 1;
+    if (vv_from_pb(&a, v->vv) != SIMSYNC_OK)
+        return 0;
+    for (size_t i = 0; want && i < rec->n_versions; i++) {
+        if (vv_from_pb(&b, rec->versions[i]->vv) != SIMSYNC_OK)
+            continue;
+        enum vv_order o = vv_compare(&a, &b);
+        if (o == VV_EQUAL || o == VV_LESSER)
+            want = 0;
+    }
+    (void)r;
+    vv_free(&a);
+    vv_free(&b);
+    return want;
+}
+
+static int
+same_content(const Simsync__Version *a, const Simsync__Version *b)
+{
+    if (a->deleted || b->deleted)
+        return a->deleted && b->deleted;
+    return a->content_hash.len == b->content_hash.len &&
+           a->content_hash.len > 0 &&
+           memcmp(a->content_hash.data, b->content_hash.data,
+                  a->content_hash.len) == 0;
+}
+
+/* Deterministic winner of two concurrent versions: a live version beats a
+ * tombstone; then the later hlc; then the larger author. 1: a wins. */
+static int
+a_wins(const Simsync__Version *a, const Simsync__Version *b)
+{
+    if (a->deleted != b->deleted)
+        return !a->deleted;
+    if (a->hlc != b->hlc)
+        return a->hlc > b->hlc;
+    return a->author > b->author;
+}
+
+int
+replica_missing_chunks(struct replica *r, Simsync__Change *const *ch,
+                       size_t n, uint8_t **ids, size_t *nids)
+{
+    struct store_txn *txn;
+    uint8_t *out = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+
+    *ids = NULL;
+    *nids = 0;
+    rc = store_txn_begin(r->st, 1, &txn);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    for (size_t i = 0; rc == SIMSYNC_OK && i < n; i++) {
+        Simsync__ItemRecord *rec = NULL;
+        const Simsync__Version *v = ch[i]->version;
+
+        if (v->n_chunks == 0)
+            continue;
+        rc = item_get(txn, r->sub, (int)ch[i]->cls, ch[i]->item_id.data,
+                      &rec);
+        if (rc == SIMSYNC_ENOTFOUND)
+            rc = SIMSYNC_OK;
+        if (rc == SIMSYNC_OK && wanted(r, rec, v)) {
+            for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
+                uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
+                const void *val;
+                size_t vl, k;
+                chunk_key(key, r->sub, v->chunks[j]->id.data);
+                if (store_get(txn, chunk_db(r), key, sizeof(key), &val,
+                              &vl) == SIMSYNC_OK)
+                    continue;
+                for (k = 0; k < cnt; k++)
+                    if (memcmp(out + k * CHUNK_ID_BYTES,
+                               v->chunks[j]->id.data, CHUNK_ID_BYTES) == 0)
+                        break;
+                if (k < cnt)
+                    continue;
+                if (cnt == cap) {
+                    size_t nc = cap ? cap * 2 : 64;
+                    uint8_t *no = realloc(out, nc * CHUNK_ID_BYTES);
+                    if (no == NULL) {
+                        rc = SIMSYNC_ENOMEM;
+                        break;
+                    }
+                    out = no;
+                    cap = nc;
+                }
+                memcpy(out + cnt * CHUNK_ID_BYTES, v->chunks[j]->id.data,
+                       CHUNK_ID_BYTES);
+                cnt++;
+            }
+        }
+        item_record_free(rec);
+    }
+    store_txn_abort(txn);
+    if (rc != SIMSYNC_OK) {
+        free(out);
+        return rc;
+    }
+    *ids = out;
+    *nids = cnt;
+    return SIMSYNC_OK;
+}
+
+struct put_chunk_arg {
+    struct replica *r;
+    const uint8_t *id;
+    const uint8_t *blob;
+    size_t len;
+};
+
+static int
+put_chunk_fn(struct store_txn *txn, void *arg)
+{
+    struct put_chunk_arg *a = arg;
+    uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
+
+    chunk_key(key, a->r->sub, a->id);
+    return store_put(txn, chunk_db(a->r), key, sizeof(key), a->blob, a->len);
+}
+
+int
+replica_put_chunk(struct replica *r, const uint8_t id[CHUNK_ID_BYTES],
+                  const uint8_t *blob, size_t len)
+{
+    struct put_chunk_arg a = {r, id, blob, len};
+
+    return store_write(r->st, put_chunk_fn, &a);
+}
+
+int
+replica_open_meta(const struct replica *r, int cls,
+                  const uint8_t item_id[ITEM_ID_BYTES],
+                  const Simsync__Version *v, Simsync__ItemMeta **meta)
+{
+    uint8_t *plain, id[ITEM_ID_BYTES];
+    size_t len;
+    int rc;
+
+    *meta = NULL;
+    if (v->meta.len < CRYPT_SEAL_OVERHEAD || v->meta.len > 65536)
+        return SIMSYNC_EPROTO;
+    len = v->meta.len - CRYPT_SEAL_OVERHEAD;
+    plain = malloc(len + 1);
+    if (plain == NULL)
+        return SIMSYNC_ENOMEM;
+    rc = crypt_unseal(plain, v->meta.data, v->meta.len, item_id,
+                      ITEM_ID_BYTES, r->keys.seal);
+    if (rc == SIMSYNC_OK) {
+        *meta = simsync__item_meta__unpack(NULL, len, plain);
+        if (*meta == NULL || (*meta)->name == NULL ||
+            !replica_name_ok((*meta)->name))
+            rc = SIMSYNC_EPROTO;
+    }
+    if (rc == SIMSYNC_OK) {
+        /* The name must be the one this item id was made from. */
+        keys_item_id(&r->keys, cls, (*meta)->name, id);
+        if (!crypt_equal(id, item_id, ITEM_ID_BYTES))
+            rc = SIMSYNC_ECRYPTO;
+    }
+    free(plain);
+    if (rc != SIMSYNC_OK && *meta != NULL) {
+        simsync__item_meta__free_unpacked(*meta, NULL);
+        *meta = NULL;
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ sending */
+
+int
+replica_get_chunk(struct replica *r, int cls,
+                  const uint8_t item_id[ITEM_ID_BYTES],
+                  const Simsync__Version *v, const uint8_t id[CHUNK_ID_BYTES],
+                  uint8_t **blob, size_t *len)
+{
+    struct store_txn *txn;
+    Simsync__ItemRecord *rec = NULL;
+    uint64_t off = 0, size = 0;
+    size_t j;
+    int rc;
+
+    *blob = NULL;
+    if (!r->trusted) {
+        uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
+        const void *val;
+        size_t vl;
+        chunk_key(key, r->sub, id);
+        rc = store_txn_begin(r->st, 1, &txn);
+        if (rc != SIMSYNC_OK)
+            return rc;
+        rc = store_get(txn, STORE_CHUNKS, key, sizeof(key), &val, &vl);
+        if (rc == SIMSYNC_OK) {
+            *blob = malloc(vl ? vl : 1);
+            if (*blob == NULL)
+                rc = SIMSYNC_ENOMEM;
+            else
+                memcpy(*blob, val, vl);
+            *len = vl;
+        }
+        store_txn_abort(txn);
+        return rc;
+    }
+    for (j = 0; j < v->n_chunks; j++) {
+        if (memcmp(v->chunks[j]->id.data, id, CHUNK_ID_BYTES) == 0)
+            break;
+        off += v->chunks[j]->size;
+    }
+    if (j == v->n_chunks)
+        return SIMSYNC_ENOTFOUND;
+    size = v->chunks[j]->size;
+    if (size > CHUNKER_MAX_DEFAULT)
+        return SIMSYNC_EPROTO;
+    rc = store_txn_begin(r->st, 1, &txn);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = item_get(txn, r->sub, cls, item_id, &rec);
+    store_txn_abort(txn);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    {
+        const char *base;
+        uint8_t *buf = malloc(size ? size : 1), check[CHUNK_ID_BYTES];
+        int dfd = rec->name ? folder_open_parent(r, cls, rec->name, 0, &base)
+                            : SIMSYNC_ENOTFOUND;
+        int fd = -1;
+        ssize_t n = -1;
+
+        if (dfd >= 0) {
+            fd = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            close(dfd);
+        }
+        if (fd >= 0 && buf != NULL) {
+            n = pread(fd, buf, size, (off_t)off);
+            close(fd);
+        }
+        rc = SIMSYNC_ENOTFOUND;
+        if (buf != NULL && n == (ssize_t)size) {
+            keys_chunk_id(&r->keys, buf, size, check);
+            /* The file changed since it was recorded: the next scan makes
+             * a new version, this one cannot be served any more. */
+            if (memcmp(check, id, CHUNK_ID_BYTES) == 0)
+                rc = blob_encode(r->keys.seal, id, CHUNK_ID_BYTES, buf, size,
+                                 blob, len);
+        } else if (buf == NULL) {
+            rc = SIMSYNC_ENOMEM;
+        }
+        free(buf);
+    }
+    item_record_free(rec);
+    return rc;
+}
+
+/* ------------------------------------------------------------ hub apply */
+
+static int
+version_equal_vv(const Simsync__Version *a, const Simsync__Version *b,
+                 enum vv_order *o)
+{
+    struct vv x = VV_INIT, y = VV_INIT;
+    int rc = vv_from_pb(&x, a->vv);
+
+    if (rc == SIMSYNC_OK)
+        rc = vv_from_pb(&y, b->vv);
+    if (rc == SIMSYNC_OK)
+        *o = vv_compare(&x, &y);
+    vv_free(&x);
+    vv_free(&y);
+    return rc;
+}
+
+/* Merge b's vv and dots into a copy of a (same content): *out allocated. */
+static int
+merge_equal(const Simsync__Version *a, const Simsync__Version *b,
+            Simsync__Version **out)
+{
+    uint8_t *buf;
+    size_t len;
+    struct vv x = VV_INIT, y = VV_INIT;
+    Simsync__Version *m;
+    int rc = record_pack(&a->base, &buf, &len);
+
+    *out = NULL;
+    if (rc != SIMSYNC_OK)
+        return rc;
+    m = simsync__version__unpack(NULL, len, buf);
+    free(buf);
+    if (m == NULL)
+        return SIMSYNC_ENOMEM;
+    rc = vv_from_pb(&x, a->vv);
+    if (rc == SIMSYNC_OK)
+        rc = vv_from_pb(&y, b->vv);
+    if (rc == SIMSYNC_OK)
+        rc = vv_merge(&x, &y);
+    if (rc == SIMSYNC_OK) {
+        /* Replace the vv and append b's dots not already present. */
+        Simsync__VersionVector *nv = malloc(sizeof(*nv));
+        Simsync__Dot **nd;
+        size_t nn = m->n_dots;
+        if (nv == NULL || vv_to_pb(nv, &x) != SIMSYNC_OK) {
+            free(nv);
+            rc = SIMSYNC_ENOMEM;
+            goto out;
+        }
+        /* Re-home the vv into protobuf-c ownership: copy entries. */
+        Simsync__VersionVector *own = m->vv;
+        uint8_t *vbuf;
+        size_t vlen;
+        rc = record_pack(&nv->base, &vbuf, &vlen);
+        pb_vv_free(nv);
+        free(nv);
+        if (rc != SIMSYNC_OK)
+            goto out;
+        m->vv = simsync__version_vector__unpack(NULL, vlen, vbuf);
+        free(vbuf);
+        if (own != NULL)
+            simsync__version_vector__free_unpacked(own, NULL);
+        if (m->vv == NULL) {
+            rc = SIMSYNC_ENOMEM;
+            goto out;
+        }
+        nd = realloc(m->dots, (m->n_dots + b->n_dots) * sizeof(*nd) + 1);
+        if (nd == NULL) {
+            rc = SIMSYNC_ENOMEM;
+            goto out;
+        }
+        m->dots = nd;
+        for (size_t i = 0; i < b->n_dots; i++) {
+            size_t k;
+            for (k = 0; k < nn; k++)
+                if (nd[k]->replica == b->dots[i]->replica &&
+                    nd[k]->counter == b->dots[i]->counter)
+                    break;
+            if (k < nn)
+                continue;
+            nd[nn] = malloc(sizeof(Simsync__Dot));
+            if (nd[nn] == NULL) {
+                rc = SIMSYNC_ENOMEM;
+                break;
+            }
+            simsync__dot__init(nd[nn]);
+            nd[nn]->replica = b->dots[i]->replica;
+            nd[nn]->counter = b->dots[i]->counter;
+            nn++;
+        }
+        m->n_dots = nn;
+    }
+out:
+    vv_free(&x);
+    vv_free(&y);
+    if (rc != SIMSYNC_OK) {
+        simsync__version__free_unpacked(m, NULL);
+        return rc;
+    }
+    *out = m;
+    return SIMSYNC_OK;
+}
+
+static int
+hub_apply(struct replica *r, struct store_txn *txn, const Simsync__Change *c,
+          struct apply_stats *stats)
+{
+    Simsync__ItemRecord *old = NULL, rec = SIMSYNC__ITEM_RECORD__INIT;
+    Simsync__Version *keep[64], *merged = NULL;
+    const Simsync__Version *v = c->version;
+    size_t nkeep = 0;
+    int rc, concurrent = 0;
+
+    rc = item_get(txn, r->sub, (int)c->cls, c->item_id.data, &old);
+    if (rc == SIMSYNC_ENOTFOUND)
+        rc = SIMSYNC_OK;
+    if (rc != SIMSYNC_OK)
+        return rc;
+    for (size_t i = 0; old != NULL && i < old->n_versions; i++) {
+        enum vv_order o;
+        rc = version_equal_vv(v, old->versions[i], &o);
+        if (rc != SIMSYNC_OK)
+            goto out;
+        if (o == VV_EQUAL || o == VV_LESSER) {
+            stats->skipped++;
+            goto out; /* known or superseded */
+        }
+        if (o == VV_GREATER)
+            continue; /* superseded by v: dropped */
+        if (merged == NULL && same_content(v, old->versions[i])) {
+            rc = merge_equal(old->versions[i], v, &merged);
+            if (rc != SIMSYNC_OK)
+                goto out;
+            continue;
+        }
+        concurrent = 1;
+        if (nkeep == sizeof(keep) / sizeof(keep[0])) {
+            rc = SIMSYNC_ETOOBIG;
+            goto out;
+        }
+        keep[nkeep++] = old->versions[i];
+    }
+    keep[nkeep++] = merged ? merged : (Simsync__Version *)v;
+    rec.versions = keep;
+    rec.n_versions = nkeep;
+    rc = item_put(txn, r->sub, (int)c->cls, c->item_id.data, old, &rec);
+    if (rc == SIMSYNC_OK) {
+        stats->applied++;
+        if (concurrent)
+            stats->siblings++;
+    }
+out:
+    if (merged != NULL)
+        simsync__version__free_unpacked(merged, NULL);
+    item_record_free(old);
+    return rc;
+}
+
+/* ------------------------------------------------------------ trusted */
+
+/* Write the content of version v to a temp file in the item's folder and
+ * rename it over `name`. Content comes from the inline body or the staged
+ * chunks; it must hash to v->content_hash. */
+static int
+write_content(struct replica *r, struct store_txn *txn, int cls,
+              const uint8_t item_id[ITEM_ID_BYTES], const char *name,
+              const Simsync__Version *v, struct stat *st)
+{
+    struct crypt_hash_state hs;
+    uint8_t hash[32], tmp_name[64];
+    const char *base;
+    int dfd, fd, rc = SIMSYNC_OK;
+
+    if (v->content_hash.len != 32 || v->size > ITEM_SIZE_MAX)
+        return SIMSYNC_EPROTO;
+    dfd = folder_open_parent(r, cls, name, 1, &base);
+    if (dfd < 0)
+        return dfd;
+    fd = folder_make_tmp(dfd, (char *)tmp_name, sizeof(tmp_name));
+    if (fd < 0) {
+        close(dfd);
+        return fd;
+    }
+    crypt_hash_init(&hs, 32, r->keys.content, 32);
+    if (v->n_chunks == 0) {
+        uint8_t *plain = NULL;
+        size_t plen = 0;
+        if (v->size > INLINE_MAX)
+            rc = SIMSYNC_EPROTO;
+        if (rc == SIMSYNC_OK)
+            rc = blob_decode(r->keys.seal, item_id, ITEM_ID_BYTES,
+                             v->inline_body.data, v->inline_body.len,
+                             INLINE_MAX, &plain, &plen);
+        if (rc == SIMSYNC_OK && plen != v->size)
+            rc = SIMSYNC_EPROTO;
+        if (rc == SIMSYNC_OK && plen > 0 &&
+            write(fd, plain, plen) != (ssize_t)plen)
+            rc = SIMSYNC_EIO;
+        if (rc == SIMSYNC_OK)
+            crypt_hash_update(&hs, plain, plen);
+        free(plain);
+    } else {
+        uint64_t total = 0;
+        for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
+            uint8_t key[SUB_BYTES + CHUNK_ID_BYTES], *plain = NULL;
+            const void *val;
+            size_t vl, plen;
+            if (v->chunks[j]->id.len != CHUNK_ID_BYTES ||
+                v->chunks[j]->size > CHUNKER_MAX_DEFAULT) {
+                rc = SIMSYNC_EPROTO;
+                break;
+            }
+            chunk_key(key, r->sub, v->chunks[j]->id.data);
+            rc = store_get(txn, STORE_STAGE, key, sizeof(key), &val, &vl);
+            if (rc == SIMSYNC_OK)
+                rc = blob_decode(r->keys.seal, v->chunks[j]->id.data,
+                                 CHUNK_ID_BYTES, val, vl,
+                                 v->chunks[j]->size, &plain, &plen);
+            if (rc == SIMSYNC_OK && plen != v->chunks[j]->size)
+                rc = SIMSYNC_EPROTO;
+            if (rc == SIMSYNC_OK && write(fd, plain, plen) != (ssize_t)plen)
+                rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+            if (rc == SIMSYNC_OK)
+                crypt_hash_update(&hs, plain, plen);
+            total += plen;
+            free(plain);
+        }
+        if (rc == SIMSYNC_OK && total != v->size)
+            rc = SIMSYNC_EPROTO;
+    }
+    crypt_hash_final(&hs, hash, sizeof(hash));
+    if (rc == SIMSYNC_OK && !crypt_equal(hash, v->content_hash.data, 32))
+        rc = SIMSYNC_ECRYPTO;
+    if (rc == SIMSYNC_OK)
+        rc = folder_commit_tmp(dfd, fd, (char *)tmp_name, base, st);
+    else
+        unlinkat(dfd, (char *)tmp_name, 0);
+    close(fd);
+    close(dfd);
+    return rc;
+}
+
+/* Name of the conflict copy of `name` for the losing version: the same on
+ * every node, since it depends only on the loser's author and clock. */
+static void
+copy_name(char *out, size_t len, const char *name,
+          const Simsync__Version *loser)
+{
+    const char *slash = strrchr(name, '/');
+    const char *dot = strrchr(slash ? slash + 1 : name, '.');
+    size_t stem = dot && dot != (slash ? slash + 1 : name)
+                      ? (size_t)(dot - name)
+                      : strlen(name);
+
+    snprintf(out, len, "%.*s.conflict-%08x-%llx%s", (int)stem, name,
+             (unsigned)(loser->author >> 32),
+             (unsigned long long)loser->hlc, stem < strlen(name) ? dot : "");
+}
+
+static int
+add_conflict(struct replica *r, struct store_txn *txn, int cls,
+             const char *name, const char *cname, int copy_is_mine)
+{
+    Simsync__ConflictRecord cr = SIMSYNC__CONFLICT_RECORD__INIT;
+    uint8_t key[ITEM_KEY_BYTES], id[ITEM_ID_BYTES], *buf;
+    size_t len;
+    int rc;
+
+    cr.cls = (uint32_t)cls;
+    cr.name = (char *)name;
+    cr.copy_name = (char *)cname;
+    cr.copy_is_mine = copy_is_mine;
+    cr.when_ms = r->now_ms;
+    keys_item_id(&r->keys, cls, cname, id);
+    item_key(key, r->sub, cls, id);
+    rc = record_pack(&cr.base, &buf, &len);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_put(txn, STORE_CONFLICTS, key, sizeof(key), buf, len);
+    free(buf);
+    return rc;
+}
+
+/* Copy the current local file `from` to `to` (both in class cls). */
+static int
+copy_file(struct replica *r, int cls, const char *from, const char *to)
+{
+    const char *b1, *b2;
+    char tmp[64];
+    uint8_t buf[65536];
+    struct stat st;
+    int d1, d2, in, out, rc = SIMSYNC_OK;
+    ssize_t n;
+
+    d1 = folder_open_parent(r, cls, from, 0, &b1);
+    if (d1 < 0)
+        return d1;
+    in = openat(d1, b1, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    close(d1);
+    if (in < 0)
+        return SIMSYNC_EIO;
+    d2 = folder_open_parent(r, cls, to, 1, &b2);
+    if (d2 < 0) {
+        close(in);
+        return d2;
+    }
+    out = folder_make_tmp(d2, tmp, sizeof(tmp));
+    if (out < 0) {
+        close(in);
+        close(d2);
+        return out;
+    }
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        if (write(out, buf, (size_t)n) != n) {
+            rc = SIMSYNC_EIO;
+            break;
+        }
+    if (n < 0)
+        rc = SIMSYNC_EIO;
+    if (rc == SIMSYNC_OK)
+        rc = folder_commit_tmp(d2, out, tmp, b2, &st);
+    else
+        unlinkat(d2, tmp, 0);
+    close(in);
+    close(out);
+    close(d2);
+    return rc;
+}
+
+static int
+record_copy(struct replica *r, struct store_txn *txn, int cls,
+            const char *cname, const Simsync__Version *loser)
+{
+    Simsync__ItemRecord *old = NULL;
+    uint8_t id[ITEM_ID_BYTES];
+    struct vv base = VV_INIT;
+    int rc;
+
+    keys_item_id(&r->keys, cls, cname, id);
+    rc = item_get(txn, r->sub, cls, id, &old);
+    if (rc == SIMSYNC_ENOTFOUND)
+        rc = SIMSYNC_OK;
+    if (rc == SIMSYNC_OK && old != NULL)
+        rc = vv_from_pb(&base, old->versions[0]->vv);
+    if (rc == SIMSYNC_OK)
+        rc = folder_record(r, txn, cls, cname, &base, loser->hlc,
+                           loser->author, old);
+    vv_free(&base);
+    item_record_free(old);
+    return rc;
+}
+
+static int
+trusted_apply(struct replica *r, struct store_txn *txn,
+              const Simsync__Change *c, struct apply_stats *stats)
+{
+    Simsync__ItemRecord *old = NULL, rec = SIMSYNC__ITEM_RECORD__INIT;
+    Simsync__ItemMeta *meta = NULL;
+    Simsync__Version *vp = c->version;
+    const Simsync__Version *v = c->version, *l;
+    const uint8_t *id = c->item_id.data;
+    int cls = (int)c->cls, rc;
+    struct vv a = VV_INIT, b = VV_INIT;
+    struct stat st;
+    enum vv_order o;
+    char cname[PATH_MAX];
+
+    rc = replica_open_meta(r, cls, id, v, &meta);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = item_get(txn, r->sub, cls, id, &old);
+    if (rc == SIMSYNC_ENOTFOUND)
+        rc = SIMSYNC_OK;
+    if (rc != SIMSYNC_OK)
+        goto out;
+    /* An edit not scanned yet is recorded first, so it takes part. */
+    if (old != NULL && old->present &&
+        (folder_stat(r, cls, meta->name, &st) != SIMSYNC_OK ||
+         !folder_stat_matches(old, &st))) {
+        rc = vv_from_pb(&a, old->versions[0]->vv);
+        if (rc == SIMSYNC_OK)
+            rc = folder_record(r, txn, cls, meta->name, &a, 0, 0, old);
+        item_record_free(old);
+        old = NULL;
+        if (rc == SIMSYNC_OK)
+            rc = item_get(txn, r->sub, cls, id, &old);
+        if (rc != SIMSYNC_OK)
+            goto out;
+    }
+    rc = journal_hlc_observe(txn, v->hlc);
+    if (rc != SIMSYNC_OK)
+        goto out;
+    if (old == NULL) {
+        o = VV_GREATER;
+    } else {
+        rc = version_equal_vv(v, old->versions[0], &o);
+        if (rc != SIMSYNC_OK)
+            goto out;
+    }
+    if (o == VV_EQUAL || o == VV_LESSER) {
+        stats->skipped++;
+        goto out;
+    }
+    rec.name = meta->name;
+    if (o == VV_GREATER) {
+        if (v->deleted) {
+            rc = folder_remove(r, cls, meta->name);
+        } else {
+            rc = write_content(r, txn, cls, id, meta->name, v, &st);
+            if (rc == SIMSYNC_OK)
+                folder_stat_fill(&rec, &st);
+        }
+        rec.versions = &vp;
+        rec.n_versions = 1;
+        if (rc == SIMSYNC_OK)
+            rc = item_put(txn, r->sub, cls, id, old, &rec);
+        if (rc == SIMSYNC_OK)
+            stats->applied++;
+        goto out;
+    }
+    /* Concurrent. */
+    l = old->versions[0];
+    rc = vv_from_pb(&a, l->vv);
+    if (rc == SIMSYNC_OK)
+        rc = vv_from_pb(&b, v->vv);
+    if (rc == SIMSYNC_OK)
+        rc = vv_merge(&a, &b);
+    if (rc != SIMSYNC_OK)
+        goto out;
+    if (same_content(v, l)) {
+        Simsync__Version *m = NULL;
+        rc = merge_equal(l, v, &m);
+        if (rc == SIMSYNC_OK) {
+            Simsync__ItemRecord keep = *old;
+            keep.versions = &m;
+            keep.n_versions = 1;
+            rc = item_put(txn, r->sub, cls, id, old, &keep);
+            simsync__version__free_unpacked(m, NULL);
+        }
+        stats->applied++;
+        goto out;
+    }
+    if (a_wins(v, l)) {
+        /* Incoming wins: keep our content as a copy unless it was a
+         * deletion (a tombstone loses nothing). */
+        if (!l->deleted) {
+            copy_name(cname, sizeof(cname), meta->name, l);
+            rc = copy_file(r, cls, meta->name, cname);
+            if (rc == SIMSYNC_OK)
+                rc = record_copy(r, txn, cls, cname, l);
+            if (rc == SIMSYNC_OK)
+                rc = add_conflict(r, txn, cls, meta->name, cname, 1);
+            stats->conflicts++;
+        }
+        if (rc == SIMSYNC_OK)
+            rc = v->deleted ? folder_remove(r, cls, meta->name)
+                            : write_content(r, txn, cls, id, meta->name, v,
+                                            &st);
+        if (rc == SIMSYNC_OK)
+            rc = folder_record(r, txn, cls, meta->name, &a, v->hlc,
+                               v->author, old);
+    } else {
+        /* Ours wins: theirs becomes the copy unless it is a deletion. */
+        if (!v->deleted) {
+            copy_name(cname, sizeof(cname), meta->name, v);
+            rc = write_content(r, txn, cls, id, cname, v, &st);
+            if (rc == SIMSYNC_OK)
+                rc = record_copy(r, txn, cls, cname, v);
+            if (rc == SIMSYNC_OK)
+                rc = add_conflict(r, txn, cls, meta->name, cname, 0);
+            stats->conflicts++;
+        }
+        if (rc == SIMSYNC_OK)
+            rc = folder_record(r, txn, cls, meta->name, &a, l->hlc,
+                               l->author, old);
+    }
+    if (rc == SIMSYNC_OK)
+        stats->applied++;
+out:
+    vv_free(&a);
+    vv_free(&b);
+    item_record_free(old);
+    if (meta != NULL)
+        simsync__item_meta__free_unpacked(meta, NULL);
+    return rc;
+}
+
+struct batch_arg {
+    struct replica *r;
+    Simsync__Change *const *ch;
+    size_t n;
+    uint64_t peer;
+    struct apply_stats stats;
+};
+
+static int
+apply_fn(struct store_txn *txn, void *arg)
+{
+    struct batch_arg *b = arg;
+    struct vv resume = VV_INIT;
+    int rc = SIMSYNC_OK;
+
+    memset(&b->stats, 0, sizeof(b->stats));
+    for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
+        const Simsync__Change *c = b->ch[i];
+        if (c->cls >= CLS_COUNT || c->item_id.len != ITEM_ID_BYTES ||
+            c->version == NULL) {
+            rc = SIMSYNC_EPROTO;
+            break;
+        }
+        rc = b->r->trusted ? trusted_apply(b->r, txn, c, &b->stats)
+                           : hub_apply(b->r, txn, c, &b->stats);
+    }
+    /* Resume cursor: per class, the highest dot of each origin seen. */
+    for (int cls = 0; rc == SIMSYNC_OK && b->peer != 0 && cls < CLS_COUNT;
+         cls++) {
+        vv_clear(&resume);
+        for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
+            const Simsync__Version *v = b->ch[i]->version;
+            if ((int)b->ch[i]->cls != cls)
+                continue;
+            for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_dots; j++)
+                rc = vv_raise(&resume, v->dots[j]->replica,
+                              v->dots[j]->counter);
+        }
+        if (rc == SIMSYNC_OK && resume.n > 0)
+            rc = journal_knowledge_raise(txn, b->r->sub, cls, b->peer,
+                                         &resume);
+    }
+    /* Staged chunks of applied items are not needed any more. */
+    for (size_t i = 0; rc == SIMSYNC_OK && b->r->trusted && i < b->n; i++) {
+        const Simsync__Version *v = b->ch[i]->version;
+        for (size_t j = 0; j < v->n_chunks; j++) {
+            uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
+            if (v->chunks[j]->id.len != CHUNK_ID_BYTES)
+                continue;
+            chunk_key(key, b->r->sub, v->chunks[j]->id.data);
+            int drc = store_del(txn, STORE_STAGE, key, sizeof(key));
+            if (drc != SIMSYNC_OK && drc != SIMSYNC_ENOTFOUND)
+                rc = drc;
+        }
+    }
+    vv_free(&resume);
+    return rc;
+}
+
+int
+replica_apply_batch(struct replica *r, Simsync__Change *const *ch, size_t n,
+                    uint64_t peer, struct apply_stats *stats)
+{
+    struct batch_arg b = {r, ch, n, peer, {0}};
+    int rc = store_write(r->st, apply_fn, &b);
+
+    if (rc == SIMSYNC_OK && stats != NULL) {
+        stats->applied += b.stats.applied;
+        stats->skipped += b.stats.skipped;
+        stats->conflicts += b.stats.conflicts;
+        stats->siblings += b.stats.siblings;
+    }
+    return rc;
+}

@@ -1,0 +1,79 @@
+/* replica.h -- one subscriber's data on one node, and the decisions taken
+ * when a version arrives from elsewhere.
+ *
+ * Two kinds of replica share this interface:
+ *  - trusted (terminal, desktop): holds the data keys, keeps exactly one
+ *    version per item, mirrors items as files in the class folders, and
+ *    resolves concurrent versions deterministically (same winner on every
+ *    node: later hybrid logical clock, then author replica), keeping the
+ *    loser as a conflict copy named after the loser (author, hlc) and
+ *    listing it in the conflict inbox;
+ *  - hub: cannot read anything, keeps concurrent versions as siblings and
+ *    collapses them only when a dominating version or equal content (same
+ *    keyed content hash) arrives.
+ * Deletions are tombstone versions. A concurrent edit beats a delete. */
+#ifndef SIMSYNC_REPLICA_H
+#define SIMSYNC_REPLICA_H
+
+#include <limits.h>
+#include <stdint.h>
+#include "journal.h"
+#include "keys.h"
+
+#define INLINE_MAX (32u * 1024)     /* larger items are chunked */
+#define CHUNK_ID_BYTES 32
+#define ITEM_SIZE_MAX (1ull << 36)  /* 64 GiB: larger items are refused */
+
+struct replica {
+    struct store *st;        /* borrowed */
+    uint8_t sub[SUB_BYTES];  /* store key of the subscriber */
+    uint64_t self;           /* this replica's id; 0 on the hub */
+    int trusted;             /* 1: terminal or desktop */
+    struct datakeys keys;    /* trusted only */
+    char data_dir[PATH_MAX]; /* trusted only: parent of class folders */
+    uint64_t now_ms;         /* wall clock, set by the caller */
+};
+
+struct apply_stats {
+    uint64_t applied;    /* versions that changed something */
+    uint64_t skipped;    /* already known or superseded */
+    uint64_t conflicts;  /* conflict copies made (trusted) */
+    uint64_t siblings;   /* concurrent versions kept (hub) */
+};
+
+/* Which chunks of this batch would be needed to apply it and are not on
+ * this node yet (hub: chunks db; trusted: staging area)? Appends their ids
+ * (32 bytes each, no duplicates) to *ids and *nids, which the caller frees. */
+int replica_missing_chunks(struct replica *r, Simsync__Change *const *ch,
+                           size_t n, uint8_t **ids, size_t *nids);
+/* Keep one arriving chunk (its own committed transaction, so a cut link
+ * never re-sends it). */
+int replica_put_chunk(struct replica *r, const uint8_t id[CHUNK_ID_BYTES],
+                      const uint8_t *blob, size_t len);
+/* The blob of one chunk of an item version this node sends. *blob
+ * returned to the caller. SIMSYNC_ENOTFOUND if it is gone or changed. */
+int replica_get_chunk(struct replica *r, int cls,
+                      const uint8_t item_id[ITEM_ID_BYTES],
+                      const Simsync__Version *v,
+                      const uint8_t id[CHUNK_ID_BYTES], uint8_t **blob,
+                      size_t *len);
+
+/* Apply a batch in one write transaction: all of it or none of it. For a
+ * trusted replica, files are written (temp file + rename) before the
+ * commit; a crash in between is healed by the next scan, which sees the
+ * file and records it as a change with equal content.
+ * Afterwards the resume cursor for `peer` is raised to the batch's dots. */
+int replica_apply_batch(struct replica *r, Simsync__Change *const *ch,
+                        size_t n, uint64_t peer, struct apply_stats *stats);
+
+/* Decode the sealed metadata of a version (trusted only) and check that
+ * the name belongs to `item_id`. *meta returned (free_unpacked). */
+int replica_open_meta(const struct replica *r, int cls,
+                      const uint8_t item_id[ITEM_ID_BYTES],
+                      const Simsync__Version *v, Simsync__ItemMeta **meta);
+
+/* Is `name` a safe relative path inside a class folder? (no "..", not
+ * absolute, no empty components, no NUL, at most PATH_MAX/2 bytes) */
+int replica_name_ok(const char *name);
+
+#endif /* SIMSYNC_REPLICA_H */

@@ -1,0 +1,67 @@
+/* session.h -- one sync session as a sans-I/O state machine.
+ *
+ * A session is fed the frames received from the peer (session_input) and
+ * yields the frames to send (session_output). It never opens a socket,
+ * sleeps or reads a clock: the caller moves bytes over whatever transport
+ * it has and sets replica->now_ms. The store (through the replica) is the
+ * one thing it touches.
+ *
+ * A session has two phases, run in the same order on both sides: the
+ * initiator (terminal) sends its changes first, then receives; the
+ * responder (hub) receives first, then sends. In each phase:
+ *
+ *   receiver -> Knowledge          (per class: counter known per origin)
+ *   sender   -> ChangeBatch(seq)   (entries above that knowledge)
+ *   receiver -> ChunkWant(seq)     (chunks it lacks; may be empty)
+ *   sender   -> ChunkData ...      (one per wanted chunk)
+ *   receiver -> BatchAck(seq)      (the batch is committed)
+ *   ... more batches ...
+ *   sender   -> Done(items, bytes, digest, sender knowledge)
+ *   receiver -> Complete(items, bytes, digest)
+ *
+ * See docs/protocol.md for the exact rules. */
+#ifndef SIMSYNC_SESSION_H
+#define SIMSYNC_SESSION_H
+
+#include "replica.h"
+
+#define SESSION_BATCH_ITEMS 256
+#define SESSION_BATCH_BYTES (512u * 1024)
+#define SESSION_BATCH_CHUNK_BYTES (8u << 20)
+
+struct session_cfg {
+    struct replica *r;  /* borrowed for the session's life */
+    uint32_t classes;   /* classes this session syncs */
+    uint64_t peer;      /* the peer's id, for resume cursors (non-zero) */
+    int initiator;      /* 1: send first, then receive */
+};
+
+struct session_stats {
+    uint64_t sent_items, sent_bytes;   /* changes and content bytes sent */
+    uint64_t recv_items, recv_bytes;
+    uint64_t batches_sent, batches_recv;
+    uint64_t chunks_sent, chunks_recv;
+    struct apply_stats apply;
+};
+
+struct session;
+
+int session_new(const struct session_cfg *cfg, struct session **out);
+void session_free(struct session *s); /* NULL-safe */
+
+/* Feed one received frame. Returns SIMSYNC_OK, or an error after which the
+ * session is failed (an Error frame for the peer may be queued). A
+ * received Error frame returns the peer's code. */
+int session_input(struct session *s, const uint8_t *frame, size_t len);
+/* Next frame to send; *frame returned to the caller (free). SIMSYNC_EAGAIN
+ * when nothing is queued. */
+int session_output(struct session *s, uint8_t **frame, size_t *len);
+/* 1 when both phases completed. */
+int session_finished(const struct session *s);
+const struct session_stats *session_get_stats(const struct session *s);
+
+/* Encode an Error envelope (for callers that fail before a session). */
+int session_error_frame(int code, const char *text, uint8_t **frame,
+                        size_t *len);
+
+#endif /* SIMSYNC_SESSION_H */
