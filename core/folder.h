@@ -33,6 +33,10 @@ int folder_stat(const struct replica *r, int cls, const char *name,
 int folder_stat_matches(const Simsync__ItemRecord *rec, const struct stat *st);
 void folder_stat_fill(Simsync__ItemRecord *rec, const struct stat *st);
 
+/* Copy the file `from` over `to` (both in class cls), atomically. */
+int folder_copy(const struct replica *r, int cls, const char *from,
+                const char *to);
+
 /* Remove `name` (and nothing else); absent is fine. */
 int folder_remove(const struct replica *r, int cls, const char *name);
 

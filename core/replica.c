@@ -577,52 +577,6 @@ add_conflict(struct replica *r, struct store_txn *txn, int cls,
     return rc;
 }
 
-/* Copy the current local file `from` to `to` (both in class cls). */
-static int
-copy_file(struct replica *r, int cls, const char *from, const char *to)
-{
-    const char *b1, *b2;
-    char tmp[64];
-    uint8_t buf[65536];
-    struct stat st;
-    int d1, d2, in, out, rc = SIMSYNC_OK;
-    ssize_t n;
-
-    d1 = folder_open_parent(r, cls, from, 0, &b1);
-    if (d1 < 0)
-        return d1;
-    in = openat(d1, b1, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    close(d1);
-    if (in < 0)
-        return SIMSYNC_EIO;
-    d2 = folder_open_parent(r, cls, to, 1, &b2);
-    if (d2 < 0) {
-        close(in);
-        return d2;
-    }
-    out = folder_make_tmp(d2, tmp, sizeof(tmp));
-    if (out < 0) {
-        close(in);
-        close(d2);
-        return out;
-    }
-    while ((n = read(in, buf, sizeof(buf))) > 0)
-        if (write(out, buf, (size_t)n) != n) {
-            rc = SIMSYNC_EIO;
-            break;
-        }
-    if (n < 0)
-        rc = SIMSYNC_EIO;
-    if (rc == SIMSYNC_OK)
-        rc = folder_commit_tmp(d2, out, tmp, b2, &st);
-    else
-        unlinkat(d2, tmp, 0);
-    close(in);
-    close(out);
-    close(d2);
-    return rc;
-}
-
 static int
 record_copy(struct replica *r, struct store_txn *txn, int cls,
             const char *cname, const Simsync__Version *loser)
@@ -741,7 +695,7 @@ trusted_apply(struct replica *r, struct store_txn *txn,
          * deletion (a tombstone loses nothing). */
         if (!l->deleted) {
             copy_name(cname, sizeof(cname), meta->name, l);
-            rc = copy_file(r, cls, meta->name, cname);
+            rc = folder_copy(r, cls, meta->name, cname);
             if (rc == SIMSYNC_OK)
                 rc = record_copy(r, txn, cls, cname, l);
             if (rc == SIMSYNC_OK)

@@ -698,6 +698,24 @@ send_complete(struct session *s, const Simsync__Complete *c)
         c->bytes != s->bytes ||
         !crypt_equal(c->digest.data, s->done_digest, sizeof(s->done_digest)))
         return SIMSYNC_EPROTO;
+    /* The peer now has everything up to our knowledge at stream start:
+     * remember it (status shows pending work against it; the hub purges
+     * tombstones every terminal has acknowledged). */
+    {
+        struct store_txn *txn;
+        int rc = store_txn_begin(s->cfg.r->st, 0, &txn);
+        for (int cls = 0; rc == SIMSYNC_OK && cls < CLS_COUNT; cls++)
+            if (s->stream_classes & (1u << cls))
+                rc = journal_knowledge_raise(txn, s->cfg.r->sub, cls,
+                                             session_ack_peer(s->cfg.peer),
+                                             &s->sender_k[cls]);
+        if (rc == SIMSYNC_OK)
+            rc = store_txn_commit(txn);
+        else
+            store_txn_abort(txn);
+        if (rc != SIMSYNC_OK)
+            return rc;
+    }
     free(s->entries);
     s->entries = NULL;
     s->nentries = s->pos = 0;
@@ -718,6 +736,12 @@ next_phase(struct session *s)
         return recv_start(s);
     s->st = ST_WAIT_KNOW;
     return SIMSYNC_OK;
+}
+
+uint64_t
+session_ack_peer(uint64_t peer)
+{
+    return peer ^ 0x61636b6e6f776c64ull; /* "acknowld" */
 }
 
 int

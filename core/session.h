@@ -60,6 +60,10 @@ int session_output(struct session *s, uint8_t **frame, size_t *len);
 int session_finished(const struct session *s);
 const struct session_stats *session_get_stats(const struct session *s);
 
+/* The knowledge-table peer slot holding what `peer` acknowledged having
+ * received from this node (raised when a send phase completes). */
+uint64_t session_ack_peer(uint64_t peer);
+
 /* Encode an Error envelope (for callers that fail before a session). */
 int session_error_frame(int code, const char *text, uint8_t **frame,
                         size_t *len);

@@ -59,4 +59,122 @@ const char *simsync_strerror(int err);
 /* The process exit code documented for `err` (table above). */
 int simsync_exit_code(int err);
 
+/* ------------------------------------------------------------------ nodes
+ *
+ * A node lives in a home directory:
+ *   config        role, terminal id, data folder
+ *   node.key      Ed25519 secret key (0600)
+ *   store/        the LMDB environment
+ *   sim           the inserted SIM (terminals)
+ *   binding       hub address, pinned hub key, subscriber, classes
+ *   datakey.box   the subscriber data key, sealed to this node's key
+ *   password      Argon2id hash of the terminal password
+ */
+struct simsync_node;
+
+/* Create a node in `home`: role "terminal", "desktop" or "hub".
+ * terminal_id may be NULL (a random IMEI-like id is made); data_dir NULL
+ * means <home>/data. SIMSYNC_EEXIST if home already holds a node. */
+int simsync_init(const char *home, const char *role, const char *terminal_id,
+                 const char *data_dir) SIMSYNC_MUST_CHECK;
+
+int simsync_node_open(const char *home,
+                      struct simsync_node **out) SIMSYNC_MUST_CHECK;
+void simsync_node_close(struct simsync_node *n); /* NULL-safe */
+
+/* The last error's explanation (what failed, on what, what to do), or
+ * "" when there is none. Valid until the next call on the node. */
+const char *simsync_node_errmsg(const struct simsync_node *n);
+
+/* The node ID shown to people (fingerprint of the node key). */
+int simsync_node_id(struct simsync_node *n, char *buf, size_t len);
+const char *simsync_node_role(const struct simsync_node *n);
+const char *simsync_node_terminal_id(const struct simsync_node *n);
+
+/* Virtual SIM files. */
+int simsync_sim_create(const char *file, const char *subscriber,
+                       const char *pin, const char *puk) SIMSYNC_MUST_CHECK;
+int simsync_sim_unblock(const char *file, const char *puk,
+                        const char *new_pin) SIMSYNC_MUST_CHECK;
+
+struct simsync_sim_info {
+    int inserted;           /* a SIM is in this terminal */
+    char file[1024];        /* its location */
+    char subscriber[16];    /* read at insertion */
+    int pin_tries_left, puk_tries_left, blocked;
+    int bound;              /* this terminal is registered */
+    int matches_binding;    /* inserted SIM is the bound subscriber's */
+};
+/* Insert: the SIM checks the PIN (3 tries, then blocked), like a handset
+ * at power-on; the subscriber ID is then read and remembered. */
+int simsync_sim_insert(struct simsync_node *n, const char *file,
+                       const char *pin) SIMSYNC_MUST_CHECK;
+int simsync_sim_remove(struct simsync_node *n) SIMSYNC_MUST_CHECK;
+int simsync_sim_info(struct simsync_node *n,
+                     struct simsync_sim_info *out) SIMSYNC_MUST_CHECK;
+
+/* Register this terminal for the subscriber of its SIM at the hub.
+ * The SIM checks `pin` again; `password` becomes (or must match) the
+ * terminal password. The hub is pinned by `hub_id`. A new subscriber gets
+ * a data key wrapped under `recovery` (when NULL, a random recovery secret
+ * is made and written to recovery_out, which must hold 64 bytes); a known
+ * subscriber's key is unwrapped with `recovery`. classes is a list like
+ * "contacts,pim" or NULL for all. */
+int simsync_register(struct simsync_node *n, const char *hub_addr,
+                     const char *hub_id, const char *classes,
+                     const char *pin, const char *password,
+                     const char *recovery, char *recovery_out,
+                     size_t recovery_len) SIMSYNC_MUST_CHECK;
+
+/* Show or set the classes this terminal syncs ("contacts,pim"). */
+int simsync_classes_get(struct simsync_node *n, char *buf, size_t len);
+int simsync_classes_set(struct simsync_node *n,
+                        const char *list) SIMSYNC_MUST_CHECK;
+
+struct simsync_sync_report {
+    uint64_t scanned, unchanged, added, edited, deleted, guarded;
+    uint64_t sent_items, sent_bytes, recv_items, recv_bytes;
+    uint64_t applied, conflicts;
+    uint64_t wire_sent, wire_recv;      /* after the handshake */
+    uint64_t handshake_bytes;
+    double seconds;
+};
+/* Scan the class folders, then sync both ways with the hub (hub_addr NULL:
+ * the registered one). allow_mass_delete confirms a large deletion. */
+int simsync_sync(struct simsync_node *n, const char *hub_addr,
+                 int allow_mass_delete,
+                 struct simsync_sync_report *rep) SIMSYNC_MUST_CHECK;
+
+struct simsync_class_status {
+    const char *name;
+    uint64_t items;          /* live items */
+    uint64_t pending_up;     /* local changes not yet on the hub */
+    uint64_t conflicts;      /* entries in the conflict inbox */
+    int selected;            /* synced by this terminal */
+};
+/* Fill one entry per class (8); *last_sync_ms is 0 when never synced. */
+int simsync_status(struct simsync_node *n, struct simsync_class_status *out,
+                   size_t cap, size_t *count,
+                   uint64_t *last_sync_ms) SIMSYNC_MUST_CHECK;
+
+struct simsync_conflict {
+    char cls[16];
+    char name[512];       /* the item holding the winning content */
+    char copy_name[512];  /* the conflict copy */
+    int copy_is_mine;     /* the copy holds this terminal's former edit */
+};
+/* List the conflict inbox; *count set to the total (may exceed cap). */
+int simsync_conflicts(struct simsync_node *n, struct simsync_conflict *out,
+                      size_t cap, size_t *count) SIMSYNC_MUST_CHECK;
+/* Resolve "class/name": keep "mine", "theirs" or "both". */
+int simsync_conflict_resolve(struct simsync_node *n, const char *item,
+                             const char *keep) SIMSYNC_MUST_CHECK;
+
+/* Serve as the hub on `listen` ("HOST:PORT") until *stop becomes non-zero.
+ * If bound_addr is not NULL the real address is written there once
+ * listening (useful with port 0). */
+int simsync_hub_serve(struct simsync_node *n, const char *listen,
+                      volatile int *stop, char *bound_addr,
+                      size_t bound_len) SIMSYNC_MUST_CHECK;
+
 #endif /* SIMSYNC_H */

@@ -1,0 +1,444 @@
+/* hub.c -- the hub: accepts terminals, registers them, and syncs each
+ * subscriber's ciphertext. It never holds a data key; subscriber IDs are
+ * stored only as keyed hashes (the key, hub.pepper, never leaves the hub)
+ * and are never logged.
+ *
+ * One thread per connection: LMDB serialises writers and lets readers run
+ * alongside, and each connection's work is a sans-I/O session driven by
+ * node_pump. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crypt.h"
+#include "node.h"
+#include "session.h"
+#include "transport.h"
+
+#define HUB_MAX_CONNS 512
+
+struct hub_conn {
+    struct simsync_node *n;
+    struct conn *conn;
+};
+
+static pthread_mutex_t hub_lock = PTHREAD_MUTEX_INITIALIZER;
+static int hub_active;
+
+static void
+hub_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+hub_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    if (getenv("SIMSYNC_QUIET") != NULL)
+        return;
+    va_start(ap, fmt);
+    fputs("hub: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* Keyed hash of a subscriber ID: the hub's store key for it. */
+static void
+sub_key_hub(const struct simsync_node *n, const char *subscriber,
+            uint8_t out[SUB_BYTES])
+{
+    crypt_hash(out, SUB_BYTES, subscriber, strlen(subscriber), n->pepper, 32);
+}
+
+static int
+sub_valid(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+
+    if (len < 5 || len > 15)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+static int
+tid_valid(const char *s)
+{
+    size_t len = s ? strlen(s) : 0;
+
+    if (len == 0 || len > 63)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < 0x21 || s[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+static void
+reg_key(uint8_t *key, size_t *klen, const uint8_t sub[SUB_BYTES],
+        const char *tid)
+{
+    size_t tl = strlen(tid);
+
+    memcpy(key, sub, SUB_BYTES);
+    memcpy(key + SUB_BYTES, tid, tl);
+    *klen = SUB_BYTES + tl;
+}
+
+static int
+send_error(struct chan *ch, int code, const char *text)
+{
+    uint8_t *frame;
+    size_t len;
+    int rc = session_error_frame(code, text, &frame, &len);
+
+    if (rc == SIMSYNC_OK) {
+        rc = chan_send(ch, frame, len);
+        free(frame);
+    }
+    return rc;
+}
+
+static int
+get_reg(struct simsync_node *n, const uint8_t sub[SUB_BYTES], const char *tid,
+        Simsync__Registration **out)
+{
+    struct store_txn *txn;
+    uint8_t key[SUB_BYTES + 64];
+    size_t klen;
+    const void *v;
+    size_t vl;
+    int rc;
+
+    *out = NULL;
+    reg_key(key, &klen, sub, tid);
+    rc = store_txn_begin(n->st, 1, &txn);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_get(txn, STORE_REGISTRY, key, klen, &v, &vl);
+    if (rc == SIMSYNC_OK) {
+        *out = simsync__registration__unpack(NULL, vl, v);
+        if (*out == NULL)
+            rc = SIMSYNC_EPROTO;
+    }
+    store_txn_abort(txn);
+    return rc;
+}
+
+struct reg_write {
+    const uint8_t *sub;
+    const Simsync__Registration *reg;
+    const Simsync__SubscriberRecord *subrec; /* NULL: keep existing */
+};
+
+static int
+reg_write_fn(struct store_txn *txn, void *arg)
+{
+    struct reg_write *w = arg;
+    uint8_t key[SUB_BYTES + 64], *buf;
+    size_t klen, len;
+    int rc;
+
+    if (w->subrec != NULL) {
+        rc = record_pack(&w->subrec->base, &buf, &len);
+        if (rc != SIMSYNC_OK)
+            return rc;
+        rc = store_put(txn, STORE_SUBS, w->sub, SUB_BYTES, buf, len);
+        free(buf);
+        if (rc != SIMSYNC_OK)
+            return rc;
+    }
+    reg_key(key, &klen, w->sub, w->reg->terminal_id);
+    rc = record_pack(&w->reg->base, &buf, &len);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_put(txn, STORE_REGISTRY, key, klen, buf, len);
+    free(buf);
+    return rc;
+}
+
+static int
+hub_register(struct simsync_node *n, struct chan *ch,
+             const Simsync__Register *req, const uint8_t peer_pk[32])
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+    Simsync__RegisterReply rep = SIMSYNC__REGISTER_REPLY__INIT;
+    Simsync__RegisterDone done = SIMSYNC__REGISTER_DONE__INIT;
+    Simsync__SubscriberRecord *subrec = NULL, newsub =
+        SIMSYNC__SUBSCRIBER_RECORD__INIT;
+    Simsync__Registration *old = NULL, reg = SIMSYNC__REGISTRATION__INIT;
+    uint8_t sub[SUB_BYTES];
+    struct store_txn *txn;
+    const void *v;
+    size_t vl;
+    int rc;
+
+    if (!sub_valid(req->subscriber) || !tid_valid(req->terminal_id) ||
+        req->password_hash == NULL || strlen(req->password_hash) == 0 ||
+        strlen(req->password_hash) >= 128 || req->n_classes > CLS_COUNT)
+        return send_error(ch, SIMSYNC_EPROTO, "malformed registration"),
+               SIMSYNC_EPROTO;
+    sub_key_hub(n, req->subscriber, sub);
+    rc = get_reg(n, sub, req->terminal_id, &old);
+    if (rc == SIMSYNC_OK && !crypt_equal(old->node_pk.data, peer_pk, 32)) {
+        simsync__registration__free_unpacked(old, NULL);
+        hub_log("registration refused: terminal id taken by another key");
+        send_error(ch, SIMSYNC_EREFUSED,
+                   "this terminal ID is registered with another key");
+        return SIMSYNC_EREFUSED;
+    }
+    if (old)
+        simsync__registration__free_unpacked(old, NULL);
+    rc = store_txn_begin(n->st, 1, &txn);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    if (store_get(txn, STORE_SUBS, sub, SUB_BYTES, &v, &vl) == SIMSYNC_OK)
+        subrec = simsync__subscriber_record__unpack(NULL, vl, v);
+    store_txn_abort(txn);
+    rep.subscriber_is_new = subrec == NULL;
+    if (subrec != NULL) {
+        rep.recovery_salt = subrec->recovery_salt;
+        rep.recovery_wrap = subrec->recovery_wrap;
+        rep.key_check = subrec->key_check;
+    }
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_REGISTER_REPLY;
+    env.register_reply = &rep;
+    rc = node_send_env(ch, &env);
+    if (rc == SIMSYNC_OK)
+        rc = node_recv_env(ch, (void **)&in);
+    if (rc == SIMSYNC_OK &&
+        (in->msg_case != SIMSYNC__ENVELOPE__MSG_REGISTER_KEYS ||
+         in->register_keys->wrapped_key.len == 0 ||
+         in->register_keys->wrapped_key.len > 256 ||
+         (subrec == NULL && (in->register_keys->recovery_salt.len != 16 ||
+                             in->register_keys->recovery_wrap.len == 0 ||
+                             in->register_keys->recovery_wrap.len > 256 ||
+                             in->register_keys->key_check.len != 32))))
+        rc = SIMSYNC_EPROTO;
+    if (rc == SIMSYNC_OK) {
+        struct reg_write w = {sub, &reg, NULL};
+        reg.terminal_id = req->terminal_id;
+        reg.node_pk.data = (uint8_t *)peer_pk;
+        reg.node_pk.len = 32;
+        reg.password_hash = req->password_hash;
+        reg.classes = req->classes;
+        reg.n_classes = req->n_classes;
+        reg.registered_ms = node_now_ms();
+        reg.wrapped_key = in->register_keys->wrapped_key;
+        if (subrec == NULL) {
+            newsub.recovery_salt = in->register_keys->recovery_salt;
+            newsub.recovery_wrap = in->register_keys->recovery_wrap;
+            newsub.key_check = in->register_keys->key_check;
+            newsub.created_ms = reg.registered_ms;
+            w.subrec = &newsub;
+        }
+        rc = store_write(n->st, reg_write_fn, &w);
+    }
+    if (rc == SIMSYNC_OK) {
+        simsync__envelope__init(&env);
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_REGISTER_DONE;
+        env.register_done = &done;
+        rc = node_send_env(ch, &env);
+        hub_log("registered terminal %s (%s subscriber)", req->terminal_id,
+                subrec ? "known" : "new");
+    } else if (rc == SIMSYNC_EPROTO) {
+        send_error(ch, rc, "malformed registration keys");
+    }
+    if (in)
+        simsync__envelope__free_unpacked(in, NULL);
+    if (subrec)
+        simsync__subscriber_record__free_unpacked(subrec, NULL);
+    return rc;
+}
+
+static int
+hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
+         const uint8_t peer_pk[32])
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    Simsync__HelloReply rep = SIMSYNC__HELLO_REPLY__INIT;
+    Simsync__Registration *reg = NULL;
+    struct replica r;
+    struct session *s = NULL;
+    struct session_cfg cfg;
+    uint32_t classes[CLS_COUNT], ncls = 0, mask = 0;
+    int rc;
+
+    if (h->proto != SIMSYNC_PROTO_VERSION) {
+        send_error(ch, SIMSYNC_EPROTO, "unsupported protocol version");
+        return SIMSYNC_EPROTO;
+    }
+    if (!sub_valid(h->subscriber) || !tid_valid(h->terminal_id)) {
+        send_error(ch, SIMSYNC_EPROTO, "malformed hello");
+        return SIMSYNC_EPROTO;
+    }
+    memset(&r, 0, sizeof(r));
+    sub_key_hub(n, h->subscriber, r.sub);
+    /* FIG 13/14: subscriber + terminal ID + node key must match a
+     * registration. */
+    rc = get_reg(n, r.sub, h->terminal_id, &reg);
+    if (rc != SIMSYNC_OK || !crypt_equal(reg->node_pk.data, peer_pk, 32) ||
+        reg->node_pk.len != 32) {
+        if (reg)
+            simsync__registration__free_unpacked(reg, NULL);
+        hub_log("sync refused for terminal %s: no matching registration",
+                h->terminal_id);
+        send_error(ch, SIMSYNC_EREFUSED,
+                   "terminal not registered for this subscriber");
+        return SIMSYNC_EREFUSED;
+    }
+    simsync__registration__free_unpacked(reg, NULL);
+    for (size_t i = 0; i < h->n_classes && i < CLS_COUNT; i++)
+        if (h->classes[i] < CLS_COUNT && !(mask & (1u << h->classes[i]))) {
+            mask |= 1u << h->classes[i];
+            classes[ncls++] = h->classes[i];
+        }
+    rep.proto = SIMSYNC_PROTO_VERSION;
+    rep.classes = classes;
+    rep.n_classes = ncls;
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_HELLO_REPLY;
+    env.hello_reply = &rep;
+    rc = node_send_env(ch, &env);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    r.st = n->st;
+    r.trusted = 0;
+    r.now_ms = node_now_ms();
+    cfg.r = &r;
+    cfg.classes = mask;
+    cfg.peer = node_peer_of(peer_pk);
+    cfg.initiator = 0;
+    rc = session_new(&cfg, &s);
+    if (rc == SIMSYNC_OK)
+        rc = node_pump(ch, s);
+    if (s != NULL) {
+        const struct session_stats *st = session_get_stats(s);
+        hub_log("sync terminal %s: %s; received %llu, sent %llu changes",
+                h->terminal_id, simsync_strerror(rc),
+                (unsigned long long)st->recv_items,
+                (unsigned long long)st->sent_items);
+    }
+    session_free(s);
+    return rc;
+}
+
+static void *
+hub_conn_main(void *arg)
+{
+    struct hub_conn *hc = arg;
+    struct chan *ch = NULL;
+    Simsync__Envelope *env = NULL;
+    uint8_t pk[32];
+    int rc;
+
+    conn_set_timeout(hc->conn, 120000);
+    rc = chan_handshake(hc->conn, 0, &hc->n->ident, NULL, &ch);
+    if (rc == SIMSYNC_OK)
+        rc = chan_peer_key(ch, pk);
+    if (rc == SIMSYNC_OK)
+        rc = node_recv_env(ch, (void **)&env);
+    if (rc == SIMSYNC_OK) {
+        if (env->msg_case == SIMSYNC__ENVELOPE__MSG_HELLO)
+            rc = hub_sync(hc->n, ch, env->hello, pk);
+        else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_REGISTER)
+            rc = hub_register(hc->n, ch, env->register_, pk);
+        else
+            send_error(ch, SIMSYNC_EPROTO, "expected hello or register");
+    } else if (rc != SIMSYNC_ECLOSED) {
+        hub_log("connection failed: %s", simsync_strerror(rc));
+    }
+    if (env)
+        simsync__envelope__free_unpacked(env, NULL);
+    chan_free(ch);
+    conn_close(hc->conn);
+    free(hc);
+    pthread_mutex_lock(&hub_lock);
+    hub_active--;
+    pthread_mutex_unlock(&hub_lock);
+    return NULL;
+}
+
+int
+simsync_hub_serve(struct simsync_node *n, const char *listen_addr,
+                  volatile int *stop, char *bound_addr, size_t bound_len)
+{
+    struct listener *l;
+    char addr[128];
+    int rc;
+
+    if (strcmp(n->role, "hub") != 0)
+        return node_fail(n, SIMSYNC_ESTATE,
+                         "this node is a %s; serve from a node made with "
+                         "'simsync init --role hub'",
+                         n->role);
+    rc = transport_tcp.listen(listen_addr, &l);
+    if (rc != SIMSYNC_OK)
+        return node_fail(n, rc, "cannot listen on %s: %s", listen_addr,
+                         simsync_strerror(rc));
+    listener_addr(l, addr, sizeof(addr));
+    if (bound_addr != NULL)
+        snprintf(bound_addr, bound_len, "%s", addr);
+    hub_log("listening on %s", addr);
+    while (!*stop) {
+        struct pollfd pfd = {listener_pollfd(l), POLLIN, 0};
+        struct hub_conn *hc;
+        pthread_t th;
+        pthread_attr_t attr;
+        struct conn *c;
+
+        if (poll(&pfd, 1, 200) <= 0)
+            continue;
+        rc = listener_accept(l, &c);
+        if (rc != SIMSYNC_OK)
+            continue;
+        pthread_mutex_lock(&hub_lock);
+        if (hub_active >= HUB_MAX_CONNS) {
+            pthread_mutex_unlock(&hub_lock);
+            conn_close(c);
+            continue;
+        }
+        hub_active++;
+        pthread_mutex_unlock(&hub_lock);
+        hc = malloc(sizeof(*hc));
+        if (hc == NULL) {
+            conn_close(c);
+            pthread_mutex_lock(&hub_lock);
+            hub_active--;
+            pthread_mutex_unlock(&hub_lock);
+            continue;
+        }
+        hc->n = n;
+        hc->conn = c;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 1u << 20);
+        if (pthread_create(&th, &attr, hub_conn_main, hc) != 0) {
+            conn_close(c);
+            free(hc);
+            pthread_mutex_lock(&hub_lock);
+            hub_active--;
+            pthread_mutex_unlock(&hub_lock);
+        }
+        pthread_attr_destroy(&attr);
+    }
+    listener_close(l);
+    /* Let running sessions finish before the store goes away. */
+    for (int i = 0; i < 300; i++) {
+        int active;
+        pthread_mutex_lock(&hub_lock);
+        active = hub_active;
+        pthread_mutex_unlock(&hub_lock);
+        if (active == 0)
+            break;
+        usleep(100000);
+    }
+    hub_log("stopped");
+    return SIMSYNC_OK;
+}

@@ -1,0 +1,53 @@
+/* node.h -- internals shared by the node modules (node.c: home, identity,
+ * SIM, registration and the terminal's side of a sync; hub.c: the hub). */
+#ifndef SIMSYNC_NODE_H
+#define SIMSYNC_NODE_H
+
+#include <limits.h>
+#include <stdint.h>
+#include "chan.h"
+#include "replica.h"
+#include "simsync.h"
+#include "store.h"
+
+#define NODE_ID_LEN 40
+
+struct simsync_node {
+    char home[PATH_MAX];
+    char role[16];             /* terminal, desktop, hub */
+    char terminal_id[64];
+    char data_dir[PATH_MAX];
+    struct chan_identity ident;
+    uint64_t replica;          /* node key + store epoch */
+    struct store *st;
+    char err[512];
+    /* Terminal binding (when bound). */
+    int bound;
+    char hub_addr[256];
+    uint8_t hub_pk[32];
+    char subscriber[16];
+    uint32_t classes;
+    /* Hub: key for keyed subscriber hashes. */
+    uint8_t pepper[32];
+};
+
+/* Set the node's error message (printf-style) and return `code`. */
+int node_fail(struct simsync_node *n, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Fingerprint of an Ed25519 key as shown to people. */
+void node_id_of(const uint8_t pk[32], char out[NODE_ID_LEN]);
+/* 64-bit peer id of a key, for resume cursors. Never 0. */
+uint64_t node_peer_of(const uint8_t pk[32]);
+
+/* Send one encoded envelope over ch / receive and decode one. */
+int node_send_env(struct chan *ch, const void *env);
+int node_recv_env(struct chan *ch, void **env);
+
+/* Drive a session over a chan until it finishes or fails. */
+struct session;
+int node_pump(struct chan *ch, struct session *s);
+
+uint64_t node_now_ms(void);
+
+#endif /* SIMSYNC_NODE_H */
