@@ -174,6 +174,13 @@ crypt_sign_keypair(uint8_t pk[32], uint8_t sk[64])
 }
 
 int
+crypt_sign_seed_keypair(uint8_t pk[32], uint8_t sk[64], const uint8_t seed[32])
+{
+    return crypto_sign_seed_keypair(pk, sk, seed) == 0 ? SIMSYNC_OK
+                                                       : SIMSYNC_ECRYPTO;
+}
+
+int
 crypt_sign(uint8_t sig[64], const void *m, size_t mlen, const uint8_t sk[64])
 {
     return crypto_sign_detached(sig, NULL, m, mlen, sk) == 0

@@ -75,6 +75,8 @@ int crypt_unseal(uint8_t *out, const uint8_t *in, size_t inlen,
 
 /* Ed25519 node keys and their X25519 forms (for Noise and sealed boxes). */
 int crypt_sign_keypair(uint8_t pk[32], uint8_t sk[64]);
+int crypt_sign_seed_keypair(uint8_t pk[32], uint8_t sk[64],
+                            const uint8_t seed[32]);
 int crypt_sign(uint8_t sig[64], const void *m, size_t mlen,
                const uint8_t sk[64]);
 int crypt_verify(const uint8_t sig[64], const void *m, size_t mlen,

@@ -137,12 +137,15 @@ int
 folder_commit_tmp(int dirfd, int tmpfd, const char *tmpname, const char *base,
                   struct stat *st)
 {
-    if (fsync(tmpfd) != 0 || fstat(tmpfd, st) != 0 ||
-        renameat(dirfd, tmpname, dirfd, base) != 0) {
+    if (fsync(tmpfd) != 0 || renameat(dirfd, tmpname, dirfd, base) != 0) {
         int e = errno;
         unlinkat(dirfd, tmpname, 0);
         return errno_to_err(e);
     }
+    /* After the rename: it changes the inode's ctime, which the stat
+     * cache compares. */
+    if (fstat(tmpfd, st) != 0)
+        return errno_to_err(errno);
     (void)fsync(dirfd);
     return SIMSYNC_OK;
 }
@@ -510,6 +513,12 @@ walk(int dirfd_in, const char *prefix, struct name_list *out, int depth)
     return rc;
 }
 
+static int
+live(const Simsync__ItemRecord *rec)
+{
+    return rec->n_versions == 1 && !rec->versions[0]->deleted;
+}
+
 /* Keyed content hash of a file, to tell a touch from an edit. */
 static int
 file_hash(struct replica *r, int cls, const char *name, uint8_t out[32])
@@ -535,10 +544,37 @@ file_hash(struct replica *r, int cls, const char *name, uint8_t out[32])
     return crypt_hash_final(&hs, out, 32);
 }
 
-static int
-live(const Simsync__ItemRecord *rec)
+
+int
+folder_refresh(struct replica *r, struct store_txn *txn, int cls,
+               const char *name, const uint8_t id[ITEM_ID_BYTES],
+               Simsync__ItemRecord *rec, int *changed)
 {
-    return rec->n_versions == 1 && !rec->versions[0]->deleted;
+    struct vv base = VV_INIT;
+    struct stat st;
+    uint8_t h[32];
+    int rc = SIMSYNC_OK, have = folder_stat(r, cls, name, &st) == SIMSYNC_OK;
+
+    *changed = 0;
+    if (rec != NULL && live(rec) && have && folder_stat_matches(rec, &st))
+        return SIMSYNC_OK;
+    if (rec != NULL && !live(rec) && !have)
+        return SIMSYNC_OK;
+    if (rec != NULL && live(rec) && have &&
+        file_hash(r, cls, name, h) == SIMSYNC_OK &&
+        rec->versions[0]->content_hash.len == 32 &&
+        memcmp(h, rec->versions[0]->content_hash.data, 32) == 0) {
+        /* Touched, not edited: refresh the stat cache only. */
+        folder_stat_fill(rec, &st);
+        return item_put(txn, r->sub, cls, id, rec, rec);
+    }
+    if (rec != NULL)
+        rc = vv_from_pb(&base, rec->versions[0]->vv);
+    if (rc == SIMSYNC_OK)
+        rc = folder_record(r, txn, cls, name, &base, 0, 0, rec);
+    *changed = 1;
+    vv_free(&base);
+    return rc;
 }
 
 struct scan_batch {
@@ -560,9 +596,10 @@ scan_batch_fn(struct store_txn *txn, void *arg)
 
     for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
         Simsync__ItemRecord *rec = NULL;
-        uint8_t id[ITEM_ID_BYTES], h[32];
+        uint8_t id[ITEM_ID_BYTES];
         struct stat st;
         const char *name = b->names[i];
+        int changed, was_live;
 
         keys_item_id(&b->r->keys, b->cls, name, id);
         rc = item_get(txn, b->r->sub, b->cls, id, &rec);
@@ -583,28 +620,14 @@ scan_batch_fn(struct store_txn *txn, void *arg)
             item_record_free(rec);
             continue; /* vanished meanwhile: the next scan sees it */
         }
-        if (rec != NULL && live(rec) && folder_stat_matches(rec, &st)) {
+        was_live = rec != NULL && live(rec);
+        rc = folder_refresh(b->r, txn, b->cls, name, id, rec, &changed);
+        if (!changed)
             local.unchanged++;
-        } else if (rec != NULL && live(rec) &&
-                   file_hash(b->r, b->cls, name, h) == SIMSYNC_OK &&
-                   rec->versions[0]->content_hash.len == 32 &&
-                   memcmp(h, rec->versions[0]->content_hash.data, 32) == 0) {
-            /* Touched, not edited: refresh the stat cache only. */
-            folder_stat_fill(rec, &st);
-            rc = item_put(txn, b->r->sub, b->cls, id, rec, rec);
-            local.unchanged++;
-        } else {
-            vv_clear(&base);
-            if (rec != NULL)
-                rc = vv_from_pb(&base, rec->versions[0]->vv);
-            if (rc == SIMSYNC_OK)
-                rc = folder_record(b->r, txn, b->cls, name, &base, 0, 0,
-                                   rec);
-            if (rec != NULL && live(rec))
-                local.edited++;
-            else
-                local.added++;
-        }
+        else if (was_live)
+            local.edited++;
+        else
+            local.added++;
         item_record_free(rec);
     }
     vv_free(&base);
@@ -658,7 +681,8 @@ find_gone(struct replica *r, int cls, struct name_list *files,
         if (live(rec) && rec->name != NULL) {
             const char *key = rec->name;
             (*live_count)++;
-            if (bsearch(&key, files->v, files->n, sizeof(char *),
+            if (files->n == 0 ||
+                bsearch(&key, files->v, files->n, sizeof(char *),
                         cmp_str) == NULL)
                 rc = names_add(gone, rec->name);
         }
@@ -697,7 +721,7 @@ folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
         if (dfd < 0)
             return dfd;
         rc = walk(dfd, "", &files, 0);
-        if (rc == SIMSYNC_OK)
+        if (rc == SIMSYNC_OK && files.n > 0)
             qsort(files.v, files.n, sizeof(char *), cmp_str);
         for (size_t i = 0; rc == SIMSYNC_OK && i < files.n; i += SCAN_BATCH) {
             struct scan_batch b = {r, cls, files.v + i,

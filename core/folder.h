@@ -49,6 +49,14 @@ int folder_record(struct replica *r, struct store_txn *txn, int cls,
                   const char *name, const struct vv *base, uint64_t hlc,
                   uint64_t author, const Simsync__ItemRecord *old);
 
+/* Bring the record of `name` up to date with its file: nothing when the
+ * stat cache matches, a stat refresh when only metadata changed (same
+ * content hash), else a new local version (or tombstone). *changed tells
+ * which. `rec` may be NULL (new file). */
+int folder_refresh(struct replica *r, struct store_txn *txn, int cls,
+                   const char *name, const uint8_t id[ITEM_ID_BYTES],
+                   Simsync__ItemRecord *rec, int *changed);
+
 struct scan_stats {
     uint64_t files;       /* files looked at */
     uint64_t unchanged;   /* skipped on the stat cache alone */

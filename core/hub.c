@@ -187,7 +187,8 @@ hub_register(struct simsync_node *n, struct chan *ch,
                SIMSYNC_EPROTO;
     sub_key_hub(n, req->subscriber, sub);
     rc = get_reg(n, sub, req->terminal_id, &old);
-    if (rc == SIMSYNC_OK && !crypt_equal(old->node_pk.data, peer_pk, 32)) {
+    if (rc == SIMSYNC_OK && (old->node_pk.len != 32 ||
+                             !crypt_equal(old->node_pk.data, peer_pk, 32))) {
         simsync__registration__free_unpacked(old, NULL);
         hub_log("registration refused: terminal id taken by another key");
         send_error(ch, SIMSYNC_EREFUSED,
@@ -217,11 +218,31 @@ hub_register(struct simsync_node *n, struct chan *ch,
         (in->msg_case != SIMSYNC__ENVELOPE__MSG_REGISTER_KEYS ||
          in->register_keys->wrapped_key.len == 0 ||
          in->register_keys->wrapped_key.len > 256 ||
-         (subrec == NULL && (in->register_keys->recovery_salt.len != 16 ||
+         in->register_keys->key_proof.len != 64 ||
+         (subrec == NULL && (in->register_keys->verifier_pk.len != 32 ||
+                             in->register_keys->recovery_salt.len != 16 ||
                              in->register_keys->recovery_wrap.len == 0 ||
                              in->register_keys->recovery_wrap.len > 256 ||
                              in->register_keys->key_check.len != 32))))
         rc = SIMSYNC_EPROTO;
+    if (rc == SIMSYNC_OK) {
+        /* The terminal must hold the subscriber's data key: it signed this
+         * session's handshake hash with the key derived from it. */
+        const ProtobufCBinaryData *vpk = subrec ? &subrec->verifier_pk
+                                                : &in->register_keys->verifier_pk;
+        uint8_t hh[64];
+        rc = chan_handshake_hash(ch, hh);
+        if (rc == SIMSYNC_OK &&
+            (vpk->len != 32 ||
+             crypt_verify(in->register_keys->key_proof.data, hh, sizeof(hh),
+                          vpk->data) != SIMSYNC_OK)) {
+            hub_log("registration refused: no proof of the subscriber key");
+            send_error(ch, SIMSYNC_EREFUSED,
+                       "the terminal did not prove it holds the "
+                       "subscriber's key");
+            rc = SIMSYNC_EREFUSED;
+        }
+    }
     if (rc == SIMSYNC_OK) {
         struct reg_write w = {sub, &reg, NULL};
         reg.terminal_id = req->terminal_id;
@@ -236,6 +257,7 @@ hub_register(struct simsync_node *n, struct chan *ch,
             newsub.recovery_salt = in->register_keys->recovery_salt;
             newsub.recovery_wrap = in->register_keys->recovery_wrap;
             newsub.key_check = in->register_keys->key_check;
+            newsub.verifier_pk = in->register_keys->verifier_pk;
             newsub.created_ms = reg.registered_ms;
             w.subrec = &newsub;
         }
@@ -284,8 +306,8 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
     /* FIG 13/14: subscriber + terminal ID + node key must match a
      * registration. */
     rc = get_reg(n, r.sub, h->terminal_id, &reg);
-    if (rc != SIMSYNC_OK || !crypt_equal(reg->node_pk.data, peer_pk, 32) ||
-        reg->node_pk.len != 32) {
+    if (rc != SIMSYNC_OK || reg->node_pk.len != 32 ||
+        !crypt_equal(reg->node_pk.data, peer_pk, 32)) {
         if (reg)
             simsync__registration__free_unpacked(reg, NULL);
         hub_log("sync refused for terminal %s: no matching registration",

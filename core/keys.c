@@ -18,6 +18,8 @@ keys_derive(const uint8_t datakey[32], struct datakeys *out)
         rc = crypt_kdf(out->seal, 32, 4, ctx, datakey);
     if (rc == SIMSYNC_OK)
         rc = crypt_kdf(out->check, 32, 5, ctx, datakey);
+    if (rc == SIMSYNC_OK)
+        rc = crypt_kdf(out->verifier, 32, 6, ctx, datakey);
     return rc;
 }
 

@@ -19,6 +19,8 @@ struct datakeys {
     uint8_t content[32];  /* keyed hash of an item's whole content */
     uint8_t seal[32];     /* XChaCha20-Poly1305 key for meta and blobs */
     uint8_t check[32];    /* key check value the hub may keep */
+    uint8_t verifier[32]; /* seed of the Ed25519 key that proves, to the
+                           * hub, possession of the data key */
 };
 
 int keys_derive(const uint8_t datakey[32], struct datakeys *out);

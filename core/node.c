@@ -564,9 +564,7 @@ node_recv_env(struct chan *ch, void **out)
     if (env == NULL)
         return SIMSYNC_EPROTO;
     if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR) {
-        int code = env->error->code > 0 && env->error->code < 100
-                       ? -(int)env->error->code
-                       : SIMSYNC_EPROTO;
+        int code = session_peer_error(env->error->code);
         simsync__envelope__free_unpacked(env, NULL);
         return code;
     }
@@ -766,7 +764,7 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
     uint32_t cls_list[CLS_COUNT], mask = CLS_ALL, ncls = 0;
     uint8_t datakey[32], rkey[32], salt[CRYPT_SALT_BYTES];
     uint8_t wrap[32 + CRYPT_SEAL_OVERHEAD], box[32 + CRYPT_BOX_OVERHEAD];
-    uint8_t xpk[32], check[32];
+    uint8_t xpk[32], check[32], vpk[32], proof[64];
     struct datakeys dk;
     struct link l;
     struct sim *s;
@@ -869,7 +867,16 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
     if (rc == SIMSYNC_OK)
         rc = keys_derive(datakey, &dk);
     if (rc == SIMSYNC_OK) {
+        uint8_t vsk[64], hh[64];
         crypt_hash(check, 32, "simsync-key-check", 17, dk.check, 32);
+        /* Prove to the hub that we hold the data key: sign this session's
+         * handshake hash with the key derived from it. */
+        rc = crypt_sign_seed_keypair(vpk, vsk, dk.verifier);
+        if (rc == SIMSYNC_OK)
+            rc = chan_handshake_hash(l.ch, hh);
+        if (rc == SIMSYNC_OK)
+            rc = crypt_sign(proof, hh, sizeof(hh), vsk);
+        crypt_wipe(vsk, sizeof(vsk));
         keys_wipe(&dk);
         if (!rep->register_reply->subscriber_is_new &&
             (rep->register_reply->key_check.len != 32 ||
@@ -888,6 +895,10 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
         keys.wrapped_key.len = sizeof(box);
         keys.key_check.data = check;
         keys.key_check.len = sizeof(check);
+        keys.verifier_pk.data = vpk;
+        keys.verifier_pk.len = sizeof(vpk);
+        keys.key_proof.data = proof;
+        keys.key_proof.len = sizeof(proof);
         simsync__envelope__init(&env);
         env.msg_case = SIMSYNC__ENVELOPE__MSG_REGISTER_KEYS;
         env.register_keys = &keys;

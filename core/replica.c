@@ -166,6 +166,22 @@ replica_put_chunk(struct replica *r, const uint8_t id[CHUNK_ID_BYTES],
 {
     struct put_chunk_arg a = {r, id, blob, len};
 
+    if (r->trusted) {
+        /* Check before staging: a bad blob staged would count as present
+         * and block every later attempt. */
+        uint8_t *plain, check[CHUNK_ID_BYTES];
+        size_t plen;
+        int rc = blob_decode(r->keys.seal, id, CHUNK_ID_BYTES, blob, len,
+                             CHUNKER_MAX_DEFAULT, &plain, &plen);
+        if (rc != SIMSYNC_OK)
+            return rc;
+        keys_chunk_id(&r->keys, plain, plen, check);
+        crypt_wipe(plain, plen);
+        free(plain);
+        if (!crypt_equal(check, id, CHUNK_ID_BYTES))
+            return SIMSYNC_ECRYPTO;
+    }
+
     return store_write(r->st, put_chunk_fn, &a);
 }
 
@@ -430,7 +446,7 @@ hub_apply(struct replica *r, struct store_txn *txn, const Simsync__Change *c,
             continue;
         }
         concurrent = 1;
-        if (nkeep == sizeof(keep) / sizeof(keep[0])) {
+        if (nkeep + 1 >= sizeof(keep) / sizeof(keep[0])) {
             rc = SIMSYNC_ETOOBIG;
             goto out;
         }
@@ -548,8 +564,8 @@ copy_name(char *out, size_t len, const char *name,
                       ? (size_t)(dot - name)
                       : strlen(name);
 
-    snprintf(out, len, "%.*s.conflict-%08x-%llx%s", (int)stem, name,
-             (unsigned)(loser->author >> 32),
+    snprintf(out, len, "%.*s.conflict-%016llx-%llx%s", (int)stem, name,
+             (unsigned long long)loser->author,
              (unsigned long long)loser->hlc, stem < strlen(name) ? dot : "");
 }
 
@@ -624,12 +640,9 @@ trusted_apply(struct replica *r, struct store_txn *txn,
     if (rc != SIMSYNC_OK)
         goto out;
     /* An edit not scanned yet is recorded first, so it takes part. */
-    if (old != NULL && old->present &&
-        (folder_stat(r, cls, meta->name, &st) != SIMSYNC_OK ||
-         !folder_stat_matches(old, &st))) {
-        rc = vv_from_pb(&a, old->versions[0]->vv);
-        if (rc == SIMSYNC_OK)
-            rc = folder_record(r, txn, cls, meta->name, &a, 0, 0, old);
+    if (old != NULL) {
+        int changed;
+        rc = folder_refresh(r, txn, cls, meta->name, id, old, &changed);
         item_record_free(old);
         old = NULL;
         if (rc == SIMSYNC_OK)
@@ -766,12 +779,12 @@ apply_fn(struct store_txn *txn, void *arg)
          cls++) {
         vv_clear(&resume);
         for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
-            const Simsync__Version *v = b->ch[i]->version;
-            if ((int)b->ch[i]->cls != cls)
+            const Simsync__Dot *e = b->ch[i]->entry;
+            if ((int)b->ch[i]->cls != cls || e == NULL)
                 continue;
-            for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_dots; j++)
-                rc = vv_raise(&resume, v->dots[j]->replica,
-                              v->dots[j]->counter);
+            /* Only the entry streamed: other dots of a merged version may
+             * belong to origins not streamed yet. */
+            rc = vv_raise(&resume, e->replica, e->counter);
         }
         if (rc == SIMSYNC_OK && resume.n > 0)
             rc = journal_knowledge_raise(txn, b->r->sub, cls, b->peer,

@@ -22,7 +22,8 @@
 
 #define INLINE_MAX (32u * 1024)     /* larger items are chunked */
 #define CHUNK_ID_BYTES 32
-#define ITEM_SIZE_MAX (1ull << 36)  /* 64 GiB: larger items are refused */
+#define ITEM_SIZE_MAX (1ull << 28)  /* 256 MiB: larger items are refused
+                                     * (the chunk list must fit a frame) */
 
 struct replica {
     struct store *st;        /* borrowed */

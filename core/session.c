@@ -311,13 +311,18 @@ recv_batch(struct session *s, Simsync__Envelope *env)
     size_t nmissing;
     int rc;
 
+    /* The batch is ours from here on, whatever happens. */
+    if (s->batch != NULL)
+        simsync__envelope__free_unpacked(s->batch, NULL);
+    s->batch = env;
     if (b->n_changes == 0 || b->n_changes > SESSION_BATCH_ITEMS)
         return SIMSYNC_EPROTO;
     for (size_t i = 0; i < b->n_changes; i++) {
         const Simsync__Change *c = b->changes[i];
         if (c->cls >= CLS_COUNT || !(s->cfg.classes & (1u << c->cls)) ||
             c->item_id.len != ITEM_ID_BYTES || c->version == NULL ||
-            c->version->n_dots == 0 || c->version->n_dots > VV_MAX_ENTRIES)
+            c->version->n_dots == 0 || c->version->n_dots > VV_MAX_ENTRIES ||
+            c->entry == NULL || c->entry->counter == 0)
             return SIMSYNC_EPROTO;
         for (size_t j = 0; j < c->version->n_chunks; j++)
             if (c->version->chunks[j]->id.len != CHUNK_ID_BYTES)
@@ -325,9 +330,9 @@ recv_batch(struct session *s, Simsync__Envelope *env)
         digest_change(s, c);
         s->items++;
         s->bytes += change_bytes(c);
+        s->stats.recv_bytes += change_bytes(c);
     }
     s->stats.recv_items += b->n_changes;
-    s->batch = env;
     rc = replica_missing_chunks(s->cfg.r, b->changes, b->n_changes, &missing,
                                 &nmissing);
     if (rc != SIMSYNC_OK)
@@ -559,9 +564,11 @@ send_next(struct session *s)
     Simsync__ChangeBatch b = SIMSYNC__CHANGE_BATCH__INIT;
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
     Simsync__Change *chs[SESSION_BATCH_ITEMS], chv[SESSION_BATCH_ITEMS];
+    Simsync__Dot dotv[SESSION_BATCH_ITEMS];
     Simsync__ItemRecord *recs[SESSION_BATCH_ITEMS];
     struct store_txn *txn;
-    size_t n = 0, bytes = 0, chunk_bytes = 0, nrecs = 0;
+    size_t n = 0, bytes = 0, chunk_bytes = 0, nrecs = 0, vsize;
+    int full = 0;
     uint8_t *packed;
     size_t plen;
     int rc;
@@ -572,7 +579,10 @@ send_next(struct session *s)
     rc = store_txn_begin(s->cfg.r->st, 1, &txn);
     if (rc != SIMSYNC_OK)
         return rc;
+    for (size_t i = 0; i < SESSION_BATCH_ITEMS; i++)
+        simsync__dot__init(&dotv[i]);
     while (s->pos < s->nentries && n < SESSION_BATCH_ITEMS &&
+           nrecs < SESSION_BATCH_ITEMS &&
            bytes < SESSION_BATCH_BYTES &&
            chunk_bytes < SESSION_BATCH_CHUNK_BYTES) {
         const struct entry *e = &s->entries[s->pos];
@@ -595,17 +605,27 @@ send_next(struct session *s)
                       v->dots[j]->counter == e->dot.counter;
             if (!has)
                 continue;
+            vsize = protobuf_c_message_get_packed_size(&v->base);
+            if (n > 0 && bytes + vsize > SESSION_BATCH_BYTES) {
+                full = 1;
+                break;
+            }
             simsync__change__init(&chv[n]);
             chv[n].cls = (uint32_t)e->cls;
             chv[n].item_id.data = (uint8_t *)e->id;
             chv[n].item_id.len = ITEM_ID_BYTES;
             chv[n].version = v;
+            dotv[n].replica = e->dot.replica;
+            dotv[n].counter = e->dot.counter;
+            chv[n].entry = &dotv[n];
             chs[n] = &chv[n];
-            bytes += protobuf_c_message_get_packed_size(&v->base);
+            bytes += vsize;
             for (size_t j = 0; j < v->n_chunks; j++)
                 chunk_bytes += v->chunks[j]->size;
             n++;
         }
+        if (full)
+            break; /* this entry starts the next batch */
         s->pos++;
     }
     store_txn_abort(txn);
@@ -621,6 +641,7 @@ send_next(struct session *s)
         digest_change(s, chs[i]);
         s->items++;
         s->bytes += change_bytes(chs[i]);
+        s->stats.sent_bytes += change_bytes(chs[i]);
     }
     if (rc == SIMSYNC_OK) {
         env.msg_case = SIMSYNC__ENVELOPE__MSG_BATCH;
@@ -822,12 +843,13 @@ session_get_stats(const struct session *s)
     return &s->stats;
 }
 
-static int
-peer_error(const Simsync__Error *e)
+int
+session_peer_error(uint32_t code)
 {
-    int code = -(int)(e->code > 100 ? 1 : e->code);
-
-    return code == 0 ? SIMSYNC_EPROTO : code;
+    /* Known codes pass through; anything else is a protocol error. */
+    if (code == 0 || code > (uint32_t)(-SIMSYNC_ETIMEOUT))
+        return SIMSYNC_EPROTO;
+    return -(int)code;
 }
 
 int
@@ -844,7 +866,7 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
     if (env == NULL)
         return fail(s, SIMSYNC_EPROTO, "undecodable message");
     if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR) {
-        rc = peer_error(env->error);
+        rc = session_peer_error(env->error->code);
         s->st = ST_FAILED;
         simsync__envelope__free_unpacked(env, NULL);
         return rc;
@@ -868,7 +890,7 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
     case ST_WAIT_BATCH:
         if (env->msg_case == SIMSYNC__ENVELOPE__MSG_BATCH) {
             rc = recv_batch(s, env);
-            keep = 1; /* owned by s->batch now (or freed by recv_apply) */
+            keep = 1; /* owned by the session now */
         } else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_DONE) {
             rc = recv_done(s, env->done);
         }

@@ -12,7 +12,8 @@
  *
  *   receiver -> Knowledge          (per class: counter known per origin)
  *   sender   -> ChangeBatch(seq)   (entries above that knowledge)
- *   receiver -> ChunkWant(seq)     (chunks it lacks; may be empty)
+ *   receiver -> ChunkWant(seq)     (chunks it lacks; when it lacks none
+ *                                   it answers BatchAck at once)
  *   sender   -> ChunkData ...      (one per wanted chunk)
  *   receiver -> BatchAck(seq)      (the batch is committed)
  *   ... more batches ...
@@ -63,6 +64,9 @@ const struct session_stats *session_get_stats(const struct session *s);
 /* The knowledge-table peer slot holding what `peer` acknowledged having
  * received from this node (raised when a send phase completes). */
 uint64_t session_ack_peer(uint64_t peer);
+
+/* The local code for an Error frame's code (unknown codes: EPROTO). */
+int session_peer_error(uint32_t code);
 
 /* Encode an Error envelope (for callers that fail before a session). */
 int session_error_frame(int code, const char *text, uint8_t **frame,

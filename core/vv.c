@@ -188,7 +188,8 @@ vv_from_entries(struct vv *v, const struct dot *e, size_t n)
         return rc;
     if (n > 0)
         memcpy(v->e, e, n * sizeof(*e));
-    qsort(v->e, n, sizeof(*v->e), cmp_dot);
+    if (n > 0)
+        qsort(v->e, n, sizeof(*v->e), cmp_dot);
     for (size_t i = 0; i < n; i++) {
         if (v->e[i].counter == 0 ||
             (i > 0 && v->e[i].replica == v->e[i - 1].replica)) {

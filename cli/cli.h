@@ -1,0 +1,148 @@
+/* cli.h -- what the files of the `simsync` program share: the invocation
+ * context, the option parser, error and JSON output, secret input, and one
+ * entry point per command. The program sees the library only through
+ * simsync.h; nothing here is part of the library.
+ *
+ * Exit codes: 0 ok, 1 error, 2 usage, 3 refused, 4 peer unreachable or link
+ * lost, 5 integrity failure. Library errors go through simsync_exit_code();
+ * mistakes on the command line found here are CLI_EXIT_USAGE. */
+#ifndef CLI_H
+#define CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "simsync.h"
+
+#define CLI_EXIT_OK 0
+#define CLI_EXIT_ERROR 1
+#define CLI_EXIT_USAGE 2
+
+#define CLI_SECRET_MAX 256 /* longest PIN, password or recovery secret */
+#define CLI_MAX_POS 4      /* positional arguments any command takes */
+
+/* One invocation of the program. */
+struct cli {
+    const char *home;          /* node home; borrowed from argv/env/home_buf */
+    char home_buf[4096];       /* the default home, when built from $HOME */
+    int json;                  /* --json: one JSON object on stdout */
+    const char *pin_file;      /* --pin-file; borrowed from argv */
+    const char *password_file; /* --password-file; borrowed from argv */
+    const char *recovery_file; /* --recovery-file; borrowed from argv */
+    const char *name;          /* "sim insert": names the command in errors */
+    const char *usage;         /* that command's usage text */
+};
+
+/* A command's own option. Exactly one of value and flag is set. */
+struct cli_opt {
+    const char *name;   /* "--hub" */
+    const char **value; /* option takes a value, stored here (borrowed) */
+    int *flag;          /* option is a switch, set to 1 here */
+};
+
+/* Outcome of cli_parse(). */
+enum cli_parse_result {
+    CLI_PARSE_OK,    /* go on with the command */
+    CLI_PARSE_HELP,  /* --help was given and the usage printed: exit 0 */
+    CLI_PARSE_USAGE, /* a usage error was reported: exit CLI_EXIT_USAGE */
+};
+
+/* ------------------------------------------------------------ args.c */
+
+/* Parse a command's arguments argv[0..argc): its options (the table `opts`,
+ * ended by a zeroed entry), the options every command accepts (--json,
+ * --home, --pin-file, --password-file, --recovery-file), --help, and up to
+ * `max_pos` positional arguments stored in pos[] (borrowed from argv).
+ * Options may come anywhere; "--name=value" and "--name value" both work;
+ * "--" ends the options. Exactly min_pos..max_pos positionals are allowed. */
+enum cli_parse_result cli_parse(struct cli *c, int argc, char **argv,
+                                const struct cli_opt *opts, const char **pos,
+                                size_t min_pos, size_t max_pos, size_t *npos);
+
+/* The exit code for a parse that did not return CLI_PARSE_OK: 0 after
+ * --help, CLI_EXIT_USAGE after a usage error. */
+int cli_parse_exit(enum cli_parse_result r);
+
+/* Try one of the options every command accepts at argv[*i]. Returns 1 and
+ * advances *i past its value when it was one, 0 when it was not, -1 after
+ * reporting a missing value. */
+int cli_common_option(struct cli *c, int argc, char **argv, int *i);
+
+/* Parse an unsigned decimal number in [min, max]: digits only, no sign, no
+ * blanks, no overflow. Returns 0 and sets *out, or -1. */
+int cli_parse_ulong(const char *s, unsigned long min, unsigned long max,
+                    unsigned long *out);
+
+/* Check "HOST:PORT" or "[V6]:PORT" with a port in [min_port, 65535].
+ * Returns 0 if well formed, else reports a usage error naming `opt` and
+ * returns -1. */
+int cli_check_addr(struct cli *c, const char *opt, const char *addr,
+                   unsigned long min_port);
+
+/* ------------------------------------------------------------ out.c */
+
+/* Write `s` as a JSON string (with quotes) to f. */
+void out_json_str(FILE *f, const char *s);
+
+/* Report a usage error found by the program itself: one line
+ * "simsync: NAME: WHY" plus the command's usage on stderr (and the JSON
+ * error object on stdout under --json). Returns CLI_EXIT_USAGE. */
+int out_usage(struct cli *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Report the library error `rc` from the step `what` ("cannot sync"):
+ * the node's own explanation when it has one, else simsync_strerror(rc)
+ * and advice for that code. `n` may be NULL. Returns the exit code. */
+int out_fail(struct cli *c, const struct simsync_node *n, int rc,
+             const char *what);
+
+/* Report a failure of the program itself (not of the library) with a
+ * given exit code: "simsync: WHAT: WHY". Returns `code`. */
+int out_error(struct cli *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Open the node in c->home, reporting a failure. Returns 0 and sets *out,
+ * or the exit code. The caller closes the node. */
+int out_node_open(struct cli *c, struct simsync_node **out);
+
+/* ------------------------------------------------------------ secret.c */
+
+enum secret_kind {
+    SECRET_PIN,      /* --pin-file, $SIMSYNC_PIN */
+    SECRET_PASSWORD, /* --password-file, $SIMSYNC_PASSWORD */
+    SECRET_RECOVERY, /* --recovery-file, $SIMSYNC_RECOVERY */
+};
+
+/* Get a secret into buf (len bytes, NUL-terminated): from its file option,
+ * else its environment variable, else a prompt without echo when stdin is
+ * a terminal. A file's trailing newline is dropped. When nothing gives it,
+ * a `required` secret is a usage error; an optional one leaves *have 0.
+ * Returns 0 or the exit code after reporting. The caller wipes buf. */
+int secret_get(struct cli *c, enum secret_kind kind, int required, char *buf,
+               size_t len, int *have);
+
+/* Overwrite len bytes at p with zeros in a way the compiler keeps. */
+void secret_wipe(void *p, size_t len);
+
+/* ------------------------------------------------------------ commands
+ * Each takes the arguments after its command words and returns the exit
+ * code. */
+
+int cmd_sim_create(struct cli *c, int argc, char **argv);
+int cmd_sim_insert(struct cli *c, int argc, char **argv);
+int cmd_sim_remove(struct cli *c, int argc, char **argv);
+int cmd_sim_status(struct cli *c, int argc, char **argv);
+int cmd_sim_unblock(struct cli *c, int argc, char **argv);
+
+int cmd_init(struct cli *c, int argc, char **argv);
+int cmd_id(struct cli *c, int argc, char **argv);
+int cmd_hub_serve(struct cli *c, int argc, char **argv);
+int cmd_register(struct cli *c, int argc, char **argv);
+int cmd_classes(struct cli *c, int argc, char **argv);
+
+int cmd_sync(struct cli *c, int argc, char **argv);
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_conflicts(struct cli *c, int argc, char **argv);
+int cmd_conflicts_resolve(struct cli *c, int argc, char **argv);
+
+#endif /* CLI_H */

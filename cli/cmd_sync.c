@@ -1,0 +1,284 @@
+/* cmd_sync.c -- commands about the data: `sync`, `status`, `conflicts`
+ * and `conflicts resolve`, each in text or (with --json) as one JSON
+ * object on stdout. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+#define CLASS_MAX 16 /* more than the 8 classes there are */
+
+static const char *
+plural(uint64_t n, const char *one, const char *many)
+{
+    return n == 1 ? one : many;
+}
+
+static void
+print_sync_json(const struct simsync_sync_report *r)
+{
+    printf("{\"ok\":true,\"scanned\":%" PRIu64 ",\"added\":%" PRIu64
+           ",\"edited\":%" PRIu64 ",\"deleted\":%" PRIu64
+           ",\"sent_items\":%" PRIu64 ",\"sent_bytes\":%" PRIu64
+           ",\"recv_items\":%" PRIu64 ",\"recv_bytes\":%" PRIu64
+           ",\"applied\":%" PRIu64 ",\"conflicts\":%" PRIu64
+           ",\"wire_sent\":%" PRIu64 ",\"wire_recv\":%" PRIu64
+           ",\"handshake_bytes\":%" PRIu64 ",\"seconds\":%.3f}\n",
+           r->scanned, r->added, r->edited, r->deleted, r->sent_items,
+           r->sent_bytes, r->recv_items, r->recv_bytes, r->applied,
+           r->conflicts, r->wire_sent, r->wire_recv, r->handshake_bytes,
+           r->seconds);
+}
+
+static void
+print_sync_text(const struct simsync_sync_report *r)
+{
+    printf("Synced in %.2f s: scanned %" PRIu64 " %s (%" PRIu64
+           " added, %" PRIu64 " edited, %" PRIu64 " deleted); sent %" PRIu64
+           " %s (%" PRIu64 " bytes), received %" PRIu64 " %s (%" PRIu64
+           " bytes), %" PRIu64 " applied; %" PRIu64 " %s. On the wire: %" PRIu64
+           " bytes sent, %" PRIu64 " received, %" PRIu64
+           " for the handshake.\n",
+           r->seconds, r->scanned, plural(r->scanned, "file", "files"),
+           r->added, r->edited, r->deleted, r->sent_items,
+           plural(r->sent_items, "item", "items"), r->sent_bytes, r->recv_items,
+           plural(r->recv_items, "item", "items"), r->recv_bytes, r->applied,
+           r->conflicts, plural(r->conflicts, "conflict", "conflicts"),
+           r->wire_sent, r->wire_recv, r->handshake_bytes);
+    if (r->conflicts > 0)
+        printf("See them with 'simsync conflicts'.\n");
+}
+
+int
+cmd_sync(struct cli *c, int argc, char **argv)
+{
+    const char *hub = NULL, *pos[1];
+    int allow_delete = 0;
+    const struct cli_opt opts[] = {
+        {"--hub", &hub, NULL},
+        {"--allow-delete", NULL, &allow_delete},
+        {NULL, NULL, NULL},
+    };
+    struct simsync_sync_report rep;
+    struct simsync_node *n = NULL;
+    enum cli_parse_result parsed;
+    size_t npos;
+    int rc, code;
+
+    parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    if (hub != NULL && cli_check_addr(c, "--hub", hub, 1) != 0)
+        return CLI_EXIT_USAGE;
+    code = out_node_open(c, &n);
+    if (code != 0)
+        return code;
+    rc = simsync_sync(n, hub, allow_delete, &rep);
+    if (rc != SIMSYNC_OK)
+        code = out_fail(c, n, rc, "sync failed");
+    else if (c->json)
+        print_sync_json(&rep);
+    else
+        print_sync_text(&rep);
+    simsync_node_close(n);
+    return code;
+}
+
+static void
+format_time(uint64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms == 0) {
+        snprintf(buf, len, "never");
+        return;
+    }
+    if (localtime_r(&t, &tm) == NULL ||
+        strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm) == 0)
+        snprintf(buf, len, "%" PRIu64 " ms since 1970", ms);
+}
+
+int
+cmd_status(struct cli *c, int argc, char **argv)
+{
+    struct simsync_class_status cls[CLASS_MAX];
+    struct simsync_node *n = NULL;
+    const char *pos[1];
+    uint64_t last = 0, conflicts = 0;
+    enum cli_parse_result parsed;
+    size_t npos, count = 0;
+    char when[64];
+    int rc, code;
+
+    parsed = cli_parse(c, argc, argv, NULL, pos, 0, 0, &npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    code = out_node_open(c, &n);
+    if (code != 0)
+        return code;
+    rc = simsync_status(n, cls, CLASS_MAX, &count, &last);
+    if (rc != SIMSYNC_OK) {
+        code = out_fail(c, n, rc, "cannot read the status");
+    } else if (c->json) {
+        printf("{\"last_sync_ms\":%" PRIu64 ",\"classes\":[", last);
+        for (size_t i = 0; i < count; i++) {
+            fputs(i > 0 ? ",{\"name\":" : "{\"name\":", stdout);
+            out_json_str(stdout, cls[i].name);
+            printf(",\"items\":%" PRIu64 ",\"pending_up\":%" PRIu64
+                   ",\"conflicts\":%" PRIu64 ",\"selected\":%s}",
+                   cls[i].items, cls[i].pending_up, cls[i].conflicts,
+                   cls[i].selected ? "true" : "false");
+        }
+        fputs("]}\n", stdout);
+    } else {
+        printf("%-10s %10s %10s %10s  %s\n", "class", "items", "pending-up",
+               "conflicts", "synced");
+        for (size_t i = 0; i < count; i++) {
+            printf("%-10s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "  %s\n",
+                   cls[i].name != NULL ? cls[i].name : "?", cls[i].items,
+                   cls[i].pending_up, cls[i].conflicts,
+                   cls[i].selected ? "yes" : "no");
+            conflicts += cls[i].conflicts;
+        }
+        format_time(last, when, sizeof(when));
+        printf("Last sync: %s\n", when);
+        if (conflicts > 0)
+            printf("%" PRIu64 " %s waiting: see 'simsync conflicts'.\n",
+                   conflicts, plural(conflicts, "conflict", "conflicts"));
+    }
+    simsync_node_close(n);
+    return code;
+}
+
+/* Fetch the whole conflict inbox into *out (caller frees). */
+static int
+load_conflicts(struct simsync_node *n, struct simsync_conflict **out,
+               size_t *count)
+{
+    size_t cap = 64;
+    struct simsync_conflict *v = NULL;
+    int rc;
+
+    *out = NULL;
+    *count = 0;
+    for (int attempt = 0; attempt < 4; attempt++) {
+        struct simsync_conflict *nv = realloc(v, cap * sizeof(*v));
+        if (nv == NULL) {
+            free(v);
+            return SIMSYNC_ENOMEM;
+        }
+        v = nv;
+        rc = simsync_conflicts(n, v, cap, count);
+        if (rc != SIMSYNC_OK) {
+            free(v);
+            return rc;
+        }
+        if (*count <= cap) {
+            *out = v;
+            return SIMSYNC_OK;
+        }
+        cap = *count + 16; /* the inbox grew or was larger: ask again */
+    }
+    *count = cap; /* still growing; show what was read */
+    *out = v;
+    return SIMSYNC_OK;
+}
+
+int
+cmd_conflicts(struct cli *c, int argc, char **argv)
+{
+    struct simsync_conflict *list = NULL;
+    struct simsync_node *n = NULL;
+    const char *pos[1];
+    enum cli_parse_result parsed;
+    size_t npos, count = 0;
+    int rc, code;
+
+    parsed = cli_parse(c, argc, argv, NULL, pos, 0, 0, &npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    code = out_node_open(c, &n);
+    if (code != 0)
+        return code;
+    rc = load_conflicts(n, &list, &count);
+    if (rc != SIMSYNC_OK) {
+        code = out_fail(c, n, rc, "cannot list the conflicts");
+    } else if (c->json) {
+        fputs("{\"conflicts\":[", stdout);
+        for (size_t i = 0; i < count; i++) {
+            fputs(i > 0 ? ",{\"class\":" : "{\"class\":", stdout);
+            out_json_str(stdout, list[i].cls);
+            fputs(",\"name\":", stdout);
+            out_json_str(stdout, list[i].name);
+            fputs(",\"copy\":", stdout);
+            out_json_str(stdout, list[i].copy_name);
+            printf(",\"copy_is_mine\":%s}",
+                   list[i].copy_is_mine ? "true" : "false");
+        }
+        fputs("]}\n", stdout);
+    } else if (count == 0) {
+        printf("No conflicts.\n");
+    } else {
+        for (size_t i = 0; i < count; i++)
+            printf("%s/%s\n    conflict copy %s/%s holds %s\n", list[i].cls,
+                   list[i].name, list[i].cls, list[i].copy_name,
+                   list[i].copy_is_mine ? "this terminal's edit (mine)"
+                                        : "the other edit (theirs)");
+        printf("Resolve each with 'simsync conflicts resolve CLASS/NAME "
+               "--keep mine|theirs|both'.\n");
+    }
+    free(list);
+    simsync_node_close(n);
+    return code;
+}
+
+int
+cmd_conflicts_resolve(struct cli *c, int argc, char **argv)
+{
+    const char *keep = NULL, *pos[1];
+    const struct cli_opt opts[] = {
+        {"--keep", &keep, NULL},
+        {NULL, NULL, NULL},
+    };
+    struct simsync_node *n = NULL;
+    enum cli_parse_result parsed;
+    size_t npos;
+    int rc, code;
+
+    parsed = cli_parse(c, argc, argv, opts, pos, 1, 1, &npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    if (keep == NULL)
+        return out_usage(c, "--keep mine|theirs|both is needed");
+    if (strcmp(keep, "mine") != 0 && strcmp(keep, "theirs") != 0 &&
+        strcmp(keep, "both") != 0)
+        return out_usage(c, "--keep takes mine, theirs or both, not '%s'",
+                         keep);
+    if (strchr(pos[0], '/') == NULL)
+        return out_usage(c, "name the item as CLASS/NAME (e.g. "
+                            "contacts/alice.vcf), as 'simsync conflicts' "
+                            "lists it");
+    code = out_node_open(c, &n);
+    if (code != 0)
+        return code;
+    rc = simsync_conflict_resolve(n, pos[0], keep);
+    if (rc != SIMSYNC_OK) {
+        code = out_fail(c, n, rc, "cannot resolve the conflict");
+    } else if (c->json) {
+        fputs("{\"ok\":true,\"item\":", stdout);
+        out_json_str(stdout, pos[0]);
+        fputs(",\"keep\":", stdout);
+        out_json_str(stdout, keep);
+        fputs("}\n", stdout);
+    } else {
+        printf("Resolved %s: kept %s. The hub gets the outcome at the next "
+               "'simsync sync'.\n",
+               pos[0], keep);
+    }
+    simsync_node_close(n);
+    return code;
+}

@@ -1,0 +1,170 @@
+/* out.c -- how the program reports: one stderr line per error in the form
+ * "simsync: WHAT FAILED: WHY. WHAT TO DO", the exit code that goes with
+ * it, the JSON error object under --json, and a small JSON string writer.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+void
+out_json_str(FILE *f, const char *s)
+{
+    const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+
+    fputc('"', f);
+    for (; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\') {
+            fputc('\\', f);
+            fputc(*p, f);
+        } else if (*p < 0x20 || *p == 0x7f) {
+            fprintf(f, "\\u%04x", (unsigned)*p);
+        } else {
+            fputc(*p, f); /* UTF-8 passes through unchanged */
+        }
+    }
+    fputc('"', f);
+}
+
+/* Print the message on stderr, and as a JSON error under --json. */
+static void
+emit(struct cli *c, int code, const char *msg)
+{
+    fprintf(stderr, "simsync: %s\n", msg);
+    if (c->json) {
+        fputs("{\"ok\":false,\"error\":", stdout);
+        out_json_str(stdout, msg);
+        printf(",\"exit\":%d}\n", code);
+        fflush(stdout);
+    }
+}
+
+int
+out_usage(struct cli *c, const char *fmt, ...)
+{
+    char why[1024], msg[1200];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    if (c->name != NULL)
+        snprintf(msg, sizeof(msg), "%s: %s", c->name, why);
+    else
+        snprintf(msg, sizeof(msg), "%s", why);
+    emit(c, CLI_EXIT_USAGE, msg);
+    if (c->usage != NULL)
+        fprintf(stderr, "usage: %s", c->usage);
+    fprintf(stderr, "Run 'simsync --help' for all commands.\n");
+    return CLI_EXIT_USAGE;
+}
+
+int
+out_error(struct cli *c, int code, const char *fmt, ...)
+{
+    char msg[1200];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    emit(c, code, msg);
+    return code;
+}
+
+/* What to do about `rc` when the library gave no explanation of its own,
+ * or gave one that does not name a command to run. "" when nothing useful
+ * can be said. */
+static const char *
+advice(int rc)
+{
+    switch (rc) {
+    case SIMSYNC_EINVAL:
+        return "Check the arguments ('simsync --help')";
+    case SIMSYNC_ENOMEM:
+        return "Free some memory and try again";
+    case SIMSYNC_EIO:
+        return "Check the files and their permissions";
+    case SIMSYNC_ENOSPC:
+        return "Free some disk space and try again";
+    case SIMSYNC_ENOTFOUND:
+        return "Check the name and try again";
+    case SIMSYNC_EEXIST:
+        return "Choose another name or remove the old one";
+    case SIMSYNC_EPIN:
+        return "Check the PIN and try again (after 3 wrong PINs the SIM "
+               "blocks; 'simsync sim unblock' needs the PUK)";
+    case SIMSYNC_EBLOCKED:
+        return "Unblock it with 'simsync sim unblock FILE --puk PUK "
+               "--new-pin PIN'";
+    case SIMSYNC_ENOSIM:
+        return "Insert one with 'simsync sim insert FILE'";
+    case SIMSYNC_EPASSWORD:
+        return "Give the password this terminal was registered with";
+    case SIMSYNC_ECONNECT:
+        return "Check the address and that 'simsync hub serve' runs there";
+    case SIMSYNC_ECLOSED:
+    case SIMSYNC_ETIMEOUT:
+        return "Check the link and run the command again; what was "
+               "committed is kept";
+    case SIMSYNC_EPROTO:
+    case SIMSYNC_ECRYPTO:
+    case SIMSYNC_ETOOBIG:
+        return "The data or the peer cannot be trusted; nothing was "
+               "accepted from it";
+    case SIMSYNC_EMASSDEL:
+        return "Check the class folders, then confirm with "
+               "'simsync sync --allow-delete'";
+    case SIMSYNC_ESTATE:
+        return "Check --home and the node's role ('simsync id --json'); a "
+               "terminal must be registered first ('simsync register')";
+    default:
+        return "";
+    }
+}
+
+int
+out_fail(struct cli *c, const struct simsync_node *n, int rc, const char *what)
+{
+    const char *lib = n != NULL ? simsync_node_errmsg(n) : "";
+    const char *why = lib[0] != '\0' ? lib : simsync_strerror(rc);
+    const char *todo = advice(rc);
+    int code = simsync_exit_code(rc);
+
+    if (code == 0)
+        code = CLI_EXIT_ERROR; /* a "not ready" that reached the user */
+    /* A library message that names a command to run already says what to
+     * do; do not add a second, vaguer hint. */
+    if (lib[0] != '\0' && strchr(lib, '\'') != NULL)
+        todo = "";
+    return out_error(c, code, "%s: %s%s%s", what, why, todo[0] ? ". " : "",
+                     todo);
+}
+
+int
+out_node_open(struct cli *c, struct simsync_node **out)
+{
+    int rc;
+
+    *out = NULL;
+    if (c->home == NULL)
+        return out_usage(c, "no home directory is known: give --home DIR "
+                            "or set $SIMSYNC_HOME");
+    rc = simsync_node_open(c->home, out);
+    if (rc == SIMSYNC_OK)
+        return 0;
+    *out = NULL;
+    if (rc == SIMSYNC_ESTATE)
+        return out_error(c, simsync_exit_code(rc),
+                         "cannot open the node in %s: it is not "
+                         "initialised. Run 'simsync --home %s init --role "
+                         "terminal|hub|desktop', or give --home or "
+                         "$SIMSYNC_HOME",
+                         c->home, c->home);
+    return out_error(
+        c, rc == SIMSYNC_EINVAL ? CLI_EXIT_ERROR : simsync_exit_code(rc),
+        "cannot open the node in %s: %s. Check --home and "
+        "the files there",
+        c->home, simsync_strerror(rc));
+}

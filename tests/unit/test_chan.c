@@ -1,0 +1,738 @@
+/* test_chan.c -- the secure channel over in-memory links: handshake and
+ * key pinning, messages both ways, hostile frame lengths, truncation,
+ * replay/reorder/tampering, garbage before the handshake, protocol version
+ * mismatch, a peer whose node key does not match its Noise key, and a link
+ * cut at every byte of the handshake.
+ *
+ * Each test makes a transport_mem_pair; the side that is not driven by the
+ * test thread runs in a pthread. Every conn gets a timeout, so a wrong
+ * implementation fails with SIMSYNC_ETIMEOUT instead of hanging. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "chan.h"
+#include "crypt.h"
+#include "frame.h"
+#include "noise.h"
+#include "transport.h"
+
+#define TIMEOUT_MS 10000
+
+/* One side of a handshake, run in a thread or inline. */
+struct side {
+    struct conn *conn;
+    int initiator;
+    const struct chan_identity *id;
+    const uint8_t *expect;
+    struct chan *ch;
+    int rc;
+};
+
+static void *
+run_side(void *arg)
+{
+    struct side *s = arg;
+
+    s->rc = chan_handshake(s->conn, s->initiator, s->id, s->expect, &s->ch);
+    return NULL;
+}
+
+static void
+make_identity(struct chan_identity *id)
+{
+    assert_int_equal(crypt_sign_keypair(id->sign_pk, id->sign_sk), SIMSYNC_OK);
+}
+
+static void
+make_pair(struct conn **a, struct conn **b)
+{
+    assert_int_equal(transport_mem_pair(a, b), SIMSYNC_OK);
+    conn_set_timeout(*a, TIMEOUT_MS);
+    conn_set_timeout(*b, TIMEOUT_MS);
+}
+
+/* Handshake ini (on ca) against res (on cb, in a thread). */
+static void
+handshake_both(struct side *ini, struct side *res)
+{
+    pthread_t t;
+
+    ini->initiator = 1;
+    res->initiator = 0;
+    assert_int_equal(pthread_create(&t, NULL, run_side, res), 0);
+    run_side(ini);
+    assert_int_equal(pthread_join(t, NULL), 0);
+}
+
+/* A connected, authenticated pair of chans. */
+struct link {
+    struct chan_identity ida, idb;
+    struct conn *ca, *cb;
+    struct chan *a, *b;
+};
+
+static void
+link_open(struct link *l)
+{
+    struct side ini, res;
+
+    memset(l, 0, sizeof(*l));
+    make_identity(&l->ida);
+    make_identity(&l->idb);
+    make_pair(&l->ca, &l->cb);
+    memset(&ini, 0, sizeof(ini));
+    memset(&res, 0, sizeof(res));
+    ini.conn = l->ca;
+    ini.id = &l->ida;
+    ini.expect = l->idb.sign_pk;
+    res.conn = l->cb;
+    res.id = &l->idb;
+    res.expect = l->ida.sign_pk;
+    handshake_both(&ini, &res);
+    assert_int_equal(ini.rc, SIMSYNC_OK);
+    assert_int_equal(res.rc, SIMSYNC_OK);
+    l->a = ini.ch;
+    l->b = res.ch;
+}
+
+static void
+link_close(struct link *l)
+{
+    chan_free(l->a);
+    chan_free(l->b);
+    conn_close(l->ca);
+    conn_close(l->cb);
+}
+
+static void
+put_u32(uint8_t p[4], uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* Read one whole frame raw from c into buf (cap bytes); returns its total
+ * length including the header. */
+static size_t
+read_raw_frame(struct conn *c, uint8_t *buf, size_t cap)
+{
+    size_t n;
+
+    assert_int_equal(conn_recv_all(c, buf, FRAME_HEADER_BYTES), SIMSYNC_OK);
+    assert_int_equal(frame_header_check(buf, cap - FRAME_HEADER_BYTES, &n),
+                     SIMSYNC_OK);
+    assert_int_equal(conn_recv_all(c, buf + FRAME_HEADER_BYTES, n), SIMSYNC_OK);
+    return FRAME_HEADER_BYTES + n;
+}
+
+static int
+setup(void **state)
+{
+    (void)state;
+    return crypt_init() == SIMSYNC_OK ? 0 : -1;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void
+handshake_authenticates_both_nodes_and_messages_flow_both_ways(void **state)
+{
+    struct link l;
+    struct chan_stats st;
+    uint8_t pk[32], ha[64], hb[64];
+    const uint8_t *m;
+    size_t n;
+
+    (void)state;
+    link_open(&l);
+    assert_int_equal(chan_peer_key(l.a, pk), SIMSYNC_OK);
+    assert_memory_equal(pk, l.idb.sign_pk, 32);
+    assert_int_equal(chan_peer_key(l.b, pk), SIMSYNC_OK);
+    assert_memory_equal(pk, l.ida.sign_pk, 32);
+    assert_int_equal(chan_handshake_hash(l.a, ha), SIMSYNC_OK);
+    assert_int_equal(chan_handshake_hash(l.b, hb), SIMSYNC_OK);
+    assert_memory_equal(ha, hb, 64);
+
+    assert_int_equal(chan_send(l.a, "hello", 5), SIMSYNC_OK);
+    assert_int_equal(chan_send(l.a, "again", 5), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+    assert_int_equal(n, 5);
+    assert_memory_equal(m, "hello", 5);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+    assert_memory_equal(m, "again", 5);
+    assert_int_equal(chan_send(l.b, "reply!", 6), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.a, &m, &n), SIMSYNC_OK);
+    assert_int_equal(n, 6);
+    assert_memory_equal(m, "reply!", 6);
+
+    /* Handshake: 4+32, 4+32+48+48, 4+48+48 bytes on the wire. */
+    chan_stats(l.a, &st);
+    assert_int_equal(st.handshake_sent, 36 + 100);
+    assert_int_equal(st.handshake_recv, 132);
+    assert_int_equal(st.plain_sent, 10);
+    assert_int_equal(st.wire_sent, 10 + 2 * (4 + 16));
+    assert_int_equal(st.frames_sent, 2);
+    assert_int_equal(st.plain_recv, 6);
+    assert_int_equal(st.wire_recv, 6 + 4 + 16);
+    chan_stats(l.b, &st);
+    assert_int_equal(st.wire_recv, 10 + 2 * (4 + 16));
+    assert_int_equal(st.frames_recv, 2);
+
+    /* The peer leaving is SIMSYNC_ECLOSED. */
+    chan_free(l.a);
+    l.a = NULL;
+    conn_close(l.ca);
+    l.ca = NULL;
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECLOSED);
+    assert_null(m);
+    assert_int_equal(n, 0);
+    link_close(&l);
+}
+
+struct bulk {
+    struct chan *ch;
+    const uint8_t *data;
+    size_t len;
+    int rc;
+};
+
+static void *
+send_bulk(void *arg)
+{
+    struct bulk *b = arg;
+
+    b->rc = chan_send(b->ch, b->data, b->len);
+    return NULL;
+}
+
+static void
+largest_message_round_trips_and_larger_is_refused(void **state)
+{
+    struct link l;
+    struct bulk bk;
+    pthread_t t;
+    uint8_t *big;
+    const uint8_t *m;
+    size_t n;
+
+    (void)state;
+    big = malloc(FRAME_MAX_PLAINTEXT + 1);
+    assert_non_null(big);
+    crypt_random(big, FRAME_MAX_PLAINTEXT + 1);
+    link_open(&l);
+
+    /* Over the cap, or empty: refused locally, channel still usable. */
+    assert_int_equal(chan_send(l.a, big, FRAME_MAX_PLAINTEXT + 1),
+                     SIMSYNC_ETOOBIG);
+    assert_int_equal(chan_send(l.a, big, 0), SIMSYNC_EINVAL);
+
+    /* 1 MiB is more than the socket buffers: send from a thread. */
+    bk.ch = l.a;
+    bk.data = big;
+    bk.len = FRAME_MAX_PLAINTEXT;
+    assert_int_equal(pthread_create(&t, NULL, send_bulk, &bk), 0);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(bk.rc, SIMSYNC_OK);
+    assert_int_equal(n, FRAME_MAX_PLAINTEXT);
+    assert_memory_equal(m, big, FRAME_MAX_PLAINTEXT);
+
+    assert_int_equal(chan_send(l.a, "x", 1), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(m[0], 'x');
+    link_close(&l);
+    free(big);
+}
+
+static void
+pinned_key_mismatch_is_refused(void **state)
+{
+    struct chan_identity a, b, stranger;
+    struct side ini, res;
+    struct conn *ca, *cb;
+
+    (void)state;
+    make_identity(&a);
+    make_identity(&b);
+    make_identity(&stranger);
+
+    /* The initiator expects someone else. */
+    make_pair(&ca, &cb);
+    memset(&ini, 0, sizeof(ini));
+    memset(&res, 0, sizeof(res));
+    ini.conn = ca;
+    ini.id = &a;
+    ini.expect = stranger.sign_pk;
+    res.conn = cb;
+    res.id = &b;
+    /* The responder thread blocks on message 3 until we hang up. */
+    {
+        pthread_t t;
+
+        res.initiator = 0;
+        assert_int_equal(pthread_create(&t, NULL, run_side, &res), 0);
+        ini.initiator = 1;
+        run_side(&ini);
+        assert_int_equal(ini.rc, SIMSYNC_EREFUSED);
+        assert_null(ini.ch);
+        conn_close(ca);
+        assert_int_equal(pthread_join(t, NULL), 0);
+    }
+    assert_int_equal(res.rc, SIMSYNC_ECLOSED);
+    assert_null(res.ch);
+    conn_close(cb);
+
+    /* The responder expects someone else: it refuses message 3. */
+    make_pair(&ca, &cb);
+    memset(&ini, 0, sizeof(ini));
+    memset(&res, 0, sizeof(res));
+    ini.conn = ca;
+    ini.id = &a;
+    res.conn = cb;
+    res.id = &b;
+    res.expect = stranger.sign_pk;
+    handshake_both(&ini, &res);
+    assert_int_equal(res.rc, SIMSYNC_EREFUSED);
+    assert_null(res.ch);
+    /* The initiator finished its part; the link dies on first use. */
+    assert_int_equal(ini.rc, SIMSYNC_OK);
+    conn_close(cb);
+    {
+        const uint8_t *m;
+        size_t n;
+
+        assert_int_equal(chan_recv(ini.ch, &m, &n), SIMSYNC_ECLOSED);
+    }
+    chan_free(ini.ch);
+    conn_close(ca);
+}
+
+static void
+identity_with_mismatched_halves_is_rejected(void **state)
+{
+    struct chan_identity a, b;
+    struct chan *ch = (struct chan *)&ch;
+    struct conn *ca, *cb;
+
+    (void)state;
+    make_identity(&a);
+    make_identity(&b);
+    memcpy(a.sign_pk, b.sign_pk, 32);
+    make_pair(&ca, &cb);
+    assert_int_equal(chan_handshake(ca, 1, &a, NULL, &ch), SIMSYNC_EINVAL);
+    assert_null(ch);
+    conn_close(ca);
+    conn_close(cb);
+}
+
+static void
+hostile_frame_lengths_are_rejected_before_allocation(void **state)
+{
+    static const struct {
+        uint32_t len;
+        int rc;
+    } cases[] = {
+        {0, SIMSYNC_EPROTO},
+        {1, SIMSYNC_EPROTO},
+        {CHAN_TAG_BYTES, SIMSYNC_EPROTO},
+        {CHAN_MAX_FRAME + 1, SIMSYNC_ETOOBIG},
+        {0x7FFFFFFFu, SIMSYNC_ETOOBIG},
+        {0xFFFFFFFFu, SIMSYNC_ETOOBIG},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct link l;
+        struct chan_stats st;
+        uint8_t hdr[4];
+        const uint8_t *m = (const uint8_t *)"x";
+        size_t n = 99;
+
+        link_open(&l);
+        put_u32(hdr, cases[i].len);
+        /* Only the header: a reader that trusted it would wait for the
+         * body (and time out) after allocating it. */
+        assert_int_equal(conn_send_all(l.ca, hdr, sizeof(hdr)), SIMSYNC_OK);
+        assert_int_equal(chan_recv(l.b, &m, &n), cases[i].rc);
+        assert_null(m);
+        assert_int_equal(n, 0);
+        chan_stats(l.b, &st);
+        assert_int_equal(st.buffer_bytes, 0);
+        assert_int_equal(st.wire_recv, 4);
+        /* The stream is out of step now: the chan stays closed. */
+        assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECLOSED);
+        assert_int_equal(chan_send(l.b, "y", 1), SIMSYNC_ECLOSED);
+        link_close(&l);
+    }
+}
+
+static void
+truncated_frame_reports_closed(void **state)
+{
+    uint8_t frame[256];
+    const uint8_t *m;
+    size_t n, len;
+
+    (void)state;
+    /* Cut inside the body, and inside the header. */
+    for (int in_header = 0; in_header < 2; in_header++) {
+        struct link l;
+
+        link_open(&l);
+        assert_int_equal(chan_send(l.a, "a whole message", 15), SIMSYNC_OK);
+        len = read_raw_frame(l.cb, frame, sizeof(frame));
+        assert_int_equal(len, 4 + 15 + 16);
+        assert_int_equal(conn_send_all(l.ca, frame, in_header ? 2 : len - 1),
+                         SIMSYNC_OK);
+        chan_free(l.a);
+        l.a = NULL;
+        conn_close(l.ca);
+        l.ca = NULL;
+        assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECLOSED);
+        assert_null(m);
+        link_close(&l);
+    }
+}
+
+static void
+replayed_reordered_or_altered_frames_fail(void **state)
+{
+    uint8_t f1[128], f2[128];
+    const uint8_t *m;
+    size_t n, l1, l2;
+    struct link l;
+
+    (void)state;
+    /* Replay: the same frame twice. The test takes the frame off the wire
+     * at B and puts it back twice from A's end. */
+    link_open(&l);
+    assert_int_equal(chan_send(l.a, "pay 10", 6), SIMSYNC_OK);
+    l1 = read_raw_frame(l.cb, f1, sizeof(f1));
+    assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
+    assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+    assert_memory_equal(m, "pay 10", 6);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECRYPTO);
+    assert_null(m);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECLOSED);
+    link_close(&l);
+
+    /* Reorder: second frame first. */
+    link_open(&l);
+    assert_int_equal(chan_send(l.a, "first", 5), SIMSYNC_OK);
+    assert_int_equal(chan_send(l.a, "second", 6), SIMSYNC_OK);
+    l1 = read_raw_frame(l.cb, f1, sizeof(f1));
+    l2 = read_raw_frame(l.cb, f2, sizeof(f2));
+    assert_int_equal(conn_send_all(l.ca, f2, l2), SIMSYNC_OK);
+    assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECRYPTO);
+    link_close(&l);
+
+    /* One bit flipped in the ciphertext. */
+    link_open(&l);
+    assert_int_equal(chan_send(l.a, "secret", 6), SIMSYNC_OK);
+    l1 = read_raw_frame(l.cb, f1, sizeof(f1));
+    f1[FRAME_HEADER_BYTES + 2] ^= 0x01;
+    assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECRYPTO);
+    link_close(&l);
+}
+
+static void
+garbage_before_handshake_fails_it(void **state)
+{
+    static const char http[] = "GET / HTTP/1.1\r\nHost: hub\r\n\r\n";
+    struct chan_identity a, b;
+    struct chan *ch;
+    struct conn *ca, *cb;
+    uint8_t junk[4 + 96];
+
+    (void)state;
+    make_identity(&a);
+    make_identity(&b);
+
+    /* Another protocol entirely: "GET " read as a length is far over the
+     * handshake cap. */
+    make_pair(&ca, &cb);
+    assert_int_equal(conn_send_all(ca, http, sizeof(http) - 1), SIMSYNC_OK);
+    assert_int_equal(chan_handshake(cb, 0, &b, NULL, &ch), SIMSYNC_ETOOBIG);
+    assert_null(ch);
+    conn_close(ca);
+    conn_close(cb);
+
+    /* Well-framed junk as message 1 (32 "key" bytes + 16 stray bytes):
+     * message 1 carries no payload in our protocol. */
+    make_pair(&ca, &cb);
+    put_u32(junk, 48);
+    crypt_random(junk + 4, 48);
+    assert_int_equal(conn_send_all(ca, junk, 4 + 48), SIMSYNC_OK);
+    assert_int_equal(chan_handshake(cb, 0, &b, NULL, &ch), SIMSYNC_EPROTO);
+    assert_null(ch);
+    conn_close(ca);
+    conn_close(cb);
+
+    /* Well-framed junk as message 2 to an initiator: it cannot be
+     * authenticated. */
+    make_pair(&ca, &cb);
+    put_u32(junk, 96);
+    crypt_random(junk + 4, 96);
+    assert_int_equal(conn_send_all(cb, junk, sizeof(junk)), SIMSYNC_OK);
+    assert_int_equal(chan_handshake(ca, 1, &a, NULL, &ch), SIMSYNC_ECRYPTO);
+    assert_null(ch);
+    conn_close(ca);
+    conn_close(cb);
+
+    /* Junk ahead of a real initiator's first message. */
+    {
+        struct side ini, res;
+
+        make_pair(&ca, &cb);
+        memset(&ini, 0, sizeof(ini));
+        memset(&res, 0, sizeof(res));
+        put_u32(junk, 20);
+        crypt_random(junk + 4, 20);
+        assert_int_equal(conn_send_all(ca, junk, 4 + 20), SIMSYNC_OK);
+        ini.conn = ca;
+        ini.id = &a;
+        res.conn = cb;
+        res.id = &b;
+        /* Run the responder alone: it must fail on the junk frame. */
+        res.initiator = 0;
+        run_side(&res);
+        assert_int_equal(res.rc, SIMSYNC_EPROTO);
+        conn_close(cb);
+        ini.initiator = 1;
+        run_side(&ini);
+        assert_true(ini.rc < 0);
+        assert_null(ini.ch);
+        conn_close(ca);
+    }
+}
+
+/* A hand-driven initiator (noise.h directly) to act as a misbehaving or
+ * different-version peer against a real chan responder. */
+struct fake {
+    struct conn *conn;
+    struct noise_hs *hs;
+    uint8_t buf[FRAME_HEADER_BYTES + NOISE_MAX_MSG];
+};
+
+static void
+fake_send(struct fake *f, const uint8_t *payload, size_t len)
+{
+    size_t n;
+
+    assert_int_equal(noise_hs_write_message(f->hs, payload, len,
+                                            f->buf + FRAME_HEADER_BYTES,
+                                            NOISE_MAX_MSG, &n),
+                     SIMSYNC_OK);
+    assert_int_equal(frame_header_encode(f->buf, n), SIMSYNC_OK);
+    assert_int_equal(conn_send_all(f->conn, f->buf, FRAME_HEADER_BYTES + n),
+                     SIMSYNC_OK);
+}
+
+static int
+fake_recv(struct fake *f, uint8_t *payload, size_t cap, size_t *plen)
+{
+    size_t len = read_raw_frame(f->conn, f->buf, sizeof(f->buf));
+
+    return noise_hs_read_message(f->hs, f->buf + FRAME_HEADER_BYTES,
+                                 len - FRAME_HEADER_BYTES, payload, cap, plen);
+}
+
+static struct fake *
+fake_new(struct conn *c, const struct chan_identity *id, uint8_t version)
+{
+    struct fake *f = calloc(1, sizeof(*f));
+    uint8_t prologue[10], xsk[32];
+
+    assert_non_null(f);
+    memcpy(prologue, "simsync/1", 9);
+    prologue[9] = version;
+    assert_int_equal(crypt_sign_sk_to_x25519(xsk, id->sign_sk), SIMSYNC_OK);
+    assert_int_equal(noise_hs_new(&f->hs, 1, prologue, sizeof(prologue), xsk),
+                     SIMSYNC_OK);
+    f->conn = c;
+    return f;
+}
+
+static void
+fake_free(struct fake *f)
+{
+    noise_hs_free(f->hs);
+    free(f);
+}
+
+static void
+other_protocol_version_fails_handshake(void **state)
+{
+    struct chan_identity a, b;
+    struct side res;
+    struct fake *f;
+    struct conn *ca, *cb;
+    pthread_t t;
+    uint8_t pl[64];
+    size_t n;
+
+    (void)state;
+    make_identity(&a);
+    make_identity(&b);
+
+    /* Same wire format, version byte + 1: message 2 does not verify. */
+    make_pair(&ca, &cb);
+    memset(&res, 0, sizeof(res));
+    res.conn = cb;
+    res.id = &b;
+    assert_int_equal(pthread_create(&t, NULL, run_side, &res), 0);
+    f = fake_new(ca, &a, (uint8_t)(SIMSYNC_PROTO_VERSION + 1));
+    fake_send(f, NULL, 0);
+    assert_int_equal(fake_recv(f, pl, sizeof(pl), &n), SIMSYNC_ECRYPTO);
+    conn_close(ca);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(res.rc, SIMSYNC_ECLOSED);
+    assert_null(res.ch);
+    fake_free(f);
+    conn_close(cb);
+
+    /* The same hand-driven peer with our version completes: the wire
+     * format is exactly what chan.h documents. */
+    make_pair(&ca, &cb);
+    memset(&res, 0, sizeof(res));
+    res.conn = cb;
+    res.id = &b;
+    res.expect = a.sign_pk;
+    assert_int_equal(pthread_create(&t, NULL, run_side, &res), 0);
+    f = fake_new(ca, &a, SIMSYNC_PROTO_VERSION);
+    fake_send(f, NULL, 0);
+    assert_int_equal(fake_recv(f, pl, sizeof(pl), &n), SIMSYNC_OK);
+    assert_int_equal(n, 32);
+    assert_memory_equal(pl, b.sign_pk, 32);
+    fake_send(f, a.sign_pk, 32);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(res.rc, SIMSYNC_OK);
+    chan_free(res.ch);
+    fake_free(f);
+    conn_close(ca);
+    conn_close(cb);
+}
+
+static void
+node_key_not_matching_noise_key_is_refused(void **state)
+{
+    struct chan_identity a, b, other;
+    struct side res;
+    struct fake *f;
+    struct conn *ca, *cb;
+    pthread_t t;
+    uint8_t pl[64];
+    size_t n;
+
+    (void)state;
+    make_identity(&a);
+    make_identity(&b);
+    make_identity(&other);
+
+    /* The peer holds a's Noise key but claims to be `other`, with no pin
+     * on the responder: the key binding alone must refuse it. */
+    make_pair(&ca, &cb);
+    memset(&res, 0, sizeof(res));
+    res.conn = cb;
+    res.id = &b;
+    assert_int_equal(pthread_create(&t, NULL, run_side, &res), 0);
+    f = fake_new(ca, &a, SIMSYNC_PROTO_VERSION);
+    fake_send(f, NULL, 0);
+    assert_int_equal(fake_recv(f, pl, sizeof(pl), &n), SIMSYNC_OK);
+    fake_send(f, other.sign_pk, 32);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(res.rc, SIMSYNC_EREFUSED);
+    assert_null(res.ch);
+
+    /* A payload of the wrong size is malformed. */
+    fake_free(f);
+    conn_close(ca);
+    conn_close(cb);
+    make_pair(&ca, &cb);
+    memset(&res, 0, sizeof(res));
+    res.conn = cb;
+    res.id = &b;
+    assert_int_equal(pthread_create(&t, NULL, run_side, &res), 0);
+    f = fake_new(ca, &a, SIMSYNC_PROTO_VERSION);
+    fake_send(f, NULL, 0);
+    assert_int_equal(fake_recv(f, pl, sizeof(pl), &n), SIMSYNC_OK);
+    fake_send(f, pl, 33);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(res.rc, SIMSYNC_EPROTO);
+    fake_free(f);
+    conn_close(ca);
+    conn_close(cb);
+}
+
+static void
+link_cut_at_any_handshake_byte_fails_cleanly(void **state)
+{
+    /* Bytes the initiator moves: 36 out, 132 in, 100 out. */
+    const long long total = 36 + 132 + 100;
+    struct chan_identity a, b;
+
+    (void)state;
+    make_identity(&a);
+    make_identity(&b);
+    for (long long cut = 0; cut <= total; cut++) {
+        struct side ini, res;
+        struct conn *ca, *cb;
+
+        make_pair(&ca, &cb);
+        conn_fault_cut_after(ca, cut);
+        memset(&ini, 0, sizeof(ini));
+        memset(&res, 0, sizeof(res));
+        ini.conn = ca;
+        ini.id = &a;
+        res.conn = cb;
+        res.id = &b;
+        handshake_both(&ini, &res);
+        if (cut < total) {
+            assert_int_not_equal(ini.rc, SIMSYNC_OK);
+            assert_null(ini.ch);
+        } else {
+            assert_int_equal(ini.rc, SIMSYNC_OK);
+        }
+        /* The responder never completes on a partial message 3. */
+        if (cut < total)
+            assert_int_not_equal(res.rc, SIMSYNC_OK);
+        else
+            assert_int_equal(res.rc, SIMSYNC_OK);
+        chan_free(ini.ch);
+        chan_free(res.ch);
+        conn_close(ca);
+        conn_close(cb);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(
+            handshake_authenticates_both_nodes_and_messages_flow_both_ways),
+        cmocka_unit_test(largest_message_round_trips_and_larger_is_refused),
+        cmocka_unit_test(pinned_key_mismatch_is_refused),
+        cmocka_unit_test(identity_with_mismatched_halves_is_rejected),
+        cmocka_unit_test(hostile_frame_lengths_are_rejected_before_allocation),
+        cmocka_unit_test(truncated_frame_reports_closed),
+        cmocka_unit_test(replayed_reordered_or_altered_frames_fail),
+        cmocka_unit_test(garbage_before_handshake_fails_it),
+        cmocka_unit_test(other_protocol_version_fails_handshake),
+        cmocka_unit_test(node_key_not_matching_noise_key_is_refused),
+        cmocka_unit_test(link_cut_at_any_handshake_byte_fails_cleanly),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}
