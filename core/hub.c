@@ -38,7 +38,9 @@ hub_log(const char *fmt, ...)
 {
     va_list ap;
 
-    if (getenv("SIMSYNC_QUIET") != NULL)
+    const char *quiet = getenv("SIMSYNC_QUIET");
+
+    if (quiet != NULL && *quiet != '\0')
         return;
     va_start(ap, fmt);
     fputs("hub: ", stderr);
