@@ -304,8 +304,8 @@ read_all(int fd, uint8_t *buf, size_t len)
 
 int
 folder_record(struct replica *r, struct store_txn *txn, int cls,
-              const char *name, const struct vv *base, uint64_t hlc,
-              uint64_t author, const Simsync__ItemRecord *old)
+              const char *name, const struct vv *base,
+              const Simsync__Version *clock, const Simsync__ItemRecord *old)
 {
     Simsync__ItemRecord rec = SIMSYNC__ITEM_RECORD__INIT;
     Simsync__Version v = SIMSYNC__VERSION__INIT, *vp = &v;
@@ -398,6 +398,19 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
     v.meta.data = mseal;
     v.meta.len = mlen + CRYPT_SEAL_OVERHEAD;
 
+    rec.versions = &vp;
+    rec.n_versions = 1;
+    rec.name = (char *)name;
+    if (clock != NULL) {
+        /* Same clock as `clock` (a conflict copy): no new change. */
+        v.vv = clock->vv;
+        v.dots = clock->dots;
+        v.n_dots = clock->n_dots;
+        v.hlc = clock->hlc;
+        v.author = clock->author;
+        rc = item_put(txn, r->sub, cls, id, old, &rec);
+        goto out;
+    }
     rc = journal_next_counter(txn, &dot.counter);
     if (rc == SIMSYNC_OK)
         rc = base ? vv_copy(&vv, base) : SIMSYNC_OK;
@@ -411,21 +424,11 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
     v.vv = &vvpb;
     v.dots = &dotp;
     v.n_dots = 1;
-    if (hlc != 0) {
-        v.hlc = hlc;
-        v.author = author;
-        rc = journal_hlc_observe(txn, hlc);
-    } else {
-        v.author = r->self;
-        rc = journal_hlc_next(txn, r->now_ms, &v.hlc);
-    }
-    if (rc != SIMSYNC_OK)
-        goto out;
-    rec.versions = &vp;
-    rec.n_versions = 1;
-    rec.name = (char *)name;
-    rc = journal_knowledge_raise(txn, r->sub, cls, 0, &(struct vv){
-        1, 1, &(struct dot){r->self, dot.counter}});
+    v.author = r->self;
+    rc = journal_hlc_next(txn, r->now_ms, &v.hlc);
+    if (rc == SIMSYNC_OK)
+        rc = journal_knowledge_raise(txn, r->sub, cls, 0, &(struct vv){
+            1, 1, &(struct dot){r->self, dot.counter}});
     if (rc == SIMSYNC_OK)
         rc = item_put(txn, r->sub, cls, id, old, &rec);
 out:
@@ -571,7 +574,7 @@ folder_refresh(struct replica *r, struct store_txn *txn, int cls,
     if (rec != NULL)
         rc = vv_from_pb(&base, rec->versions[0]->vv);
     if (rc == SIMSYNC_OK)
-        rc = folder_record(r, txn, cls, name, &base, 0, 0, rec);
+        rc = folder_record(r, txn, cls, name, &base, NULL, rec);
     *changed = 1;
     vv_free(&base);
     return rc;
@@ -610,7 +613,8 @@ scan_batch_fn(struct store_txn *txn, void *arg)
         if (b->tombstones) {
             rc = vv_from_pb(&base, rec->versions[0]->vv);
             if (rc == SIMSYNC_OK)
-                rc = folder_record(b->r, txn, b->cls, name, &base, 0, 0, rec);
+                rc = folder_record(b->r, txn, b->cls, name, &base, NULL,
+                                   rec);
             local.deleted++;
             item_record_free(rec);
             continue;

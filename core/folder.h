@@ -41,13 +41,16 @@ int folder_copy(const struct replica *r, int cls, const char *from,
 int folder_remove(const struct replica *r, int cls, const char *name);
 
 /* Record the current content of file `name` as a new local version of its
- * item: vv = base + a fresh dot of this replica. When hlc/author are
- * non-zero they are kept (a resolution keeps its winner's identity), else
- * the change is stamped now by this replica. A missing file records a
- * tombstone. `old` is the item's previous record (may be NULL). */
+ * item: vv = base + a fresh dot of this replica, stamped now by this
+ * replica. With `clock` instead, the version takes clock's vv, dots, hlc
+ * and author and no new change is made (a conflict copy keeps the loser's
+ * clock, so every node that resolves the conflict makes the same copy).
+ * A missing file records a tombstone. `old` is the item's previous record
+ * (may be NULL). */
 int folder_record(struct replica *r, struct store_txn *txn, int cls,
-                  const char *name, const struct vv *base, uint64_t hlc,
-                  uint64_t author, const Simsync__ItemRecord *old);
+                  const char *name, const struct vv *base,
+                  const Simsync__Version *clock,
+                  const Simsync__ItemRecord *old);
 
 /* Bring the record of `name` up to date with its file: nothing when the
  * stat cache matches, a stat refresh when only metadata changed (same

@@ -103,6 +103,19 @@ journal_key(uint8_t out[SUB_BYTES + 17], const uint8_t sub[SUB_BYTES], int cls,
     store_be64(out + SUB_BYTES + 9, counter);
 }
 
+#define JKEY_BYTES (SUB_BYTES + 17 + ITEM_ID_BYTES)
+
+/* A journal entry's key ends with the item id: one dot can name two items
+ * (a resolved item and the conflict copy that keeps the loser's clock). */
+static void
+journal_entry_key(uint8_t out[JKEY_BYTES], const uint8_t sub[SUB_BYTES],
+                  int cls, uint64_t origin, uint64_t counter,
+                  const uint8_t id[ITEM_ID_BYTES])
+{
+    journal_key(out, sub, cls, origin, counter);
+    memcpy(out + SUB_BYTES + 17, id, ITEM_ID_BYTES);
+}
+
 int
 record_pack(const ProtobufCMessage *m, uint8_t **buf, size_t *len)
 {
@@ -149,7 +162,7 @@ index_dots(struct store_txn *txn, const uint8_t sub[SUB_BYTES], int cls,
            const uint8_t id[ITEM_ID_BYTES], const Simsync__ItemRecord *rec,
            int add)
 {
-    uint8_t key[SUB_BYTES + 17];
+    uint8_t key[JKEY_BYTES];
     int rc;
 
     if (rec == NULL)
@@ -157,11 +170,10 @@ index_dots(struct store_txn *txn, const uint8_t sub[SUB_BYTES], int cls,
     for (size_t i = 0; i < rec->n_versions; i++) {
         const Simsync__Version *v = rec->versions[i];
         for (size_t j = 0; j < v->n_dots; j++) {
-            journal_key(key, sub, cls, v->dots[j]->replica,
-                        v->dots[j]->counter);
+            journal_entry_key(key, sub, cls, v->dots[j]->replica,
+                              v->dots[j]->counter, id);
             if (add) {
-                rc = store_put(txn, STORE_JOURNAL, key, sizeof(key), id,
-                               ITEM_ID_BYTES);
+                rc = store_put(txn, STORE_JOURNAL, key, sizeof(key), "", 0);
             } else {
                 rc = store_del(txn, STORE_JOURNAL, key, sizeof(key));
                 if (rc == SIMSYNC_ENOTFOUND)
@@ -377,7 +389,7 @@ journal_scan(struct store_txn *txn, const uint8_t sub[SUB_BYTES], int cls,
     rc = store_cursor_seek(cur, key, sizeof(key), (const void **)&k, &kl,
                            (const void **)&v, &vl);
     while (rc == SIMSYNC_OK) {
-        if (kl != sizeof(key) || memcmp(k, key, SUB_BYTES + 1) != 0)
+        if (kl != JKEY_BYTES || memcmp(k, key, SUB_BYTES + 1) != 0)
             break;
         origin = store_get_be64(k + SUB_BYTES + 1);
         counter = store_get_be64(k + SUB_BYTES + 9);
@@ -395,12 +407,8 @@ journal_scan(struct store_txn *txn, const uint8_t sub[SUB_BYTES], int cls,
                                    &kl, (const void **)&v, &vl);
             continue;
         }
-        if (vl != ITEM_ID_BYTES) {
-            rc = SIMSYNC_EPROTO;
-            break;
-        }
         struct dot d = {origin, counter};
-        rc = cb(&d, v, arg);
+        rc = cb(&d, k + SUB_BYTES + 17, arg);
         if (rc != 0)
             break;
         rc = store_cursor_next(cur, (const void **)&k, &kl, (const void **)&v,
@@ -413,7 +421,7 @@ journal_scan(struct store_txn *txn, const uint8_t sub[SUB_BYTES], int cls,
 int
 vv_from_pb_dots(struct vv *v, Simsync__Dot *const *dots, size_t n)
 {
-    struct dot stackbuf[16], *e = stackbuf;
+    struct dot stackbuf[16] = {{0, 0}}, *e = stackbuf;
     int rc;
 
     if (n > VV_MAX_ENTRIES)

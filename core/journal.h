@@ -5,7 +5,7 @@
  *
  * Key layouts (big-endian; see docs/store.md):
  *   item      sub(16) | class(1) | item id(16)
- *   journal   sub(16) | class(1) | origin(8) | counter(8)  -> item id
+ *   journal   sub(16) | class(1) | origin(8) | counter(8) | item id(16)
  *   knowledge sub(16) | class(1) | peer(8) | origin(8)     -> counter(8)
  * Peer 0 is the node's own complete knowledge; other peers hold the resume
  * cursor of an interrupted stream from that peer. */

@@ -101,9 +101,14 @@ hex_decode(uint8_t *out, size_t n, const char *in)
 static int
 path_in(const struct simsync_node *n, const char *name, char *buf, size_t len)
 {
-    int r = snprintf(buf, len, "%s/%s", n->home, name);
+    size_t hl = strlen(n->home), nl = strlen(name);
 
-    return (r < 0 || (size_t)r >= len) ? SIMSYNC_EINVAL : SIMSYNC_OK;
+    if (hl + 1 + nl >= len)
+        return SIMSYNC_EINVAL;
+    memcpy(buf, n->home, hl);
+    buf[hl] = '/';
+    memcpy(buf + hl + 1, name, nl + 1);
+    return SIMSYNC_OK;
 }
 
 /* Write a small file atomically with mode 0600. */
@@ -179,7 +184,7 @@ int
 simsync_init(const char *home, const char *role, const char *terminal_id,
              const char *data_dir)
 {
-    char path[PATH_MAX], text[PATH_MAX + 256], tid[64];
+    char path[PATH_MAX + 64], text[PATH_MAX + 256], tid[64];
     uint8_t pk[32], sk[64];
     struct stat st;
     struct store *store;
@@ -243,7 +248,7 @@ simsync_init(const char *home, const char *role, const char *terminal_id,
 static int
 load_binding(struct simsync_node *n)
 {
-    char path[PATH_MAX], text[2048], v[256];
+    char path[PATH_MAX + 64], text[2048], v[256];
     int rc;
 
     path_in(n, "binding", path, sizeof(path));
@@ -267,7 +272,7 @@ load_binding(struct simsync_node *n)
 static int
 save_binding(struct simsync_node *n)
 {
-    char path[PATH_MAX], text[2048], hex[65], cls[128];
+    char path[PATH_MAX + 64], text[2048], hex[65], cls[128];
 
     hex_encode(hex, n->hub_pk, 32);
     class_mask_format(n->classes, cls, sizeof(cls));
@@ -282,7 +287,7 @@ int
 simsync_node_open(const char *home, struct simsync_node **out)
 {
     struct simsync_node *n;
-    char path[PATH_MAX], text[PATH_MAX + 256];
+    char path[PATH_MAX + 64], text[PATH_MAX + 256];
     uint8_t epoch[16], h[8 + 48];
     size_t len;
     int rc;
@@ -428,7 +433,7 @@ is_trusted(const struct simsync_node *n)
 int
 simsync_sim_insert(struct simsync_node *n, const char *file, const char *pin)
 {
-    char path[PATH_MAX], text[PATH_MAX + 64], sub[SIM_SUBSCRIBER_BUF];
+    char path[PATH_MAX + 64], text[PATH_MAX + 64], sub[SIM_SUBSCRIBER_BUF];
     char abs[PATH_MAX];
     struct sim *s;
     int rc;
@@ -466,7 +471,7 @@ simsync_sim_insert(struct simsync_node *n, const char *file, const char *pin)
 int
 simsync_sim_remove(struct simsync_node *n)
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX + 64];
 
     path_in(n, "sim", path, sizeof(path));
     if (unlink(path) != 0 && errno != ENOENT)
@@ -479,7 +484,7 @@ static int
 inserted_subscriber(struct simsync_node *n, char sub[16], char *file,
                     size_t flen)
 {
-    char path[PATH_MAX], text[PATH_MAX + 64];
+    char path[PATH_MAX + 64], text[PATH_MAX + 64];
     struct sim *s;
     struct sim_status st;
     int rc;
@@ -675,7 +680,7 @@ link_open(struct simsync_node *n, const char *addr, const uint8_t *pin_pk,
 static int
 datakey_load(struct simsync_node *n, uint8_t key[32])
 {
-    char path[PATH_MAX];
+    char path[PATH_MAX + 64];
     uint8_t box[32 + CRYPT_BOX_OVERHEAD + 1], xpk[32], xsk[32];
     size_t len;
     int rc;
@@ -726,7 +731,7 @@ replica_setup(struct simsync_node *n, struct replica *r)
 static int
 password_check_or_set(struct simsync_node *n, const char *password)
 {
-    char path[PATH_MAX], hash[CRYPT_PWHASH_STR_BYTES + 1];
+    char path[PATH_MAX + 64], hash[CRYPT_PWHASH_STR_BYTES + 1];
     int rc;
 
     if (password == NULL || *password == '\0')

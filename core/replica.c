@@ -593,26 +593,177 @@ add_conflict(struct replica *r, struct store_txn *txn, int cls,
     return rc;
 }
 
-static int
-record_copy(struct replica *r, struct store_txn *txn, int cls,
-            const char *cname, const Simsync__Version *loser)
+/* The clock of a conflict copy. Every node that resolves a conflict must
+ * make the same copy, and the copy must still travel to nodes that never
+ * see the conflict: so it gets one dot of its own, on a replica id derived
+ * from the loser's (author, hlc), counter 1. Two nodes making it make the
+ * same version; an edit or deletion of the copy dominates it everywhere. */
+struct copy_clock {
+    Simsync__Version v;
+    Simsync__VersionVector vv;
+    Simsync__Dot dot;
+    Simsync__Dot *dotp;
+};
+
+static void
+copy_clock_init(struct copy_clock *c, const Simsync__Version *loser)
 {
-    Simsync__ItemRecord *old = NULL;
+    uint8_t in[24], h[16];
+
+    memcpy(in, "copy", 4);
+    memset(in + 4, 0, 4);
+    store_be64(in + 8, loser->author);
+    store_be64(in + 16, loser->hlc);
+    crypt_hash(h, sizeof(h), in, sizeof(in), NULL, 0);
+    simsync__version__init(&c->v);
+    simsync__version_vector__init(&c->vv);
+    simsync__dot__init(&c->dot);
+    c->dot.replica = store_get_be64(h) | 1;
+    c->dot.counter = 1;
+    c->dotp = &c->dot;
+    c->vv.entries = &c->dotp;
+    c->vv.n_entries = 1;
+    c->v.vv = &c->vv;
+    c->v.dots = &c->dotp;
+    c->v.n_dots = 1;
+    c->v.hlc = loser->hlc;
+    c->v.author = loser->author;
+}
+
+/* Should the conflict copy `cname` be made? Not when this node already has
+ * it, or a later version of it (edited or deleted after another node made
+ * it). *old returned for record_copy. */
+static int
+copy_wanted(struct replica *r, struct store_txn *txn, int cls,
+            const char *cname, const struct copy_clock *cc,
+            Simsync__ItemRecord **old, int *wanted)
+{
     uint8_t id[ITEM_ID_BYTES];
-    struct vv base = VV_INIT;
+    enum vv_order o;
     int rc;
 
+    *wanted = 1;
     keys_item_id(&r->keys, cls, cname, id);
-    rc = item_get(txn, r->sub, cls, id, &old);
+    rc = item_get(txn, r->sub, cls, id, old);
     if (rc == SIMSYNC_ENOTFOUND)
-        rc = SIMSYNC_OK;
-    if (rc == SIMSYNC_OK && old != NULL)
-        rc = vv_from_pb(&base, old->versions[0]->vv);
+        return SIMSYNC_OK;
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = version_equal_vv((*old)->versions[0], &cc->v, &o);
+    if (rc == SIMSYNC_OK && o != VV_LESSER)
+        *wanted = 0;
+    return rc;
+}
+
+/* Record the copy (its file was just written) with its derived clock. */
+static int
+record_copy(struct replica *r, struct store_txn *txn, int cls,
+            const char *cname, const struct copy_clock *cc,
+            const Simsync__ItemRecord *old)
+{
+    struct vv k = {1, 1, &(struct dot){cc->dot.replica, 1}};
+    int rc = folder_record(r, txn, cls, cname, NULL, &cc->v, old);
+
     if (rc == SIMSYNC_OK)
-        rc = folder_record(r, txn, cls, cname, &base, loser->hlc,
-                           loser->author, old);
-    vv_free(&base);
-    item_record_free(old);
+        rc = journal_knowledge_raise(txn, r->sub, cls, 0, &k);
+    return rc;
+}
+
+/* The replica id of a resolution of versions a and b: derived from both
+ * clocks, so every node resolving the same pair makes the same dot. */
+static uint64_t
+resolution_replica(const Simsync__Version *a, const Simsync__Version *b)
+{
+    struct crypt_hash_state hs;
+    uint8_t h[16], pa[8];
+    uint8_t *ea, *eb;
+    size_t la, lb;
+
+    if (record_pack(&a->vv->base, &ea, &la) != SIMSYNC_OK)
+        return 1;
+    if (record_pack(&b->vv->base, &eb, &lb) != SIMSYNC_OK) {
+        free(ea);
+        return 1;
+    }
+    /* Order-independent: hash the two encodings in a fixed order. */
+    crypt_hash_init(&hs, sizeof(h), NULL, 0);
+    crypt_hash_update(&hs, "resolve", 7);
+    if (la < lb || (la == lb && memcmp(ea, eb, la) <= 0)) {
+        store_be64(pa, la);
+        crypt_hash_update(&hs, pa, 8);
+        crypt_hash_update(&hs, ea, la);
+        crypt_hash_update(&hs, eb, lb);
+    } else {
+        store_be64(pa, lb);
+        crypt_hash_update(&hs, pa, 8);
+        crypt_hash_update(&hs, eb, lb);
+        crypt_hash_update(&hs, ea, la);
+    }
+    crypt_hash_final(&hs, h, sizeof(h));
+    free(ea);
+    free(eb);
+    return store_get_be64(h) | 1;
+}
+
+/* The resolved item: `win`'s content with the merged clock of both sides.
+ * A conflict resolution (`conflict`) is a change others must learn, so it
+ * gets one dot on a replica id derived from both clocks: every node that
+ * resolves the same pair makes the same version, and a later edit on any
+ * of them dominates it everywhere. Equal content just merges clocks. */
+static int
+record_resolved(struct replica *r, struct store_txn *txn, int cls,
+                const uint8_t id[ITEM_ID_BYTES], Simsync__ItemRecord *old,
+                const Simsync__Version *win, const Simsync__Version *lose,
+                const struct stat *st, int conflict)
+{
+    Simsync__Version *m = NULL;
+    Simsync__ItemRecord keep = *old;
+    Simsync__Dot rdot = SIMSYNC__DOT__INIT, *rdotp = &rdot;
+    Simsync__Dot **saved_dots = NULL;
+    size_t saved_n = 0;
+    struct vv mv = VV_INIT;
+    Simsync__VersionVector *own = NULL, nvv;
+    int rc = merge_equal(win, lose, &m);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    memset(&nvv, 0, sizeof(nvv));
+    if (conflict) {
+        rdot.replica = resolution_replica(win, lose);
+        rdot.counter = 1;
+        rc = vv_from_pb(&mv, m->vv);
+        if (rc == SIMSYNC_OK)
+            rc = vv_raise(&mv, rdot.replica, 1);
+        if (rc == SIMSYNC_OK)
+            rc = vv_to_pb(&nvv, &mv);
+        if (rc == SIMSYNC_OK)
+            rc = journal_knowledge_raise(txn, r->sub, cls, 0,
+                                         &(struct vv){1, 1, &(struct dot){
+                                                           rdot.replica, 1}});
+        if (rc != SIMSYNC_OK)
+            goto out;
+        own = m->vv;
+        m->vv = &nvv;
+        saved_dots = m->dots;
+        saved_n = m->n_dots;
+        m->dots = &rdotp;
+        m->n_dots = 1;
+    }
+    keep.versions = &m;
+    keep.n_versions = 1;
+    if (st != NULL)
+        folder_stat_fill(&keep, st);
+    rc = item_put(txn, r->sub, cls, id, old, &keep);
+    if (conflict) {
+        /* Give protobuf-c its own members back before freeing. */
+        m->vv = own;
+        m->dots = saved_dots;
+        m->n_dots = saved_n;
+    }
+out:
+    simsync__version__free_unpacked(m, NULL);
+    pb_vv_free(&nvv);
+    vv_free(&mv);
     return rc;
 }
 
@@ -691,51 +842,55 @@ trusted_apply(struct replica *r, struct store_txn *txn,
     if (rc != SIMSYNC_OK)
         goto out;
     if (same_content(v, l)) {
-        Simsync__Version *m = NULL;
-        rc = merge_equal(l, v, &m);
-        if (rc == SIMSYNC_OK) {
-            Simsync__ItemRecord keep = *old;
-            keep.versions = &m;
-            keep.n_versions = 1;
-            rc = item_put(txn, r->sub, cls, id, old, &keep);
-            simsync__version__free_unpacked(m, NULL);
-        }
+        rc = record_resolved(r, txn, cls, id, old, l, v, NULL, 0);
         stats->applied++;
         goto out;
     }
     if (a_wins(v, l)) {
-        /* Incoming wins: keep our content as a copy unless it was a
-         * deletion (a tombstone loses nothing). */
+        /* Incoming wins (it is live: a live version beats a tombstone):
+         * keep our content as a copy unless ours was a deletion. */
         if (!l->deleted) {
+            Simsync__ItemRecord *cold = NULL;
+            struct copy_clock cc;
+            int wanted;
             copy_name(cname, sizeof(cname), meta->name, l);
-            rc = folder_copy(r, cls, meta->name, cname);
-            if (rc == SIMSYNC_OK)
-                rc = record_copy(r, txn, cls, cname, l);
-            if (rc == SIMSYNC_OK)
-                rc = add_conflict(r, txn, cls, meta->name, cname, 1);
-            stats->conflicts++;
+            copy_clock_init(&cc, l);
+            rc = copy_wanted(r, txn, cls, cname, &cc, &cold, &wanted);
+            if (rc == SIMSYNC_OK && wanted) {
+                rc = folder_copy(r, cls, meta->name, cname);
+                if (rc == SIMSYNC_OK)
+                    rc = record_copy(r, txn, cls, cname, &cc, cold);
+                if (rc == SIMSYNC_OK)
+                    rc = add_conflict(r, txn, cls, meta->name, cname, 1);
+                stats->conflicts++;
+            }
+            item_record_free(cold);
         }
         if (rc == SIMSYNC_OK)
-            rc = v->deleted ? folder_remove(r, cls, meta->name)
-                            : write_content(r, txn, cls, id, meta->name, v,
-                                            &st);
+            rc = write_content(r, txn, cls, id, meta->name, v, &st);
         if (rc == SIMSYNC_OK)
-            rc = folder_record(r, txn, cls, meta->name, &a, v->hlc,
-                               v->author, old);
+            rc = record_resolved(r, txn, cls, id, old, v, l, &st, 1);
     } else {
         /* Ours wins: theirs becomes the copy unless it is a deletion. */
         if (!v->deleted) {
+            Simsync__ItemRecord *cold = NULL;
+            struct copy_clock cc;
+            int wanted;
             copy_name(cname, sizeof(cname), meta->name, v);
-            rc = write_content(r, txn, cls, id, cname, v, &st);
-            if (rc == SIMSYNC_OK)
-                rc = record_copy(r, txn, cls, cname, v);
-            if (rc == SIMSYNC_OK)
-                rc = add_conflict(r, txn, cls, meta->name, cname, 0);
-            stats->conflicts++;
+            copy_clock_init(&cc, v);
+            rc = copy_wanted(r, txn, cls, cname, &cc, &cold, &wanted);
+            if (rc == SIMSYNC_OK && wanted) {
+                rc = write_content(r, txn, cls, id, cname, v, &st);
+                if (rc == SIMSYNC_OK)
+                    rc = record_copy(r, txn, cls, cname, &cc, cold);
+                if (rc == SIMSYNC_OK)
+                    rc = add_conflict(r, txn, cls, meta->name, cname, 0);
+                stats->conflicts++;
+            }
+            item_record_free(cold);
         }
         if (rc == SIMSYNC_OK)
-            rc = folder_record(r, txn, cls, meta->name, &a, l->hlc,
-                               l->author, old);
+            rc = record_resolved(r, txn, cls, id, old, l, v, NULL, 1);
     }
     if (rc == SIMSYNC_OK)
         stats->applied++;

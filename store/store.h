@@ -5,7 +5,7 @@
  * Databases (keys are big-endian so range scans follow numeric order; the
  * key layouts are documented in docs/store.md):
  *   items      subscriber|class|item id        -> ItemRecord
- *   journal    subscriber|class|origin|counter -> item id  (latest dots only)
+ *   journal    subscriber|class|origin|counter|item id -> ''  (latest dots)
  *   knowledge  subscriber|class|peer|origin    -> counter
  *   chunks     subscriber|chunk id             -> refcount | sealed blob
  *   stage      subscriber|chunk id             -> sealed blob (in transit)

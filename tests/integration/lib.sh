@@ -33,7 +33,7 @@ expect_exit() {
 start_hub() {
     ss --home "$T/hub" init --role hub >/dev/null || fail "hub init"
     HUB_ID=$(ss --home "$T/hub" id)
-    SIMSYNC_QUIET= ss --home "$T/hub" hub serve --listen 127.0.0.1:0 \
+    SIMSYNC_QUIET= "$SIMSYNC" --home "$T/hub" hub serve --listen 127.0.0.1:0 \
         2>"$T/hub.log" &
     HUB_PID=$!
     for _ in $(seq 1 100); do

@@ -71,7 +71,8 @@ listen_loopback(char *addr, size_t addr_len)
 }
 
 /* A connected TCP pair through `l` (the kernel queues the connection, so
- * connect and accept can run in one thread). */
+ * connect and accept can run in one thread). Both ends get a generous
+ * timeout so that a broken close makes a test fail instead of hang. */
 static void
 tcp_pair(struct listener *l, const char *addr, struct conn **client,
          struct conn **server)
@@ -80,6 +81,8 @@ tcp_pair(struct listener *l, const char *addr, struct conn **client,
     assert_non_null(*client);
     assert_int_equal(listener_accept(l, server), SIMSYNC_OK);
     assert_non_null(*server);
+    conn_set_timeout(*client, 10000);
+    conn_set_timeout(*server, 10000);
 }
 
 /* ---- registry and wrappers -------------------------------------------- */
@@ -114,8 +117,7 @@ wrappers_reject_null_and_close_accepts_it(void **state)
     assert_int_equal(listener_pollfd(NULL), -1);
     assert_int_equal(listener_accept(NULL, &c), SIMSYNC_EINVAL);
     assert_null(c);
-    assert_int_equal(listener_addr(NULL, addr, sizeof(addr)),
-                     SIMSYNC_EINVAL);
+    assert_int_equal(listener_addr(NULL, addr, sizeof(addr)), SIMSYNC_EINVAL);
     conn_close(NULL);
     listener_close(NULL);
     assert_int_equal(transport_mem_pair(NULL, NULL), SIMSYNC_EINVAL);
@@ -201,9 +203,9 @@ nonblocking_mem_recv_returns_eagain(void **state)
 
 struct echo_job {
     struct listener *l;
-    int accept_rc;      /* result of listener_accept */
-    int end_rc;         /* what ended the echo loop */
-    size_t echoed;      /* bytes sent back */
+    int accept_rc; /* result of listener_accept */
+    int end_rc;    /* what ended the echo loop */
+    size_t echoed; /* bytes sent back */
 };
 
 /* Accept one conn and send back whatever arrives until the peer leaves. */
@@ -219,6 +221,7 @@ echo_main(void *arg)
     job->accept_rc = listener_accept(job->l, &c);
     if (job->accept_rc != SIMSYNC_OK)
         return NULL;
+    conn_set_timeout(c, 10000); /* fail rather than hang */
     for (;;) {
         rc = conn_recv(c, buf, sizeof(buf), &n);
         if (rc == SIMSYNC_OK)
@@ -280,7 +283,7 @@ tcp_ipv6_loopback_reports_brackets(void **state)
 
     (void)state;
     if (transport_tcp.listen("[::1]:0", &l) != SIMSYNC_OK) {
-        skip();     /* no IPv6 loopback on this machine */
+        skip(); /* no IPv6 loopback on this machine */
         return;
     }
     assert_int_equal(listener_addr(l, addr, sizeof(addr)), SIMSYNC_OK);
@@ -327,9 +330,20 @@ static void
 tcp_malformed_addresses_are_einval(void **state)
 {
     static const char *const bad[] = {
-        "", "nohost", "1.2.3.4:99999", "x:y", ":7000", "127.0.0.1:",
-        "127.0.0.1:0", "127.0.0.1:-1", "127.0.0.1:7o", "::1:7000",
-        "[::1]7000", "[::1", "[]:7000", "[not-v6]:7000",
+        "",
+        "nohost",
+        "1.2.3.4:99999",
+        "x:y",
+        ":7000",
+        "127.0.0.1:",
+        "127.0.0.1:0",
+        "127.0.0.1:-1",
+        "127.0.0.1:7o",
+        "::1:7000",
+        "[::1]7000",
+        "[::1",
+        "[]:7000",
+        "[not-v6]:7000",
         "127.0.0.1:0000070000",
     };
     static const char *const bad_listen[] = {
@@ -405,6 +419,7 @@ peer_close_gives_eclosed(void **state)
     (void)state;
     /* mem: queued data is still delivered, then the close shows. */
     assert_int_equal(transport_mem_pair(&a, &b), SIMSYNC_OK);
+    conn_set_timeout(b, 10000);
     assert_int_equal(conn_send_all(a, "xyz", 3), SIMSYNC_OK);
     conn_close(a);
     assert_int_equal(conn_recv_all(b, buf, 3), SIMSYNC_OK);
@@ -438,6 +453,7 @@ cut_on_sender_delivers_n_then_both_closed(void **state)
     (void)state;
     assert_int_equal(transport_mem_pair(&a, &b), SIMSYNC_OK);
     fill_pattern(out, sizeof(out), 3);
+    conn_set_timeout(b, 5000); /* a missing close fails, not hangs */
     conn_fault_cut_after(a, 10);
     assert_int_equal(conn_send_all(a, out, sizeof(out)), SIMSYNC_ECLOSED);
     assert_int_equal(a->bytes_sent, 10);
@@ -468,6 +484,7 @@ cut_on_receiver_stops_at_n_peer_sees_close(void **state)
     (void)state;
     assert_int_equal(transport_mem_pair(&a, &b), SIMSYNC_OK);
     fill_pattern(out, sizeof(out), 4);
+    conn_set_timeout(a, 5000);
     conn_fault_cut_after(b, 7);
     assert_int_equal(conn_send_all(a, out, sizeof(out)), SIMSYNC_OK);
     memset(in, 0, sizeof(in));
@@ -503,6 +520,7 @@ cut_counts_both_ways_and_zero_cuts_at_once(void **state)
     conn_close(b);
 
     assert_int_equal(transport_mem_pair(&a, &b), SIMSYNC_OK);
+    conn_set_timeout(b, 5000);
     conn_fault_cut_after(a, 0);
     assert_int_equal(conn_send(a, "x", 1, &n), SIMSYNC_ECLOSED);
     assert_int_equal(conn_recv(b, buf, 1, &n), SIMSYNC_ECLOSED);
@@ -525,6 +543,7 @@ cut_after_over_tcp_peer_sees_eclosed(void **state)
     l = listen_loopback(addr, sizeof(addr));
     tcp_pair(l, addr, &c, &s);
     fill_pattern(out, sizeof(out), 5);
+    conn_set_timeout(s, 5000);
     conn_fault_cut_after(c, 1000);
     assert_int_equal(conn_send_all(c, out, sizeof(out)), SIMSYNC_ECLOSED);
     assert_int_equal(c->bytes_sent, 1000);
@@ -536,11 +555,29 @@ cut_after_over_tcp_peer_sees_eclosed(void **state)
     listener_close(l);
 }
 
+struct send_job {
+    struct conn *c;
+    const unsigned char *buf;
+    size_t len;
+    int rc;
+};
+
+static void *
+send_main(void *arg)
+{
+    struct send_job *job = arg;
+
+    job->rc = conn_send_all(job->c, job->buf, job->len);
+    return NULL;
+}
+
 static void
 max_chunk_one_still_delivers_everything(void **state)
 {
     struct conn *a = NULL;
     struct conn *b = NULL;
+    struct send_job job;
+    pthread_t th;
     unsigned char out[3000];
     unsigned char in[3000];
     size_t n = 0;
@@ -555,10 +592,18 @@ max_chunk_one_still_delivers_everything(void **state)
     assert_int_equal(n, 1);
     assert_int_equal(in[0], 'h');
 
+    /* One-byte writes fill the socket buffer quickly: send from a thread
+     * while this one reads. */
     fill_pattern(out, sizeof(out), 6);
-    assert_int_equal(conn_send_all(a, out, sizeof(out)), SIMSYNC_OK);
+    job.c = a;
+    job.buf = out;
+    job.len = sizeof(out);
+    job.rc = 1;
+    assert_int_equal(pthread_create(&th, NULL, send_main, &job), 0);
     memset(in, 0, sizeof(in));
     assert_int_equal(conn_recv_all(b, in, sizeof(in)), SIMSYNC_OK);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_int_equal(job.rc, SIMSYNC_OK);
     assert_memory_equal(in, out, sizeof(out));
     assert_int_equal(a->bytes_sent, 1 + sizeof(out));
     assert_int_equal(b->bytes_received, 1 + sizeof(out));
@@ -665,7 +710,7 @@ send_to_closed_peer_fails_without_sigpipe(void **state)
     for (i = 0; i < 200 && rc == SIMSYNC_OK; i++) {
         rc = conn_send(a, "y", 1, &n);
         if (rc == SIMSYNC_OK) {
-            struct timespec ts = { 0, 5 * 1000 * 1000 };
+            struct timespec ts = {0, 5 * 1000 * 1000};
 
             nanosleep(&ts, NULL);
         }
@@ -715,7 +760,7 @@ connect_close_cycles_leak_no_fds(void **state)
         assert_null(a);
     }
     after = count_open_fds();
-    assert_int_equal(after, before - 1);    /* minus the listener */
+    assert_int_equal(after, before - 1); /* minus the listener */
 }
 
 int
