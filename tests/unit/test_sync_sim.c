@@ -356,7 +356,7 @@ random_nodes_converge_without_losing_edits(void **state)
 {
     const char *e1 = getenv("SIMSYNC_SIM_SEED"), *e2 = getenv("SIMSYNC_SIM_SEEDS");
     uint64_t first = e1 ? strtoull(e1, NULL, 10) : 1;
-    uint64_t count = e2 ? strtoull(e2, NULL, 10) : 60;
+    uint64_t count = e2 ? strtoull(e2, NULL, 10) : 200;
     int failures = 0;
 
     (void)state;

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Set up, build and run the whole test suite (unit + integration), first in
+# a normal build, then the unit tests again under ASan+UBSan.
+# Usage: scripts/test.sh            (SIMSYNC_SIM_SEEDS=N for more seeds)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+jobs=$(nproc)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure -j"$jobs")
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSIMSYNC_SANITIZE=ON \
+    >/dev/null
+cmake --build build-asan -j"$jobs"
+(cd build-asan && SIMSYNC_SIM_SEEDS=${SIMSYNC_SIM_SEEDS_ASAN:-40} \
+    ctest --output-on-failure -j"$jobs")
