@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -70,6 +71,7 @@ struct sim_file {
     char subscriber[SIM_SUBSCRIBER_BUF]; /* the card seen at power-on */
     uint8_t identity[SALT_BYTES];        /* its puk_salt, to spot a swap */
     int verified; /* 1 once this session verified the PIN */
+    int lock_fd;  /* lock held between begin() and end(), else -1 */
 };
 
 /* ------------------------------------------------------------------ */
@@ -311,52 +313,62 @@ decode(const char *buf, size_t len, struct vsim *vs)
 /* ------------------------------------------------------------------ */
 /* Files                                                                */
 
-/* Open `path` and take a flock of kind `op` (LOCK_SH or LOCK_EX) on the
- * file that is at `path` once the lock is held: the file is replaced by
- * rename, so a lock won on a file that has since been replaced is worth
- * nothing and is retried. *fd_out is returned to the caller, who closes
- * it (which releases the lock). */
+/* Open `path` for reading while holding a flock of kind `op` (LOCK_SH or
+ * LOCK_EX) on the companion lock file "<path>.lock". The SIM file itself
+ * is replaced by rename on every write, so a lock on it would be lost on
+ * the old inode and two checks could interleave (each seeing the other's
+ * spent try); the lock file is never replaced. *fd_out (the SIM file) and
+ * *lock_out are returned to the caller, who closes both (closing the lock
+ * releases it). */
 static int
-open_locked(const char *path, int op, int *fd_out, int *err)
+open_locked(const char *path, int op, int *fd_out, int *lock_out, int *err)
 {
-    struct stat held, now;
-    int fd, attempt;
+    char lpath[PATH_MAX];
+    struct stat held;
+    int fd, lfd, n;
 
     *fd_out = -1;
-    for (attempt = 0; attempt < LOCK_RETRIES; attempt++) {
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-        if (fd < 0) {
+    *lock_out = -1;
+    n = snprintf(lpath, sizeof(lpath), "%s.lock", path);
+    if (n < 0 || (size_t)n >= sizeof(lpath))
+        return SIMSYNC_EINVAL;
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        *err = errno;
+        if (errno == ENOENT || errno == ENOTDIR)
+            return SIMSYNC_ENOSIM;
+        if (errno == ELOOP) /* a symlink: it would be replaced */
+            return SIMSYNC_EINVAL;
+        return errno_rc(errno);
+    }
+    if (fstat(fd, &held) != 0 || !S_ISREG(held.st_mode)) {
+        *err = errno;
+        close(fd);
+        return SIMSYNC_EINVAL;
+    }
+    close(fd);
+    lfd = open(lpath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lfd < 0) {
+        *err = errno;
+        return errno_rc(errno);
+    }
+    while (flock(lfd, op) != 0) {
+        if (errno != EINTR) {
             *err = errno;
-            if (errno == ENOENT || errno == ENOTDIR)
-                return SIMSYNC_ENOSIM;
-            if (errno == ELOOP) /* a symlink: it would be replaced */
-                return SIMSYNC_EINVAL;
-            return errno_rc(errno);
-        }
-        while (flock(fd, op) != 0) {
-            if (errno != EINTR) {
-                *err = errno;
-                close(fd);
-                return SIMSYNC_EIO;
-            }
-        }
-        if (fstat(fd, &held) != 0) {
-            *err = errno;
-            close(fd);
+            close(lfd);
             return SIMSYNC_EIO;
         }
-        if (!S_ISREG(held.st_mode)) {
-            close(fd);
-            return SIMSYNC_EINVAL;
-        }
-        if (lstat(path, &now) == 0 && now.st_dev == held.st_dev &&
-            now.st_ino == held.st_ino) {
-            *fd_out = fd;
-            return SIMSYNC_OK;
-        }
-        close(fd); /* replaced (or removed) meanwhile: look again */
     }
-    return SIMSYNC_EIO;
+    /* Under the lock: open what is at `path` now. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0) {
+        *err = errno;
+        close(lfd);
+        return errno == ENOENT ? SIMSYNC_ENOSIM : errno_rc(errno);
+    }
+    *fd_out = fd;
+    *lock_out = lfd;
+    return SIMSYNC_OK;
 }
 
 /* Read and decode the whole file open at `fd`. */
@@ -517,26 +529,33 @@ begin(struct sim_file *f, int op, int *fd_out, struct vsim *vs)
 {
     int rc;
 
-    rc = open_locked(f->path, op, fd_out, &f->base.last_errno);
+    rc = open_locked(f->path, op, fd_out, &f->lock_fd, &f->base.last_errno);
     if (rc == SIMSYNC_OK)
         rc = read_vsim(*fd_out, vs, &f->base.last_errno);
     if (rc == SIMSYNC_OK &&
         (strcmp(vs->subscriber, f->subscriber) != 0 ||
          !crypt_equal(vs->puk_salt, f->identity, SALT_BYTES)))
         rc = SIMSYNC_ENOSIM; /* another card now: power on again */
-    if (rc != SIMSYNC_OK && *fd_out >= 0) {
-        close(*fd_out);
+    if (rc != SIMSYNC_OK) {
+        if (*fd_out >= 0)
+            close(*fd_out);
         *fd_out = -1;
+        if (f->lock_fd >= 0)
+            close(f->lock_fd);
+        f->lock_fd = -1;
     }
     return rc;
 }
 
 /* Release the lock taken by begin() and wipe the decoded file. */
 static void
-end(int fd, struct vsim *vs)
+end(struct sim_file *f, int fd, struct vsim *vs)
 {
     if (fd >= 0)
         close(fd);
+    if (f->lock_fd >= 0)
+        close(f->lock_fd);
+    f->lock_fd = -1;
     crypt_wipe(vs, sizeof(*vs));
 }
 
@@ -590,7 +609,7 @@ check_pin(struct sim_file *f, const char *pin, const char *new_pin)
         rc = store(f->path, &vs, &f->base.last_errno);
     f->verified = rc == SIMSYNC_OK;
 out:
-    end(fd, &vs);
+    end(f, fd, &vs);
     return rc;
 }
 
@@ -638,7 +657,7 @@ file_unblock(struct sim *s, const char *puk, const char *new_pin)
         rc = store(f->path, &vs, &f->base.last_errno);
     f->verified = rc == SIMSYNC_OK;
 out:
-    end(fd, &vs);
+    end(f, fd, &vs);
     return rc;
 }
 
@@ -672,7 +691,7 @@ file_status(struct sim *s, struct sim_status *st)
     st->dead = vs.puk_tries == 0;
     st->blocked = vs.pin_tries == 0 || st->dead;
     st->pin_verified = f->verified;
-    end(fd, &vs);
+    end(f, fd, &vs);
     return SIMSYNC_OK;
 }
 
@@ -691,7 +710,7 @@ file_open(const char *path, struct sim **out)
 {
     struct sim_file *f;
     struct vsim vs;
-    int fd = -1, err = 0, rc;
+    int fd = -1, lfd = -1, err = 0, rc;
 
     *out = NULL;
     if (path[0] == '\0')
@@ -699,11 +718,13 @@ file_open(const char *path, struct sim **out)
     rc = crypt_init();
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = open_locked(path, LOCK_SH, &fd, &err);
+    rc = open_locked(path, LOCK_SH, &fd, &lfd, &err);
     if (rc == SIMSYNC_OK)
         rc = read_vsim(fd, &vs, &err);
     if (fd >= 0)
         close(fd);
+    if (lfd >= 0)
+        close(lfd);
     if (rc != SIMSYNC_OK) {
         errno = err;
         return rc;
@@ -716,6 +737,7 @@ file_open(const char *path, struct sim **out)
         return SIMSYNC_ENOMEM;
     }
     sim_init(&f->base, &sim_file_ops);
+    f->lock_fd = -1;
     memcpy(f->subscriber, vs.subscriber, sizeof(f->subscriber));
     memcpy(f->identity, vs.puk_salt, SALT_BYTES);
     crypt_wipe(&vs, sizeof(vs));

@@ -746,7 +746,8 @@ create_over_existing_file_fails_and_keeps_it(void **state)
                      SIMSYNC_EEXIST);
     read_text(fx->path, after, sizeof(after));
     assert_string_equal(after, "precious\n");
-    assert_int_equal(count_entries(fx->dir), 1); /* no temp file left */
+    /* No temp file left: the SIM and its lock file only. */
+    assert_int_equal(count_entries(fx->dir), 2);
 }
 
 static void
@@ -786,7 +787,43 @@ no_temp_files_are_left_behind(void **state)
     assert_int_equal(sim_unblock(s, PUK, "1111"), SIMSYNC_OK);
     assert_int_equal(sim_change_pin(s, "1111", "2222"), SIMSYNC_OK);
     sim_close(s);
-    assert_int_equal(count_entries(fx->dir), 1);
+    assert_int_equal(count_entries(fx->dir), 2); /* SIM + its lock file */
+}
+
+/* Several terminals checking the right PIN at once must all succeed and
+ * leave the counter full: a check's spent try is never seen by another. */
+static void
+concurrent_right_pins_all_succeed(void **state)
+{
+    struct fixture *fx = *state;
+    pid_t kids[24];
+    struct sim *s;
+    struct sim_status st;
+
+    make_sim(fx);
+    for (int i = 0; i < 24; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            int ok = 1;
+            for (int k = 0; k < 40 && ok; k++) {
+                struct sim *c;
+                ok = sim_open(fx->path, &c) == SIMSYNC_OK &&
+                     sim_verify_pin(c, PIN) == SIMSYNC_OK;
+                sim_close(c);
+            }
+            _exit(ok ? 0 : 1);
+        }
+    }
+    for (int i = 0; i < 24; i++) {
+        int wst;
+        assert_int_equal(waitpid(kids[i], &wst, 0), kids[i]);
+        assert_true(WIFEXITED(wst) && WEXITSTATUS(wst) == 0);
+    }
+    s = open_sim(fx);
+    assert_int_equal(sim_status(s, &st), SIMSYNC_OK);
+    assert_int_equal(st.pin_tries_left, 3);
+    sim_close(s);
 }
 
 static void
@@ -862,6 +899,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             create_over_existing_file_fails_and_keeps_it, setup, teardown),
         cmocka_unit_test_setup_teardown(file_mode_is_0600, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_right_pins_all_succeed,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(no_temp_files_are_left_behind, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(open_picks_backend_by_scheme, setup,
