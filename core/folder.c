@@ -561,8 +561,8 @@ folder_refresh(struct replica *r, struct store_txn *txn, int cls,
     *changed = 0;
     if (rec != NULL && live(rec) && have && folder_stat_matches(rec, &st))
         return SIMSYNC_OK;
-    if (rec != NULL && !live(rec) && !have)
-        return SIMSYNC_OK;
+    if ((rec == NULL || !live(rec)) && !have)
+        return SIMSYNC_OK; /* nothing there, nothing known: no change */
     if (rec != NULL && live(rec) && have &&
         file_hash(r, cls, name, h) == SIMSYNC_OK &&
         rec->versions[0]->content_hash.len == 32 &&
@@ -600,7 +600,6 @@ scan_batch_fn(struct store_txn *txn, void *arg)
     for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
         Simsync__ItemRecord *rec = NULL;
         uint8_t id[ITEM_ID_BYTES];
-        struct stat st;
         const char *name = b->names[i];
         int changed, was_live;
 
@@ -620,10 +619,6 @@ scan_batch_fn(struct store_txn *txn, void *arg)
             continue;
         }
         local.files++;
-        if (folder_stat(b->r, b->cls, name, &st) != SIMSYNC_OK) {
-            item_record_free(rec);
-            continue; /* vanished meanwhile: the next scan sees it */
-        }
         was_live = rec != NULL && live(rec);
         rc = folder_refresh(b->r, txn, b->cls, name, id, rec, &changed);
         if (!changed)
