@@ -13,14 +13,23 @@ for i in $(seq 1 12); do
 done
 total=$((12 * 4000000))
 
-# Start a sync and kill it hard part-way.
+# Start a sync and kill it hard once the hub has committed part of it
+# (watch the hub's store grow), not at a guessed moment.
+hubdb="$T/hub/store/data.mdb"
 killed=0
-for delay in 0.4 0.25 0.15; do
+for attempt in 1 2 3; do
+    base=$(stat -c %s "$hubdb")
     "$SIMSYNC" --home "$T/A" sync >/dev/null 2>&1 &
     pid=$!
-    sleep "$delay"
-    if kill -9 "$pid" 2>/dev/null; then killed=1; wait "$pid" 2>/dev/null; break; fi
+    while kill -0 "$pid" 2>/dev/null; do
+        if [ $(( $(stat -c %s "$hubdb") - base )) -gt 10000000 ]; then
+            kill -9 "$pid" 2>/dev/null && killed=1
+            break
+        fi
+        sleep 0.01
+    done
     wait "$pid" 2>/dev/null
+    [ $killed = 1 ] && break
     # Finished before the kill: start over with fresh files.
     for i in $(seq 1 12); do head -c 4000000 /dev/urandom >"$T/A/data/archive/photo$i.jpg"; done
 done
