@@ -711,10 +711,9 @@ folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
             continue;
         dfd = open_class_dir(r, cls, 0);
         if (dfd == SIMSYNC_ENOTFOUND) {
-            /* A missing folder is not a request to delete everything. */
-            dfd = open_class_dir(r, cls, 1);
-            if (dfd >= 0)
-                close(dfd);
+            /* A missing folder is not a request to delete everything: the
+             * class is skipped (and not recreated, so the next scan does
+             * not mistake an empty new folder for mass deletion). */
             continue;
         }
         if (dfd < 0)
