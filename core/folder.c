@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,8 +121,9 @@ folder_make_tmp(int dirfd, char *tmpname, size_t len)
 {
     for (int i = 0; i < 16; i++) {
         int fd;
-        snprintf(tmpname, len, "%s%08x", FOLDER_TMP_PREFIX,
-                 crypt_random_u32());
+        /* The pid lets a later scan remove what a killed writer left. */
+        snprintf(tmpname, len, "%s%ld-%08x", FOLDER_TMP_PREFIX,
+                 (long)getpid(), crypt_random_u32());
         fd = openat(dirfd, tmpname,
                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                     0600);
@@ -479,6 +481,22 @@ names_free(struct name_list *l)
     free(l->v);
 }
 
+/* A temp file whose writer is gone (killed mid-write) is removed; one of
+ * a live process is left alone. */
+static void
+remove_stale_tmp(int dfd, const char *name)
+{
+    const char *p = name + strlen(FOLDER_TMP_PREFIX);
+    char *end;
+    long pid = strtol(p, &end, 10);
+
+    if (end == p || *end != '-' || pid <= 0)
+        pid = 0; /* unknown writer: an old format, remove it */
+    if (pid != 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+        return;
+    (void)unlinkat(dfd, name, 0);
+}
+
 /* Collect regular files below dirfd (consumed) as relative names. */
 static int
 walk(int dirfd_in, const char *prefix, struct name_list *out, int depth)
@@ -494,10 +512,13 @@ walk(int dirfd_in, const char *prefix, struct name_list *out, int depth)
     while (rc == SIMSYNC_OK && (e = readdir(d)) != NULL) {
         char rel[PATH_MAX];
         struct stat st;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            strncmp(e->d_name, FOLDER_TMP_PREFIX,
-                    strlen(FOLDER_TMP_PREFIX)) == 0)
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
+        if (strncmp(e->d_name, FOLDER_TMP_PREFIX,
+                    strlen(FOLDER_TMP_PREFIX)) == 0) {
+            remove_stale_tmp(dirfd(d), e->d_name);
+            continue;
+        }
         if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
             continue;
         if (snprintf(rel, sizeof(rel), "%s%s%s", prefix, *prefix ? "/" : "",
