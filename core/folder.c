@@ -732,9 +732,20 @@ folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
             continue;
         dfd = open_class_dir(r, cls, 0);
         if (dfd == SIMSYNC_ENOTFOUND) {
-            /* A missing folder is not a request to delete everything: the
-             * class is skipped (and not recreated, so the next scan does
-             * not mistake an empty new folder for mass deletion). */
+            /* A missing folder is not a request to delete everything: a
+             * class with live items is skipped and its folder is not
+             * recreated (an empty new folder would read as deletions);
+             * a class with nothing in it just gets its folder. */
+            struct name_list none = {0};
+            rc = find_gone(r, cls, &none, &gone, &live_count);
+            names_free(&gone);
+            if (rc != SIMSYNC_OK)
+                return rc;
+            if (live_count == 0) {
+                dfd = open_class_dir(r, cls, 1);
+                if (dfd >= 0)
+                    close(dfd);
+            }
             continue;
         }
         if (dfd < 0)

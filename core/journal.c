@@ -105,8 +105,9 @@ journal_key(uint8_t out[SUB_BYTES + 17], const uint8_t sub[SUB_BYTES], int cls,
 
 #define JKEY_BYTES (SUB_BYTES + 17 + ITEM_ID_BYTES)
 
-/* A journal entry's key ends with the item id: one dot can name two items
- * (a resolved item and the conflict copy that keeps the loser's clock). */
+/* A journal entry's key ends with the item id, so that an item's index
+ * entries are exactly its own even if two items ever share a dot (dots
+ * derived from other clocks, see replica.c). */
 static void
 journal_entry_key(uint8_t out[JKEY_BYTES], const uint8_t sub[SUB_BYTES],
                   int cls, uint64_t origin, uint64_t counter,

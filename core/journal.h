@@ -3,7 +3,7 @@
  * hybrid logical clock. No sockets, no globals: state lives in the store
  * transaction it is given.
  *
- * Key layouts (big-endian; see docs/store.md):
+ * Key layouts (big-endian):
  *   item      sub(16) | class(1) | item id(16)
  *   journal   sub(16) | class(1) | origin(8) | counter(8) | item id(16)
  *   knowledge sub(16) | class(1) | peer(8) | origin(8)     -> counter(8)

@@ -559,14 +559,23 @@ copy_name(char *out, size_t len, const char *name,
           const Simsync__Version *loser)
 {
     const char *slash = strrchr(name, '/');
-    const char *dot = strrchr(slash ? slash + 1 : name, '.');
-    size_t stem = dot && dot != (slash ? slash + 1 : name)
-                      ? (size_t)(dot - name)
-                      : strlen(name);
+    const char *base = slash ? slash + 1 : name;
+    const char *dot = strrchr(base, '.');
+    size_t stem = dot && dot != base ? (size_t)(dot - name) : strlen(name);
+    const char *ext = stem < strlen(name) ? dot : "";
+    size_t dir = (size_t)(base - name), room;
 
+    /* The copy's last component must stay within NAME_MAX: shorten the
+     * stem (the suffix is at most 43 bytes), keep the extension if it is
+     * short. */
+    if (strlen(ext) > 16)
+        ext = "";
+    room = NAME_MAX - 43 - strlen(ext);
+    if (stem - dir > room)
+        stem = dir + room;
     snprintf(out, len, "%.*s.conflict-%016llx-%llx%s", (int)stem, name,
              (unsigned long long)loser->author,
-             (unsigned long long)loser->hlc, stem < strlen(name) ? dot : "");
+             (unsigned long long)loser->hlc, ext);
 }
 
 static int
@@ -791,13 +800,17 @@ trusted_apply(struct replica *r, struct store_txn *txn,
     if (rc != SIMSYNC_OK)
         goto out;
     /* An edit not scanned yet is recorded first, so it takes part. */
-    if (old != NULL) {
+    {
+        /* Also a new local file not scanned yet: it becomes a version
+         * first, so it is compared instead of overwritten. */
         int changed;
         rc = folder_refresh(r, txn, cls, meta->name, id, old, &changed);
         item_record_free(old);
         old = NULL;
         if (rc == SIMSYNC_OK)
             rc = item_get(txn, r->sub, cls, id, &old);
+        if (rc == SIMSYNC_ENOTFOUND)
+            rc = SIMSYNC_OK;
         if (rc != SIMSYNC_OK)
             goto out;
     }

@@ -3,7 +3,7 @@
  * everything above it sees bytes and our own error codes.
  *
  * Databases (keys are big-endian so range scans follow numeric order; the
- * key layouts are documented in docs/store.md):
+ * key layouts are documented in core/journal.h):
  *   items      subscriber|class|item id        -> ItemRecord
  *   journal    subscriber|class|origin|counter|item id -> ''  (latest dots)
  *   knowledge  subscriber|class|peer|origin    -> counter
