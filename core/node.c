@@ -313,13 +313,18 @@ simsync_node_open(const char *home, struct simsync_node **out)
         kv_get(text, "data", n->data_dir, sizeof(n->data_dir)) != SIMSYNC_OK)
         snprintf(n->data_dir, sizeof(n->data_dir), "%s/data", home);
     if (rc == SIMSYNC_OK) {
+        /* One byte more than a key, for file_get's terminator and to
+         * notice a file that is too long. */
+        uint8_t key[sizeof(n->ident.sign_sk) + 2];
         path_in(n, "node.key", path, sizeof(path));
-        rc = file_get(path, n->ident.sign_sk, sizeof(n->ident.sign_sk) + 1,
-                      &len);
+        rc = file_get(path, key, sizeof(key), &len);
         if (rc == SIMSYNC_OK && len != sizeof(n->ident.sign_sk))
             rc = SIMSYNC_EPROTO;
-        if (rc == SIMSYNC_OK)
+        if (rc == SIMSYNC_OK) {
+            memcpy(n->ident.sign_sk, key, sizeof(n->ident.sign_sk));
             memcpy(n->ident.sign_pk, n->ident.sign_sk + 32, 32);
+        }
+        crypt_wipe(key, sizeof(key));
     }
     if (rc == SIMSYNC_OK && strcmp(n->role, "hub") == 0) {
         uint8_t buf[33];

@@ -8,18 +8,16 @@
  *
  * Ends block by default; set O_NONBLOCK on conn_pollfd() with fcntl(2) to
  * get SIMSYNC_EAGAIN instead. Closing one end makes the other see
- * SIMSYNC_ECLOSED on recv (after any data still queued) and on send. */
+ * SIMSYNC_ECLOSED on recv (after any data still queued) and on send.
+ *
+ * Each end is a sock_conn (sock.h): send, recv, poll fd and close are the
+ * shared socket ones; only the pairing is ours. */
 #include <errno.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sock.h"
 #include "transport.h"
-
-struct mem_conn {
-    struct conn base; /* must be first */
-    int fd;           /* our end of the socketpair, owned */
-};
 
 static int
 mem_connect(const char *addr, struct conn **out)
@@ -46,88 +44,6 @@ mem_accept(struct listener *l, struct conn **out)
     if (out != NULL)
         *out = NULL;
     return SIMSYNC_EINVAL;
-}
-
-/* Map a send/recv errno to our codes. */
-static int
-io_error(int err)
-{
-    switch (err) {
-    case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-    case EWOULDBLOCK:
-#endif
-        return SIMSYNC_EAGAIN;
-    case EPIPE:
-    case ECONNRESET:
-    case ENOTCONN:
-    case ESHUTDOWN:
-        return SIMSYNC_ECLOSED;
-    default:
-        return SIMSYNC_EIO;
-    }
-}
-
-static int
-mem_send(struct conn *c, const void *buf, size_t len, size_t *nsent)
-{
-    struct mem_conn *m = (struct mem_conn *)c;
-    ssize_t n;
-
-    for (;;) {
-        n = send(m->fd, buf, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            *nsent = (size_t)n;
-            return SIMSYNC_OK;
-        }
-        if (n == 0) /* not seen on stream sockets */
-            return SIMSYNC_ECLOSED;
-        if (errno != EINTR)
-            break;
-    }
-    c->last_errno = errno;
-    return io_error(errno);
-}
-
-static int
-mem_recv(struct conn *c, void *buf, size_t len, size_t *nread)
-{
-    struct mem_conn *m = (struct mem_conn *)c;
-    ssize_t n;
-
-    for (;;) {
-        n = recv(m->fd, buf, len, 0);
-        if (n > 0) {
-            *nread = (size_t)n;
-            return SIMSYNC_OK;
-        }
-        if (n == 0)
-            return SIMSYNC_ECLOSED;
-        if (errno != EINTR)
-            break;
-    }
-    c->last_errno = errno;
-    return io_error(errno);
-}
-
-static int
-mem_pollfd(struct conn *c)
-{
-    return ((struct mem_conn *)c)->fd;
-}
-
-static void
-mem_close(struct conn *c)
-{
-    struct mem_conn *m = (struct mem_conn *)c;
-    int saved = errno;
-
-    if (m == NULL)
-        return;
-    if (m->fd >= 0)
-        (void)close(m->fd);
-    free(m);
-    errno = saved;
 }
 
 /* No mem listener can exist; these only keep the ops table complete. */
@@ -159,10 +75,10 @@ const struct transport_ops transport_mem = {
     .connect = mem_connect,
     .listen = mem_listen,
     .accept = mem_accept,
-    .send = mem_send,
-    .recv = mem_recv,
-    .pollfd = mem_pollfd,
-    .close = mem_close,
+    .send = sock_send,
+    .recv = sock_recv,
+    .pollfd = sock_pollfd,
+    .close = sock_close,
     .listener_pollfd = mem_listener_pollfd,
     .listener_addr = mem_listener_addr,
     .listener_close = mem_listener_close,
@@ -174,9 +90,8 @@ const struct transport_ops transport_mem = {
 int
 transport_mem_pair(struct conn **a, struct conn **b)
 {
-    struct mem_conn *ma;
-    struct mem_conn *mb;
     int fds[2];
+    int rc;
 
     if (a != NULL)
         *a = NULL;
@@ -186,21 +101,20 @@ transport_mem_pair(struct conn **a, struct conn **b)
         return SIMSYNC_EINVAL;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
         return SIMSYNC_EIO;
-    ma = calloc(1, sizeof(*ma));
-    mb = calloc(1, sizeof(*mb));
-    if (ma == NULL || mb == NULL) {
-        free(ma);
-        free(mb);
-        (void)close(fds[0]);
+    /* sock_conn_new owns its fd from the call on, even when it fails. */
+    rc = sock_conn_new(&transport_mem, fds[0], a);
+    if (rc != SIMSYNC_OK) {
+        int saved = errno; /* ENOMEM, from sock_conn_new */
+
         (void)close(fds[1]);
-        errno = ENOMEM;
-        return SIMSYNC_ENOMEM;
+        errno = saved;
+        return rc;
     }
-    conn_init(&ma->base, &transport_mem);
-    conn_init(&mb->base, &transport_mem);
-    ma->fd = fds[0];
-    mb->fd = fds[1];
-    *a = &ma->base;
-    *b = &mb->base;
+    rc = sock_conn_new(&transport_mem, fds[1], b);
+    if (rc != SIMSYNC_OK) {
+        sock_close(*a); /* keeps errno */
+        *a = NULL;
+        return rc;
+    }
     return SIMSYNC_OK;
 }

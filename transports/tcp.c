@@ -14,6 +14,9 @@
  * fcntl(2); send, recv and accept then return SIMSYNC_EAGAIN instead of
  * waiting. Accepted conns always start blocking.
  *
+ * A conn is a sock_conn (sock.h), so send, recv, poll fd and close are the
+ * shared socket ones; addresses, connect, listen and accept are ours.
+ *
  * The errno of a failed system call is kept in last_errno of the conn or
  * listener. When connect or listen fail there is no object to keep it in, so
  * errno is left holding the cause on return. */
@@ -30,16 +33,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "sock.h"
 #include "transport.h"
 
 #define TCP_BACKLOG 512  /* the hub serves 100+ terminals at once */
 #define TCP_HOST_MAX 256 /* longest host part we accept */
 #define TCP_PORT_MAX 6   /* "65535" and its NUL */
-
-struct tcp_conn {
-    struct conn base; /* must be first */
-    int fd;           /* connected stream socket, owned */
-};
 
 struct tcp_listener {
     struct listener base; /* must be first */
@@ -193,50 +192,15 @@ close_keep_errno(int fd)
     errno = saved;
 }
 
-/* Map a send/recv errno to our codes. */
-static int
-io_error(int err)
-{
-    switch (err) {
-    case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-    case EWOULDBLOCK:
-#endif
-        return SIMSYNC_EAGAIN;
-    case EPIPE:
-    case ECONNRESET:
-    case ECONNABORTED:
-    case ENOTCONN:
-    case ESHUTDOWN:
-    case ETIMEDOUT:
-    case EHOSTUNREACH:
-    case ENETUNREACH:
-    case ENETDOWN:
-        return SIMSYNC_ECLOSED;
-    default:
-        return SIMSYNC_EIO;
-    }
-}
-
-/* Wrap a connected fd (owned from here on) in a tcp_conn. */
+/* Wrap a connected fd (owned from here on) in a conn. */
 static int
 conn_from_fd(int fd, struct conn **out)
 {
-    struct tcp_conn *t;
     int one = 1;
 
     /* Best effort: a socket that refuses it still works, only slower. */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    t = calloc(1, sizeof(*t));
-    if (t == NULL) {
-        (void)close(fd);
-        errno = ENOMEM;
-        return SIMSYNC_ENOMEM;
-    }
-    conn_init(&t->base, &transport_tcp);
-    t->fd = fd;
-    *out = &t->base;
-    return SIMSYNC_OK;
+    return sock_conn_new(&transport_tcp, fd, out);
 }
 
 /* Returns SIMSYNC_OK, SIMSYNC_EINVAL (malformed address or port 0),
@@ -382,66 +346,6 @@ tcp_accept(struct listener *base, struct conn **out)
 }
 
 static int
-tcp_send(struct conn *c, const void *buf, size_t len, size_t *nsent)
-{
-    struct tcp_conn *t = (struct tcp_conn *)c;
-    ssize_t n;
-
-    for (;;) {
-        n = send(t->fd, buf, len, MSG_NOSIGNAL);
-        if (n > 0) {
-            *nsent = (size_t)n;
-            return SIMSYNC_OK;
-        }
-        if (n == 0) /* not seen on stream sockets */
-            return SIMSYNC_ECLOSED;
-        if (errno != EINTR)
-            break;
-    }
-    c->last_errno = errno;
-    return io_error(errno);
-}
-
-static int
-tcp_recv(struct conn *c, void *buf, size_t len, size_t *nread)
-{
-    struct tcp_conn *t = (struct tcp_conn *)c;
-    ssize_t n;
-
-    for (;;) {
-        n = recv(t->fd, buf, len, 0);
-        if (n > 0) {
-            *nread = (size_t)n;
-            return SIMSYNC_OK;
-        }
-        if (n == 0)
-            return SIMSYNC_ECLOSED;
-        if (errno != EINTR)
-            break;
-    }
-    c->last_errno = errno;
-    return io_error(errno);
-}
-
-static int
-tcp_pollfd(struct conn *c)
-{
-    return ((struct tcp_conn *)c)->fd;
-}
-
-static void
-tcp_close(struct conn *c)
-{
-    struct tcp_conn *t = (struct tcp_conn *)c;
-
-    if (t == NULL)
-        return;
-    if (t->fd >= 0)
-        close_keep_errno(t->fd);
-    free(t);
-}
-
-static int
 tcp_listener_pollfd(struct listener *l)
 {
     return ((struct tcp_listener *)l)->fd;
@@ -495,10 +399,10 @@ const struct transport_ops transport_tcp = {
     .connect = tcp_connect,
     .listen = tcp_listen,
     .accept = tcp_accept,
-    .send = tcp_send,
-    .recv = tcp_recv,
-    .pollfd = tcp_pollfd,
-    .close = tcp_close,
+    .send = sock_send,
+    .recv = sock_recv,
+    .pollfd = sock_pollfd,
+    .close = sock_close,
     .listener_pollfd = tcp_listener_pollfd,
     .listener_addr = tcp_listener_addr,
     .listener_close = tcp_listener_close,
