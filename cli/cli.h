@@ -105,6 +105,13 @@ int out_error(struct cli *c, int code, const char *fmt, ...)
  * or the exit code. The caller closes the node. */
 int out_node_open(struct cli *c, struct simsync_node **out);
 
+/* For commands without options: parse min..max positional arguments into
+ * pos (npos set), then open the node. Returns 0 with *out set, or the exit
+ * code (help and usage included). The caller closes the node. */
+int cli_parse_open(struct cli *c, int argc, char **argv, const char **pos,
+                   size_t min, size_t max, size_t *npos,
+                   struct simsync_node **out);
+
 /* ------------------------------------------------------------ secret.c */
 
 enum secret_kind {

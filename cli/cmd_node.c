@@ -156,14 +156,10 @@ cmd_id(struct cli *c, int argc, char **argv)
     const char *pos[1];
     struct simsync_node *n = NULL;
     char id[ID_MAX];
-    enum cli_parse_result parsed;
     size_t npos;
     int rc, code;
 
-    parsed = cli_parse(c, argc, argv, NULL, pos, 0, 0, &npos);
-    if (parsed != CLI_PARSE_OK)
-        return cli_parse_exit(parsed);
-    code = out_node_open(c, &n);
+    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
     if (code != 0)
         return code;
     rc = simsync_node_id(n, id, sizeof(id));
@@ -372,14 +368,10 @@ cmd_classes(struct cli *c, int argc, char **argv)
     const char *pos[1];
     struct simsync_node *n = NULL;
     char list[256];
-    enum cli_parse_result parsed;
     size_t npos;
     int rc = SIMSYNC_OK, code;
 
-    parsed = cli_parse(c, argc, argv, NULL, pos, 0, 1, &npos);
-    if (parsed != CLI_PARSE_OK)
-        return cli_parse_exit(parsed);
-    code = out_node_open(c, &n);
+    code = cli_parse_open(c, argc, argv, pos, 0, 1, &npos, &n);
     if (code != 0)
         return code;
     if (npos == 1) {

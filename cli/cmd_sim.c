@@ -50,14 +50,10 @@ cmd_sim_insert(struct cli *c, int argc, char **argv)
     struct simsync_node *n = NULL;
     struct simsync_sim_info info;
     char pin[CLI_SECRET_MAX];
-    enum cli_parse_result parsed;
     size_t npos;
     int rc, have, code;
 
-    parsed = cli_parse(c, argc, argv, NULL, pos, 1, 1, &npos);
-    if (parsed != CLI_PARSE_OK)
-        return cli_parse_exit(parsed);
-    code = out_node_open(c, &n);
+    code = cli_parse_open(c, argc, argv, pos, 1, 1, &npos, &n);
     if (code != 0)
         return code;
     code = secret_get(c, SECRET_PIN, 1, pin, sizeof(pin), &have);
@@ -86,14 +82,10 @@ cmd_sim_remove(struct cli *c, int argc, char **argv)
 {
     const char *pos[1];
     struct simsync_node *n = NULL;
-    enum cli_parse_result parsed;
     size_t npos;
     int rc, code;
 
-    parsed = cli_parse(c, argc, argv, NULL, pos, 0, 0, &npos);
-    if (parsed != CLI_PARSE_OK)
-        return cli_parse_exit(parsed);
-    code = out_node_open(c, &n);
+    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
     if (code != 0)
         return code;
     rc = simsync_sim_remove(n);
@@ -144,14 +136,10 @@ cmd_sim_status(struct cli *c, int argc, char **argv)
     const char *pos[1];
     struct simsync_node *n = NULL;
     struct simsync_sim_info info;
-    enum cli_parse_result parsed;
     size_t npos;
     int rc, code;
 
-    parsed = cli_parse(c, argc, argv, NULL, pos, 0, 0, &npos);
-    if (parsed != CLI_PARSE_OK)
-        return cli_parse_exit(parsed);
-    code = out_node_open(c, &n);
+    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
     if (code != 0)
         return code;
     rc = simsync_sim_info(n, &info);

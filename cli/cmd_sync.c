@@ -109,15 +109,11 @@ cmd_status(struct cli *c, int argc, char **argv)
     struct simsync_node *n = NULL;
     const char *pos[1];
     uint64_t last = 0, conflicts = 0;
-    enum cli_parse_result parsed;
     size_t npos, count = 0;
     char when[64];
     int rc, code;
 
-    parsed = cli_parse(c, argc, argv, NULL, pos, 0, 0, &npos);
-    if (parsed != CLI_PARSE_OK)
-        return cli_parse_exit(parsed);
-    code = out_node_open(c, &n);
+    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
     if (code != 0)
         return code;
     rc = simsync_status(n, cls, CLASS_MAX, &count, &last);
@@ -194,14 +190,10 @@ cmd_conflicts(struct cli *c, int argc, char **argv)
     struct simsync_conflict *list = NULL;
     struct simsync_node *n = NULL;
     const char *pos[1];
-    enum cli_parse_result parsed;
     size_t npos, count = 0;
     int rc, code;
 
-    parsed = cli_parse(c, argc, argv, NULL, pos, 0, 0, &npos);
-    if (parsed != CLI_PARSE_OK)
-        return cli_parse_exit(parsed);
-    code = out_node_open(c, &n);
+    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
     if (code != 0)
         return code;
     rc = load_conflicts(n, &list, &count);

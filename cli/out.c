@@ -143,6 +143,19 @@ out_fail(struct cli *c, const struct simsync_node *n, int rc, const char *what)
 }
 
 int
+cli_parse_open(struct cli *c, int argc, char **argv, const char **pos,
+               size_t min, size_t max, size_t *npos, struct simsync_node **out)
+{
+    enum cli_parse_result parsed;
+
+    *out = NULL;
+    parsed = cli_parse(c, argc, argv, NULL, pos, min, max, npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    return out_node_open(c, out);
+}
+
+int
 out_node_open(struct cli *c, struct simsync_node **out)
 {
     int rc;

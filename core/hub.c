@@ -184,9 +184,10 @@ hub_register(struct simsync_node *n, struct chan *ch,
 
     if (!sub_valid(req->subscriber) || !tid_valid(req->terminal_id) ||
         req->password_hash == NULL || strlen(req->password_hash) == 0 ||
-        strlen(req->password_hash) >= 128 || req->n_classes > CLS_COUNT)
-        return send_error(ch, SIMSYNC_EPROTO, "malformed registration"),
-               SIMSYNC_EPROTO;
+        strlen(req->password_hash) >= 128 || req->n_classes > CLS_COUNT) {
+        send_error(ch, SIMSYNC_EPROTO, "malformed registration");
+        return SIMSYNC_EPROTO;
+    }
     sub_key_hub(n, req->subscriber, sub);
     rc = get_reg(n, sub, req->terminal_id, &old);
     if (rc == SIMSYNC_OK && (old->node_pk.len != 32 ||

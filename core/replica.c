@@ -786,7 +786,6 @@ trusted_apply(struct replica *r, struct store_txn *txn,
     const Simsync__Version *v = c->version, *l;
     const uint8_t *id = c->item_id.data;
     int cls = (int)c->cls, rc;
-    struct vv a = VV_INIT, b = VV_INIT;
     struct stat st;
     enum vv_order o;
     char cname[PATH_MAX];
@@ -845,15 +844,8 @@ trusted_apply(struct replica *r, struct store_txn *txn,
             stats->applied++;
         goto out;
     }
-    /* Concurrent. */
+    /* Concurrent: record_resolved merges the two clocks. */
     l = old->versions[0];
-    rc = vv_from_pb(&a, l->vv);
-    if (rc == SIMSYNC_OK)
-        rc = vv_from_pb(&b, v->vv);
-    if (rc == SIMSYNC_OK)
-        rc = vv_merge(&a, &b);
-    if (rc != SIMSYNC_OK)
-        goto out;
     if (same_content(v, l)) {
         rc = record_resolved(r, txn, cls, id, old, l, v, NULL, 0);
         stats->applied++;
@@ -908,8 +900,6 @@ trusted_apply(struct replica *r, struct store_txn *txn,
     if (rc == SIMSYNC_OK)
         stats->applied++;
 out:
-    vv_free(&a);
-    vv_free(&b);
     item_record_free(old);
     if (meta != NULL)
         simsync__item_meta__free_unpacked(meta, NULL);

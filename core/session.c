@@ -132,12 +132,11 @@ digest_change(struct session *s, const Simsync__Change *c)
     }
 }
 
+/* Content bytes a change carries itself (chunks are counted as sent). */
 static uint64_t
 change_bytes(const Simsync__Change *c)
 {
-    uint64_t n = c->version->inline_body.len;
-
-    return n;
+    return c->version->inline_body.len;
 }
 
 static void
