@@ -83,8 +83,7 @@ crypt_hash_final(struct crypt_hash_state *st, uint8_t *out, size_t outlen)
 int
 crypt_x25519_base(uint8_t pub[32], const uint8_t sec[32])
 {
-    return crypto_scalarmult_base(pub, sec) == 0 ? SIMSYNC_OK
-                                                 : SIMSYNC_ECRYPTO;
+    return crypto_scalarmult_base(pub, sec) == 0 ? SIMSYNC_OK : SIMSYNC_ECRYPTO;
 }
 
 int
@@ -145,9 +144,9 @@ crypt_seal(uint8_t *out, const void *pt, size_t len, const uint8_t *ad,
     unsigned long long clen;
 
     randombytes_buf(out, CRYPT_SEAL_NONCE_BYTES);
-    if (crypto_aead_xchacha20poly1305_ietf_encrypt(
-            out + CRYPT_SEAL_NONCE_BYTES, &clen, pt, len, ad, adlen, NULL, out,
-            key) != 0)
+    if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + CRYPT_SEAL_NONCE_BYTES,
+                                                   &clen, pt, len, ad, adlen,
+                                                   NULL, out, key) != 0)
         return SIMSYNC_ECRYPTO;
     return SIMSYNC_OK;
 }
@@ -183,34 +182,30 @@ crypt_sign_seed_keypair(uint8_t pk[32], uint8_t sk[64], const uint8_t seed[32])
 int
 crypt_sign(uint8_t sig[64], const void *m, size_t mlen, const uint8_t sk[64])
 {
-    return crypto_sign_detached(sig, NULL, m, mlen, sk) == 0
-               ? SIMSYNC_OK
-               : SIMSYNC_ECRYPTO;
+    return crypto_sign_detached(sig, NULL, m, mlen, sk) == 0 ? SIMSYNC_OK
+                                                             : SIMSYNC_ECRYPTO;
 }
 
 int
 crypt_verify(const uint8_t sig[64], const void *m, size_t mlen,
              const uint8_t pk[32])
 {
-    return crypto_sign_verify_detached(sig, m, mlen, pk) == 0
-               ? SIMSYNC_OK
-               : SIMSYNC_ECRYPTO;
+    return crypto_sign_verify_detached(sig, m, mlen, pk) == 0 ? SIMSYNC_OK
+                                                              : SIMSYNC_ECRYPTO;
 }
 
 int
 crypt_sign_pk_to_x25519(uint8_t xpk[32], const uint8_t pk[32])
 {
-    return crypto_sign_ed25519_pk_to_curve25519(xpk, pk) == 0
-               ? SIMSYNC_OK
-               : SIMSYNC_ECRYPTO;
+    return crypto_sign_ed25519_pk_to_curve25519(xpk, pk) == 0 ? SIMSYNC_OK
+                                                              : SIMSYNC_ECRYPTO;
 }
 
 int
 crypt_sign_sk_to_x25519(uint8_t xsk[32], const uint8_t sk[64])
 {
-    return crypto_sign_ed25519_sk_to_curve25519(xsk, sk) == 0
-               ? SIMSYNC_OK
-               : SIMSYNC_ECRYPTO;
+    return crypto_sign_ed25519_sk_to_curve25519(xsk, sk) == 0 ? SIMSYNC_OK
+                                                              : SIMSYNC_ECRYPTO;
 }
 
 int
@@ -226,14 +221,12 @@ crypt_box_open(uint8_t *out, const uint8_t *c, size_t clen,
 {
     if (clen < CRYPT_BOX_OVERHEAD)
         return SIMSYNC_ECRYPTO;
-    return crypto_box_seal_open(out, c, clen, xpk, xsk) == 0
-               ? SIMSYNC_OK
-               : SIMSYNC_ECRYPTO;
+    return crypto_box_seal_open(out, c, clen, xpk, xsk) == 0 ? SIMSYNC_OK
+                                                             : SIMSYNC_ECRYPTO;
 }
 
 int
-crypt_pwhash_str(char out[CRYPT_PWHASH_STR_BYTES], const char *pw,
-                 size_t pwlen)
+crypt_pwhash_str(char out[CRYPT_PWHASH_STR_BYTES], const char *pw, size_t pwlen)
 {
     _Static_assert(CRYPT_PWHASH_STR_BYTES == crypto_pwhash_STRBYTES,
                    "pwhash string size");
@@ -251,7 +244,7 @@ crypt_pwhash_verify(const char *str, const char *pw, size_t pwlen)
     if (memchr(str, '\0', CRYPT_PWHASH_STR_BYTES) == NULL)
         return SIMSYNC_EINVAL;
     return crypto_pwhash_str_verify(str, pw, pwlen) == 0 ? SIMSYNC_OK
-                                                          : SIMSYNC_EPASSWORD;
+                                                         : SIMSYNC_EPASSWORD;
 }
 
 int

@@ -18,10 +18,10 @@
 #define CRYPT_SIGN_PK_BYTES 32
 #define CRYPT_SIGN_SK_BYTES 64
 #define CRYPT_SIG_BYTES 64
-#define CRYPT_BOX_OVERHEAD 48     /* sealed box: ephemeral pk + tag */
+#define CRYPT_BOX_OVERHEAD 48 /* sealed box: ephemeral pk + tag */
 #define CRYPT_PWHASH_STR_BYTES 128
 #define CRYPT_SALT_BYTES 16
-#define CRYPT_HASH_MAX 64         /* BLAKE2b output maximum */
+#define CRYPT_HASH_MAX 64 /* BLAKE2b output maximum */
 
 /* Initialise the library once per process; safe to call repeatedly and from
  * several threads. Returns SIMSYNC_OK or SIMSYNC_EIO. */
@@ -44,8 +44,7 @@ int crypt_hash_init(struct crypt_hash_state *st, size_t outlen,
                     const uint8_t *key, size_t keylen);
 int crypt_hash_update(struct crypt_hash_state *st, const void *in,
                       size_t inlen);
-int crypt_hash_final(struct crypt_hash_state *st, uint8_t *out,
-                     size_t outlen);
+int crypt_hash_final(struct crypt_hash_state *st, uint8_t *out, size_t outlen);
 
 /* X25519. crypt_x25519 fails with SIMSYNC_ECRYPTO when the result is all
  * zero (low-order peer key). */

@@ -49,11 +49,19 @@ static int
 errno_to_err(int e)
 {
     switch (e) {
-    case ENOENT: return SIMSYNC_ENOTFOUND;
-    case ENOSPC: case EDQUOT: return SIMSYNC_ENOSPC;
-    case ENOMEM: return SIMSYNC_ENOMEM;
-    case ELOOP: case ENOTDIR: case EISDIR: return SIMSYNC_EREFUSED;
-    default: return SIMSYNC_EIO;
+    case ENOENT:
+        return SIMSYNC_ENOTFOUND;
+    case ENOSPC:
+    case EDQUOT:
+        return SIMSYNC_ENOSPC;
+    case ENOMEM:
+        return SIMSYNC_ENOMEM;
+    case ELOOP:
+    case ENOTDIR:
+    case EISDIR:
+        return SIMSYNC_EREFUSED;
+    default:
+        return SIMSYNC_EIO;
     }
 }
 
@@ -101,8 +109,7 @@ folder_open_parent(const struct replica *r, int cls, const char *name,
             close(fd);
             return errno_to_err(e);
         }
-        nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-                                   O_CLOEXEC);
+        nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (nfd < 0) {
             int e = errno;
             close(fd);
@@ -122,11 +129,10 @@ folder_make_tmp(int dirfd, char *tmpname, size_t len)
     for (int i = 0; i < 16; i++) {
         int fd;
         /* The pid lets a later scan remove what a killed writer left. */
-        snprintf(tmpname, len, "%s%ld-%08x", FOLDER_TMP_PREFIX,
-                 (long)getpid(), crypt_random_u32());
+        snprintf(tmpname, len, "%s%ld-%08x", FOLDER_TMP_PREFIX, (long)getpid(),
+                 crypt_random_u32());
         fd = openat(dirfd, tmpname,
-                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-                    0600);
+                    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd >= 0)
             return fd;
         if (errno != EEXIST)
@@ -153,8 +159,7 @@ folder_commit_tmp(int dirfd, int tmpfd, const char *tmpname, const char *base,
 }
 
 int
-folder_stat(const struct replica *r, int cls, const char *name,
-            struct stat *st)
+folder_stat(const struct replica *r, int cls, const char *name, struct stat *st)
 {
     const char *base;
     int dfd = folder_open_parent(r, cls, name, 0, &base);
@@ -173,10 +178,10 @@ folder_stat_matches(const Simsync__ItemRecord *rec, const struct stat *st)
 {
     return rec->present && rec->st_size == (uint64_t)st->st_size &&
            rec->st_ino == (uint64_t)st->st_ino &&
-           rec->st_mtime_ns == (int64_t)st->st_mtim.tv_sec * 1000000000 +
-                                   st->st_mtim.tv_nsec &&
-           rec->st_ctime_ns == (int64_t)st->st_ctim.tv_sec * 1000000000 +
-                                   st->st_ctim.tv_nsec;
+           rec->st_mtime_ns ==
+               (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec &&
+           rec->st_ctime_ns ==
+               (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
 }
 
 void
@@ -429,8 +434,9 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
     v.author = r->self;
     rc = journal_hlc_next(txn, r->now_ms, &v.hlc);
     if (rc == SIMSYNC_OK)
-        rc = journal_knowledge_raise(txn, r->sub, cls, 0, &(struct vv){
-            1, 1, &(struct dot){r->self, dot.counter}});
+        rc = journal_knowledge_raise(
+            txn, r->sub, cls, 0,
+            &(struct vv){1, 1, &(struct dot){r->self, dot.counter}});
     if (rc == SIMSYNC_OK)
         rc = item_put(txn, r->sub, cls, id, old, &rec);
 out:
@@ -514,8 +520,8 @@ walk(int dirfd_in, const char *prefix, struct name_list *out, int depth)
         struct stat st;
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (strncmp(e->d_name, FOLDER_TMP_PREFIX,
-                    strlen(FOLDER_TMP_PREFIX)) == 0) {
+        if (strncmp(e->d_name, FOLDER_TMP_PREFIX, strlen(FOLDER_TMP_PREFIX)) ==
+            0) {
             remove_stale_tmp(dirfd(d), e->d_name);
             continue;
         }
@@ -567,7 +573,6 @@ file_hash(struct replica *r, int cls, const char *name, uint8_t out[32])
         return SIMSYNC_EIO;
     return crypt_hash_final(&hs, out, 32);
 }
-
 
 int
 folder_refresh(struct replica *r, struct store_txn *txn, int cls,
@@ -633,8 +638,7 @@ scan_batch_fn(struct store_txn *txn, void *arg)
         if (b->tombstones) {
             rc = vv_from_pb(&base, rec->versions[0]->vv);
             if (rc == SIMSYNC_OK)
-                rc = folder_record(b->r, txn, b->cls, name, &base, NULL,
-                                   rec);
+                rc = folder_record(b->r, txn, b->cls, name, &base, NULL, rec);
             local.deleted++;
             item_record_free(rec);
             continue;
@@ -687,13 +691,11 @@ find_gone(struct replica *r, int cls, struct name_list *files,
         return rc;
     rc = store_cursor_open(txn, STORE_ITEMS, &cur);
     if (rc == SIMSYNC_OK)
-        rc = store_cursor_seek(cur, prefix, sizeof(prefix),
-                               (const void **)&k, &kl, (const void **)&v,
-                               &vl);
+        rc = store_cursor_seek(cur, prefix, sizeof(prefix), (const void **)&k,
+                               &kl, (const void **)&v, &vl);
     while (rc == SIMSYNC_OK && kl == ITEM_KEY_BYTES &&
            memcmp(k, prefix, sizeof(prefix)) == 0) {
-        Simsync__ItemRecord *rec =
-            simsync__item_record__unpack(NULL, vl, v);
+        Simsync__ItemRecord *rec = simsync__item_record__unpack(NULL, vl, v);
         if (rec == NULL) {
             rc = SIMSYNC_EPROTO;
             break;
@@ -701,9 +703,8 @@ find_gone(struct replica *r, int cls, struct name_list *files,
         if (live(rec) && rec->name != NULL) {
             const char *key = rec->name;
             (*live_count)++;
-            if (files->n == 0 ||
-                bsearch(&key, files->v, files->n, sizeof(char *),
-                        cmp_str) == NULL)
+            if (files->n == 0 || bsearch(&key, files->v, files->n,
+                                         sizeof(char *), cmp_str) == NULL)
                 rc = names_add(gone, rec->name);
         }
         item_record_free(rec);
@@ -754,10 +755,13 @@ folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
         if (rc == SIMSYNC_OK && files.n > 0)
             qsort(files.v, files.n, sizeof(char *), cmp_str);
         for (size_t i = 0; rc == SIMSYNC_OK && i < files.n; i += SCAN_BATCH) {
-            struct scan_batch b = {r, cls, files.v + i,
-                                   files.n - i < SCAN_BATCH ? files.n - i
-                                                            : SCAN_BATCH,
-                                   0, stats};
+            struct scan_batch b = {
+                r,
+                cls,
+                files.v + i,
+                files.n - i < SCAN_BATCH ? files.n - i : SCAN_BATCH,
+                0,
+                stats};
             rc = store_write(r->st, scan_batch_fn, &b);
         }
         if (rc == SIMSYNC_OK)
@@ -770,10 +774,13 @@ folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
         } else {
             for (size_t i = 0; rc == SIMSYNC_OK && i < gone.n;
                  i += SCAN_BATCH) {
-                struct scan_batch b = {r, cls, gone.v + i,
-                                       gone.n - i < SCAN_BATCH ? gone.n - i
-                                                               : SCAN_BATCH,
-                                       1, stats};
+                struct scan_batch b = {
+                    r,
+                    cls,
+                    gone.v + i,
+                    gone.n - i < SCAN_BATCH ? gone.n - i : SCAN_BATCH,
+                    1,
+                    stats};
                 rc = store_write(r->st, scan_batch_fn, &b);
             }
         }

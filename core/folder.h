@@ -61,10 +61,10 @@ int folder_refresh(struct replica *r, struct store_txn *txn, int cls,
                    Simsync__ItemRecord *rec, int *changed);
 
 struct scan_stats {
-    uint64_t files;       /* files looked at */
-    uint64_t unchanged;   /* skipped on the stat cache alone */
+    uint64_t files;     /* files looked at */
+    uint64_t unchanged; /* skipped on the stat cache alone */
     uint64_t added, edited, deleted, renamed;
-    uint64_t guarded;     /* deletions withheld by the mass-delete guard */
+    uint64_t guarded; /* deletions withheld by the mass-delete guard */
 };
 
 /* Scan class folders in `classes` and record local changes. A missing

@@ -30,8 +30,7 @@ struct hub_conn {
 static pthread_mutex_t hub_lock = PTHREAD_MUTEX_INITIALIZER;
 static int hub_active;
 
-static void
-hub_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void hub_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static void
 hub_log(const char *fmt, ...)
@@ -173,8 +172,8 @@ hub_register(struct simsync_node *n, struct chan *ch,
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
     Simsync__RegisterReply rep = SIMSYNC__REGISTER_REPLY__INIT;
     Simsync__RegisterDone done = SIMSYNC__REGISTER_DONE__INIT;
-    Simsync__SubscriberRecord *subrec = NULL, newsub =
-        SIMSYNC__SUBSCRIBER_RECORD__INIT;
+    Simsync__SubscriberRecord *subrec = NULL,
+                              newsub = SIMSYNC__SUBSCRIBER_RECORD__INIT;
     Simsync__Registration *old = NULL, reg = SIMSYNC__REGISTRATION__INIT;
     uint8_t sub[SUB_BYTES];
     struct store_txn *txn;
@@ -231,8 +230,8 @@ hub_register(struct simsync_node *n, struct chan *ch,
     if (rc == SIMSYNC_OK) {
         /* The terminal must hold the subscriber's data key: it signed this
          * session's handshake hash with the key derived from it. */
-        const ProtobufCBinaryData *vpk = subrec ? &subrec->verifier_pk
-                                                : &in->register_keys->verifier_pk;
+        const ProtobufCBinaryData *vpk =
+            subrec ? &subrec->verifier_pk : &in->register_keys->verifier_pk;
         uint8_t hh[64];
         rc = chan_handshake_hash(ch, hh);
         if (rc == SIMSYNC_OK &&

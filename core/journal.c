@@ -7,7 +7,7 @@
 #include "journal.h"
 
 static const char *const class_names[CLS_COUNT] = {
-    "contacts", "mail", "browser", "archive",
+    "contacts", "mail", "browser",  "archive",
     "apps",     "pim",  "settings", "rights",
 };
 
@@ -312,12 +312,11 @@ journal_knowledge_get(struct store_txn *txn, const uint8_t sub[SUB_BYTES],
             rc = SIMSYNC_EPROTO;
             break;
         }
-        rc = vv_set(out, store_get_be64(k + SUB_BYTES + 9),
-                    store_get_be64(v));
+        rc = vv_set(out, store_get_be64(k + SUB_BYTES + 9), store_get_be64(v));
         if (rc != SIMSYNC_OK)
             break;
-        rc = store_cursor_next(cur, (const void **)&k, &kl,
-                               (const void **)&v, &vl);
+        rc = store_cursor_next(cur, (const void **)&k, &kl, (const void **)&v,
+                               &vl);
     }
     store_cursor_close(cur);
     return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
@@ -336,8 +335,8 @@ journal_knowledge_raise(struct store_txn *txn, const uint8_t sub[SUB_BYTES],
             continue;
         knowledge_key(key, sub, cls, peer, k->e[i].replica);
         store_be64(val, k->e[i].counter);
-        rc = store_put(txn, STORE_KNOWLEDGE, key, sizeof(key), val,
-                       sizeof(val));
+        rc =
+            store_put(txn, STORE_KNOWLEDGE, key, sizeof(key), val, sizeof(val));
     }
     vv_free(&cur);
     return rc;
@@ -359,8 +358,8 @@ journal_knowledge_drop(struct store_txn *txn, const uint8_t sub[SUB_BYTES],
     rc = store_cursor_open(txn, STORE_KNOWLEDGE, &cur);
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = store_cursor_seek(cur, key, sizeof(key), (const void **)&k, &kl,
-                           NULL, NULL);
+    rc = store_cursor_seek(cur, key, sizeof(key), (const void **)&k, &kl, NULL,
+                           NULL);
     while (rc == SIMSYNC_OK && kl == sizeof(key) &&
            memcmp(k, key, SUB_BYTES + 9) == 0) {
         rc = store_cursor_del(cur);

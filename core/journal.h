@@ -36,8 +36,8 @@ enum item_class {
 };
 #define CLS_ALL ((1u << CLS_COUNT) - 1)
 
-const char *class_name(int cls);        /* NULL when out of range */
-int class_parse(const char *name);      /* class or -1 */
+const char *class_name(int cls);   /* NULL when out of range */
+int class_parse(const char *name); /* class or -1 */
 /* Parse "contacts,pim" (or "all") into a bit mask; SIMSYNC_EINVAL names
  * the bad word in `bad` (may be NULL). */
 int class_mask_parse(const char *list, uint32_t *mask, char *bad,
@@ -59,8 +59,8 @@ void item_record_free(Simsync__ItemRecord *rec); /* NULL-safe */
 /* Store `rec` (NULL deletes the item) and move the journal index from the
  * dots of `old` (may be NULL) to the dots of `rec`. */
 int item_put(struct store_txn *txn, const uint8_t sub[SUB_BYTES], int cls,
-             const uint8_t id[ITEM_ID_BYTES],
-             const Simsync__ItemRecord *old, const Simsync__ItemRecord *rec);
+             const uint8_t id[ITEM_ID_BYTES], const Simsync__ItemRecord *old,
+             const Simsync__ItemRecord *rec);
 
 /* Take the next counter of this replica (meta "counter"). Fails with
  * SIMSYNC_ETOOBIG rather than wrap at 2^64-1. */
@@ -74,9 +74,8 @@ int journal_hlc_observe(struct store_txn *txn, uint64_t hlc);
 int journal_knowledge_get(struct store_txn *txn, const uint8_t sub[SUB_BYTES],
                           int cls, uint64_t peer, struct vv *out);
 /* Raise each origin's counter to at least the one in `k`. */
-int journal_knowledge_raise(struct store_txn *txn,
-                            const uint8_t sub[SUB_BYTES], int cls,
-                            uint64_t peer, const struct vv *k);
+int journal_knowledge_raise(struct store_txn *txn, const uint8_t sub[SUB_BYTES],
+                            int cls, uint64_t peer, const struct vv *k);
 /* Forget the resume cursor of `peer` (peer != 0). */
 int journal_knowledge_drop(struct store_txn *txn, const uint8_t sub[SUB_BYTES],
                            int cls, uint64_t peer);

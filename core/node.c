@@ -119,8 +119,7 @@ file_put(const char *path, const void *data, size_t len)
     int fd, rc = SIMSYNC_OK;
 
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-              0600);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
     if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0)
@@ -236,8 +235,8 @@ simsync_init(const char *home, const char *role, const char *terminal_id,
         return rc;
     store_close(store);
     if (data_dir != NULL) {
-        snprintf(text, sizeof(text), "role=%s\nterminal_id=%s\ndata=%s\n",
-                 role, tid, data_dir);
+        snprintf(text, sizeof(text), "role=%s\nterminal_id=%s\ndata=%s\n", role,
+                 tid, data_dir);
     } else {
         snprintf(text, sizeof(text), "role=%s\nterminal_id=%s\n", role, tid);
     }
@@ -306,8 +305,8 @@ simsync_node_open(const char *home, struct simsync_node **out)
         rc = SIMSYNC_ESTATE;
     if (rc == SIMSYNC_OK &&
         (kv_get(text, "role", n->role, sizeof(n->role)) != SIMSYNC_OK ||
-         kv_get(text, "terminal_id", n->terminal_id,
-                sizeof(n->terminal_id)) != SIMSYNC_OK))
+         kv_get(text, "terminal_id", n->terminal_id, sizeof(n->terminal_id)) !=
+             SIMSYNC_OK))
         rc = SIMSYNC_EPROTO;
     if (rc == SIMSYNC_OK &&
         kv_get(text, "data", n->data_dir, sizeof(n->data_dir)) != SIMSYNC_OK)
@@ -410,8 +409,7 @@ simsync_sim_create(const char *file, const char *subscriber, const char *pin,
 {
     int rc = crypt_init();
 
-    return rc != SIMSYNC_OK ? rc
-                            : sim_file_create(file, subscriber, pin, puk);
+    return rc != SIMSYNC_OK ? rc : sim_file_create(file, subscriber, pin, puk);
 }
 
 int
@@ -461,8 +459,8 @@ simsync_sim_insert(struct simsync_node *n, const char *file, const char *pin)
                              "the SIM is blocked; unblock it with "
                              "'simsync sim unblock %s --puk PUK --new-pin PIN'",
                              file);
-        return node_fail(n, rc, "the SIM refused the PIN (%d tr%s left)",
-                         left, left == 1 ? "y" : "ies");
+        return node_fail(n, rc, "the SIM refused the PIN (%d tr%s left)", left,
+                         left == 1 ? "y" : "ies");
     }
     rc = sim_subscriber(s, sub, sizeof(sub));
     sim_close(s);
@@ -524,8 +522,8 @@ simsync_sim_info(struct simsync_node *n, struct simsync_sim_info *out)
 
     memset(out, 0, sizeof(*out));
     out->bound = n->bound;
-    if (inserted_subscriber(n, out->subscriber, out->file,
-                            sizeof(out->file)) != SIMSYNC_OK) {
+    if (inserted_subscriber(n, out->subscriber, out->file, sizeof(out->file)) !=
+        SIMSYNC_OK) {
         n->err[0] = '\0';
         return SIMSYNC_OK;
     }
@@ -749,8 +747,7 @@ password_check_or_set(struct simsync_node *n, const char *password)
         rc = crypt_pwhash_verify(hash, password, strlen(password));
         return rc == SIMSYNC_OK
                    ? SIMSYNC_OK
-                   : node_fail(n, SIMSYNC_EPASSWORD,
-                               "wrong terminal password");
+                   : node_fail(n, SIMSYNC_EPASSWORD, "wrong terminal password");
     }
     if (rc != SIMSYNC_ENOTFOUND)
         return rc;
@@ -763,8 +760,8 @@ password_check_or_set(struct simsync_node *n, const char *password)
 int
 simsync_register(struct simsync_node *n, const char *hub_addr,
                  const char *hub_id, const char *classes, const char *pin,
-                 const char *password, const char *recovery,
-                 char *recovery_out, size_t recovery_len)
+                 const char *password, const char *recovery, char *recovery_out,
+                 size_t recovery_len)
 {
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *rep = NULL;
     Simsync__Register reg = SIMSYNC__REGISTER__INIT;
@@ -1108,8 +1105,7 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
     if (rc == SIMSYNC_OK)
         rc = store_write(n->st, meta_put_now, &now);
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
-        node_fail(n, rc, "sync with the hub failed: %s%s",
-                  simsync_strerror(rc),
+        node_fail(n, rc, "sync with the hub failed: %s%s", simsync_strerror(rc),
                   (rc == SIMSYNC_ECLOSED || rc == SIMSYNC_ETIMEOUT)
                       ? " (what was committed is kept; run sync again to "
                         "resume)"
@@ -1160,8 +1156,8 @@ count_prefix(struct store_txn *txn, enum store_db db, const uint8_t *prefix,
         } else {
             (*out)++;
         }
-        rc = store_cursor_next(cur, (const void **)&k, &kl,
-                               (const void **)&v, &vl);
+        rc = store_cursor_next(cur, (const void **)&k, &kl, (const void **)&v,
+                               &vl);
     }
     store_cursor_close(cur);
     return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
@@ -1200,14 +1196,13 @@ simsync_status(struct simsync_node *n, struct simsync_class_status *out,
         rc = count_prefix(txn, STORE_ITEMS, prefix, sizeof(prefix), 1,
                           &cs->items);
         if (rc == SIMSYNC_OK)
-            rc = count_prefix(txn, STORE_CONFLICTS, prefix, sizeof(prefix),
-                              0, &cs->conflicts);
+            rc = count_prefix(txn, STORE_CONFLICTS, prefix, sizeof(prefix), 0,
+                              &cs->conflicts);
         /* Own changes above what the hub acknowledged (the hub's
          * knowledge of us is what our last complete upload told it). */
         if (rc == SIMSYNC_OK)
-            rc = journal_knowledge_get(txn, sub, c,
-                                       session_ack_peer(node_peer_of(n->hub_pk)),
-                                       &hubk);
+            rc = journal_knowledge_get(
+                txn, sub, c, session_ack_peer(node_peer_of(n->hub_pk)), &hubk);
         if (rc == SIMSYNC_OK)
             rc = journal_scan(txn, sub, c, &hubk, count_own, &pc);
         cs->pending_up = pc.n;
@@ -1253,11 +1248,11 @@ simsync_conflicts(struct simsync_node *n, struct simsync_conflict *out,
         /* A copy deleted elsewhere (resolved on another terminal) is no
          * longer a conflict here. */
         if (cr != NULL && cr->cls < CLS_COUNT &&
-            folder_stat(&r, (int)cr->cls, cr->copy_name, &st) ==
-                SIMSYNC_OK) {
+            folder_stat(&r, (int)cr->cls, cr->copy_name, &st) == SIMSYNC_OK) {
             if (*count < cap) {
                 struct simsync_conflict *c = &out[*count];
-                snprintf(c->cls, sizeof(c->cls), "%s", class_name((int)cr->cls));
+                snprintf(c->cls, sizeof(c->cls), "%s",
+                         class_name((int)cr->cls));
                 snprintf(c->name, sizeof(c->name), "%s", cr->name);
                 snprintf(c->copy_name, sizeof(c->copy_name), "%s",
                          cr->copy_name);
@@ -1267,8 +1262,8 @@ simsync_conflicts(struct simsync_node *n, struct simsync_conflict *out,
         }
         if (cr)
             simsync__conflict_record__free_unpacked(cr, NULL);
-        rc = store_cursor_next(cur, (const void **)&k, &kl,
-                               (const void **)&v, &vl);
+        rc = store_cursor_next(cur, (const void **)&k, &kl, (const void **)&v,
+                               &vl);
     }
     store_cursor_close(cur);
     store_txn_abort(txn);
@@ -1295,14 +1290,15 @@ simsync_conflict_resolve(struct simsync_node *n, const char *item,
     const char *slash = item ? strchr(item, '/') : NULL;
     char cname[16];
 
-    if (keep == NULL || (strcmp(keep, "mine") != 0 &&
-                         strcmp(keep, "theirs") != 0 &&
-                         strcmp(keep, "both") != 0))
+    if (keep == NULL ||
+        (strcmp(keep, "mine") != 0 && strcmp(keep, "theirs") != 0 &&
+         strcmp(keep, "both") != 0))
         return node_fail(n, SIMSYNC_EINVAL,
                          "--keep takes mine, theirs or both");
     if (slash == NULL || (size_t)(slash - item) >= sizeof(cname))
-        return node_fail(n, SIMSYNC_EINVAL,
-                         "name the item as CLASS/NAME, e.g. contacts/alice.vcf");
+        return node_fail(
+            n, SIMSYNC_EINVAL,
+            "name the item as CLASS/NAME, e.g. contacts/alice.vcf");
     memcpy(cname, item, (size_t)(slash - item));
     cname[slash - item] = '\0';
     cls = class_parse(cname);

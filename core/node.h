@@ -14,11 +14,11 @@
 
 struct simsync_node {
     char home[PATH_MAX];
-    char role[16];             /* terminal, desktop, hub */
+    char role[16]; /* terminal, desktop, hub */
     char terminal_id[64];
     char data_dir[PATH_MAX];
     struct chan_identity ident;
-    uint64_t replica;          /* node key + store epoch */
+    uint64_t replica; /* node key + store epoch */
     struct store *st;
     char err[512];
     /* Terminal binding (when bound). */

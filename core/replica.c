@@ -78,8 +78,8 @@ a_wins(const Simsync__Version *a, const Simsync__Version *b)
 }
 
 int
-replica_missing_chunks(struct replica *r, Simsync__Change *const *ch,
-                       size_t n, uint8_t **ids, size_t *nids)
+replica_missing_chunks(struct replica *r, Simsync__Change *const *ch, size_t n,
+                       uint8_t **ids, size_t *nids)
 {
     struct store_txn *txn;
     uint8_t *out = NULL;
@@ -97,8 +97,7 @@ replica_missing_chunks(struct replica *r, Simsync__Change *const *ch,
 
         if (v->n_chunks == 0)
             continue;
-        rc = item_get(txn, r->sub, (int)ch[i]->cls, ch[i]->item_id.data,
-                      &rec);
+        rc = item_get(txn, r->sub, (int)ch[i]->cls, ch[i]->item_id.data, &rec);
         if (rc == SIMSYNC_ENOTFOUND)
             rc = SIMSYNC_OK;
         if (rc == SIMSYNC_OK && wanted(r, rec, v)) {
@@ -107,12 +106,12 @@ replica_missing_chunks(struct replica *r, Simsync__Change *const *ch,
                 const void *val;
                 size_t vl, k;
                 chunk_key(key, r->sub, v->chunks[j]->id.data);
-                if (store_get(txn, chunk_db(r), key, sizeof(key), &val,
-                              &vl) == SIMSYNC_OK)
+                if (store_get(txn, chunk_db(r), key, sizeof(key), &val, &vl) ==
+                    SIMSYNC_OK)
                     continue;
                 for (k = 0; k < cnt; k++)
-                    if (memcmp(out + k * CHUNK_ID_BYTES,
-                               v->chunks[j]->id.data, CHUNK_ID_BYTES) == 0)
+                    if (memcmp(out + k * CHUNK_ID_BYTES, v->chunks[j]->id.data,
+                               CHUNK_ID_BYTES) == 0)
                         break;
                 if (k < cnt)
                     continue;
@@ -201,8 +200,8 @@ replica_open_meta(const struct replica *r, int cls,
     plain = malloc(len + 1);
     if (plain == NULL)
         return SIMSYNC_ENOMEM;
-    rc = crypt_unseal(plain, v->meta.data, v->meta.len, item_id,
-                      ITEM_ID_BYTES, r->keys.seal);
+    rc = crypt_unseal(plain, v->meta.data, v->meta.len, item_id, ITEM_ID_BYTES,
+                      r->keys.seal);
     if (rc == SIMSYNC_OK) {
         *meta = simsync__item_meta__unpack(NULL, len, plain);
         if (*meta == NULL || (*meta)->name == NULL ||
@@ -526,8 +525,8 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
             rc = store_get(txn, STORE_STAGE, key, sizeof(key), &val, &vl);
             if (rc == SIMSYNC_OK)
                 rc = blob_decode(r->keys.seal, v->chunks[j]->id.data,
-                                 CHUNK_ID_BYTES, val, vl,
-                                 v->chunks[j]->size, &plain, &plen);
+                                 CHUNK_ID_BYTES, val, vl, v->chunks[j]->size,
+                                 &plain, &plen);
             if (rc == SIMSYNC_OK && plen != v->chunks[j]->size)
                 rc = SIMSYNC_EPROTO;
             if (rc == SIMSYNC_OK && write(fd, plain, plen) != (ssize_t)plen)
@@ -574,8 +573,8 @@ copy_name(char *out, size_t len, const char *name,
     if (stem - dir > room)
         stem = dir + room;
     snprintf(out, len, "%.*s.conflict-%016llx-%llx%s", (int)stem, name,
-             (unsigned long long)loser->author,
-             (unsigned long long)loser->hlc, ext);
+             (unsigned long long)loser->author, (unsigned long long)loser->hlc,
+             ext);
 }
 
 static int
@@ -746,9 +745,9 @@ record_resolved(struct replica *r, struct store_txn *txn, int cls,
         if (rc == SIMSYNC_OK)
             rc = vv_to_pb(&nvv, &mv);
         if (rc == SIMSYNC_OK)
-            rc = journal_knowledge_raise(txn, r->sub, cls, 0,
-                                         &(struct vv){1, 1, &(struct dot){
-                                                           rdot.replica, 1}});
+            rc = journal_knowledge_raise(
+                txn, r->sub, cls, 0,
+                &(struct vv){1, 1, &(struct dot){rdot.replica, 1}});
         if (rc != SIMSYNC_OK)
             goto out;
         own = m->vv;
@@ -945,8 +944,7 @@ apply_fn(struct store_txn *txn, void *arg)
             rc = vv_raise(&resume, e->replica, e->counter);
         }
         if (rc == SIMSYNC_OK && resume.n > 0)
-            rc = journal_knowledge_raise(txn, b->r->sub, cls, b->peer,
-                                         &resume);
+            rc = journal_knowledge_raise(txn, b->r->sub, cls, b->peer, &resume);
     }
     /* Staged chunks of applied items are not needed any more. */
     for (size_t i = 0; rc == SIMSYNC_OK && b->r->trusted && i < b->n; i++) {

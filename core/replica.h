@@ -20,10 +20,11 @@
 #include "journal.h"
 #include "keys.h"
 
-#define INLINE_MAX (32u * 1024)     /* larger items are chunked */
+#define INLINE_MAX (32u * 1024) /* larger items are chunked */
 #define CHUNK_ID_BYTES 32
-#define ITEM_SIZE_MAX (1ull << 28)  /* 256 MiB: larger items are refused
-                                     * (the chunk list must fit a frame) */
+#define ITEM_SIZE_MAX                                                          \
+    (1ull << 28) /* 256 MiB: larger items are refused                          \
+                  * (the chunk list must fit a frame) */
 
 struct replica {
     struct store *st;        /* borrowed */
@@ -36,10 +37,10 @@ struct replica {
 };
 
 struct apply_stats {
-    uint64_t applied;    /* versions that changed something */
-    uint64_t skipped;    /* already known or superseded */
-    uint64_t conflicts;  /* conflict copies made (trusted) */
-    uint64_t siblings;   /* concurrent versions kept (hub) */
+    uint64_t applied;   /* versions that changed something */
+    uint64_t skipped;   /* already known or superseded */
+    uint64_t conflicts; /* conflict copies made (trusted) */
+    uint64_t siblings;  /* concurrent versions kept (hub) */
 };
 
 /* Which chunks of this batch would be needed to apply it and are not on
@@ -64,8 +65,8 @@ int replica_get_chunk(struct replica *r, int cls,
  * commit; a crash in between is healed by the next scan, which sees the
  * file and records it as a change with equal content.
  * Afterwards the resume cursor for `peer` is raised to the batch's dots. */
-int replica_apply_batch(struct replica *r, Simsync__Change *const *ch,
-                        size_t n, uint64_t peer, struct apply_stats *stats);
+int replica_apply_batch(struct replica *r, Simsync__Change *const *ch, size_t n,
+                        uint64_t peer, struct apply_stats *stats);
 
 /* Decode the sealed metadata of a version (trusted only) and check that
  * the name belongs to `item_id`. *meta returned (free_unpacked). */

@@ -34,7 +34,7 @@ struct outq {
 struct session {
     struct session_cfg cfg;
     enum phase_kind phases[2];
-    int phase;              /* 0, 1, or 2 when finished */
+    int phase; /* 0, 1, or 2 when finished */
     enum state st;
     struct outq *head, *tail;
     struct session_stats stats;
@@ -42,21 +42,21 @@ struct session {
     /* Running stream accounting of the current phase. */
     uint64_t items, bytes;
     struct crypt_hash_state digest;
-    uint8_t done_digest[32];    /* sender: digest announced in Done */
+    uint8_t done_digest[32]; /* sender: digest announced in Done */
 
     /* Sender. */
     struct entry *entries;
     size_t nentries, pos;
     struct vv sender_k[CLS_COUNT];
     uint32_t stream_classes;
-    Simsync__ChangeBatch *cur;  /* last batch sent (owned) */
+    Simsync__ChangeBatch *cur; /* last batch sent (owned) */
     uint64_t seq;
 
     /* Receiver. */
-    Simsync__Envelope *batch;   /* batch being received (owned) */
-    uint8_t *pending;           /* wanted chunk ids not yet arrived */
+    Simsync__Envelope *batch; /* batch being received (owned) */
+    uint8_t *pending;         /* wanted chunk ids not yet arrived */
     size_t npending;
-    uint8_t *gone;              /* chunk ids the sender could not serve */
+    uint8_t *gone; /* chunk ids the sender could not serve */
     size_t ngone;
 };
 
@@ -398,8 +398,7 @@ recv_chunk(struct session *s, const Simsync__ChunkData *cd)
     return SIMSYNC_OK;
 }
 
-static int
-next_phase(struct session *s);
+static int next_phase(struct session *s);
 
 static int
 recv_done(struct session *s, const Simsync__Done *d)
@@ -506,8 +505,8 @@ send_start(struct session *s, const Simsync__Knowledge *k)
             continue;
         rc = journal_knowledge_get(txn, s->cfg.r->sub, c, 0, &s->sender_k[c]);
         if (rc == SIMSYNC_OK)
-            rc = journal_scan(txn, s->cfg.r->sub, c, &above[c],
-                              collect_entry, &col);
+            rc = journal_scan(txn, s->cfg.r->sub, c, &above[c], collect_entry,
+                              &col);
     }
     store_txn_abort(txn);
     stream_reset(s);
@@ -581,8 +580,7 @@ send_next(struct session *s)
     for (size_t i = 0; i < SESSION_BATCH_ITEMS; i++)
         simsync__dot__init(&dotv[i]);
     while (s->pos < s->nentries && n < SESSION_BATCH_ITEMS &&
-           nrecs < SESSION_BATCH_ITEMS &&
-           bytes < SESSION_BATCH_BYTES &&
+           nrecs < SESSION_BATCH_ITEMS && bytes < SESSION_BATCH_BYTES &&
            chunk_bytes < SESSION_BATCH_CHUNK_BYTES) {
         const struct entry *e = &s->entries[s->pos];
         Simsync__ItemRecord *rec = NULL;

@@ -31,14 +31,14 @@
 #define SESSION_BATCH_CHUNK_BYTES (8u << 20)
 
 struct session_cfg {
-    struct replica *r;  /* borrowed for the session's life */
-    uint32_t classes;   /* classes this session syncs */
-    uint64_t peer;      /* the peer's id, for resume cursors (non-zero) */
-    int initiator;      /* 1: send first, then receive */
+    struct replica *r; /* borrowed for the session's life */
+    uint32_t classes;  /* classes this session syncs */
+    uint64_t peer;     /* the peer's id, for resume cursors (non-zero) */
+    int initiator;     /* 1: send first, then receive */
 };
 
 struct session_stats {
-    uint64_t sent_items, sent_bytes;   /* changes and content bytes sent */
+    uint64_t sent_items, sent_bytes; /* changes and content bytes sent */
     uint64_t recv_items, recv_bytes;
     uint64_t batches_sent, batches_recv;
     uint64_t chunks_sent, chunks_recv;

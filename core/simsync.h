@@ -98,12 +98,12 @@ int simsync_sim_unblock(const char *file, const char *puk,
                         const char *new_pin) SIMSYNC_MUST_CHECK;
 
 struct simsync_sim_info {
-    int inserted;           /* a SIM is in this terminal */
-    char file[1024];        /* its location */
-    char subscriber[16];    /* read at insertion */
+    int inserted;        /* a SIM is in this terminal */
+    char file[1024];     /* its location */
+    char subscriber[16]; /* read at insertion */
     int pin_tries_left, puk_tries_left, blocked;
-    int bound;              /* this terminal is registered */
-    int matches_binding;    /* inserted SIM is the bound subscriber's */
+    int bound;           /* this terminal is registered */
+    int matches_binding; /* inserted SIM is the bound subscriber's */
 };
 /* Insert: the SIM checks the PIN (3 tries, then blocked), like a handset
  * at power-on; the subscriber ID is then read and remembered. */
@@ -121,9 +121,9 @@ int simsync_sim_info(struct simsync_node *n,
  * subscriber's key is unwrapped with `recovery`. classes is a list like
  * "contacts,pim" or NULL for all. */
 int simsync_register(struct simsync_node *n, const char *hub_addr,
-                     const char *hub_id, const char *classes,
-                     const char *pin, const char *password,
-                     const char *recovery, char *recovery_out,
+                     const char *hub_id, const char *classes, const char *pin,
+                     const char *password, const char *recovery,
+                     char *recovery_out,
                      size_t recovery_len) SIMSYNC_MUST_CHECK;
 
 /* Show or set the classes this terminal syncs ("contacts,pim"). */
@@ -135,7 +135,7 @@ struct simsync_sync_report {
     uint64_t scanned, unchanged, added, edited, deleted, guarded;
     uint64_t sent_items, sent_bytes, recv_items, recv_bytes;
     uint64_t applied, conflicts;
-    uint64_t wire_sent, wire_recv;      /* after the handshake */
+    uint64_t wire_sent, wire_recv; /* after the handshake */
     uint64_t handshake_bytes;
     double seconds;
 };
@@ -147,10 +147,10 @@ int simsync_sync(struct simsync_node *n, const char *hub_addr,
 
 struct simsync_class_status {
     const char *name;
-    uint64_t items;          /* live items */
-    uint64_t pending_up;     /* local changes not yet on the hub */
-    uint64_t conflicts;      /* entries in the conflict inbox */
-    int selected;            /* synced by this terminal */
+    uint64_t items;      /* live items */
+    uint64_t pending_up; /* local changes not yet on the hub */
+    uint64_t conflicts;  /* entries in the conflict inbox */
+    int selected;        /* synced by this terminal */
 };
 /* Fill one entry per class (8); *last_sync_ms is 0 when never synced. */
 int simsync_status(struct simsync_node *n, struct simsync_class_status *out,
@@ -159,9 +159,9 @@ int simsync_status(struct simsync_node *n, struct simsync_class_status *out,
 
 struct simsync_conflict {
     char cls[16];
-    char name[512];       /* the item holding the winning content */
-    char copy_name[512];  /* the conflict copy */
-    int copy_is_mine;     /* the copy holds this terminal's former edit */
+    char name[512];      /* the item holding the winning content */
+    char copy_name[512]; /* the conflict copy */
+    int copy_is_mine;    /* the copy holds this terminal's former edit */
 };
 /* List the conflict inbox; *count set to the total (may exceed cap). */
 int simsync_conflicts(struct simsync_node *n, struct simsync_conflict *out,

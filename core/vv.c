@@ -142,8 +142,7 @@ vv_compare(const struct vv *a, const struct vv *b)
 
     /* Merge walk over both sorted entry lists. */
     while (i < a->n || j < b->n) {
-        if (j >= b->n ||
-            (i < a->n && a->e[i].replica < b->e[j].replica)) {
+        if (j >= b->n || (i < a->n && a->e[i].replica < b->e[j].replica)) {
             a_more = 1;
             i++;
         } else if (i >= a->n || b->e[j].replica < a->e[i].replica) {

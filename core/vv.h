@@ -22,22 +22,25 @@ struct dot {
 };
 
 struct vv {
-    size_t n;        /* entries in use */
-    size_t cap;      /* entries allocated */
-    struct dot *e;   /* sorted by replica, counters > 0; owned */
+    size_t n;      /* entries in use */
+    size_t cap;    /* entries allocated */
+    struct dot *e; /* sorted by replica, counters > 0; owned */
 };
 
 enum vv_order {
-    VV_EQUAL,      /* same knowledge */
-    VV_GREATER,    /* a dominates b: b happened before a */
-    VV_LESSER,     /* b dominates a */
-    VV_CONCURRENT  /* neither: a conflict */
+    VV_EQUAL,     /* same knowledge */
+    VV_GREATER,   /* a dominates b: b happened before a */
+    VV_LESSER,    /* b dominates a */
+    VV_CONCURRENT /* neither: a conflict */
 };
 
-#define VV_INIT {0, 0, NULL}
+#define VV_INIT                                                                \
+    {                                                                          \
+        0, 0, NULL                                                             \
+    }
 
-void vv_free(struct vv *v);   /* frees entries; NULL-safe; v reusable */
-void vv_clear(struct vv *v);  /* keeps the allocation */
+void vv_free(struct vv *v);  /* frees entries; NULL-safe; v reusable */
+void vv_clear(struct vv *v); /* keeps the allocation */
 int vv_copy(struct vv *dst, const struct vv *src);
 
 /* The counter of `replica`, 0 when absent. */

@@ -63,15 +63,23 @@ static int
 map_err(int rc)
 {
     switch (rc) {
-    case MDB_SUCCESS: return SIMSYNC_OK;
-    case MDB_NOTFOUND: return SIMSYNC_ENOTFOUND;
-    case MDB_MAP_FULL: return SIMSYNC_ENOSPC;
-    case ENOSPC: return SIMSYNC_ENOSPC;
-    case ENOMEM: return SIMSYNC_ENOMEM;
-    case MDB_BAD_VALSIZE: return SIMSYNC_EINVAL;
+    case MDB_SUCCESS:
+        return SIMSYNC_OK;
+    case MDB_NOTFOUND:
+        return SIMSYNC_ENOTFOUND;
+    case MDB_MAP_FULL:
+        return SIMSYNC_ENOSPC;
+    case ENOSPC:
+        return SIMSYNC_ENOSPC;
+    case ENOMEM:
+        return SIMSYNC_ENOMEM;
+    case MDB_BAD_VALSIZE:
+        return SIMSYNC_EINVAL;
     case MDB_VERSION_MISMATCH:
-    case MDB_INVALID: return SIMSYNC_ESTATE;
-    default: return SIMSYNC_EIO;
+    case MDB_INVALID:
+        return SIMSYNC_ESTATE;
+    default:
+        return SIMSYNC_EIO;
     }
 }
 
@@ -176,8 +184,7 @@ store_open(const char *dir, size_t map_size, struct store **out)
     }
     {
         MDB_envinfo info;
-        if (mdb_env_info(st->env, &info) == 0 &&
-            info.me_mapsize > st->map_size)
+        if (mdb_env_info(st->env, &info) == 0 && info.me_mapsize > st->map_size)
             st->map_size = info.me_mapsize;
     }
     rc = init_meta(st);
@@ -309,8 +316,7 @@ store_txn_abort(struct store_txn *t)
 }
 
 int
-store_write(struct store *st, int (*fn)(struct store_txn *, void *),
-            void *arg)
+store_write(struct store *st, int (*fn)(struct store_txn *, void *), void *arg)
 {
     struct store_txn *t;
     int rc;

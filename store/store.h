@@ -95,8 +95,7 @@ int store_del(struct store_txn *txn, enum store_db db, const void *key,
 int store_cursor_open(struct store_txn *txn, enum store_db db,
                       struct store_cursor **out);
 int store_cursor_seek(struct store_cursor *cur, const void *key, size_t klen,
-                      const void **k, size_t *kl, const void **v,
-                      size_t *vl);
+                      const void **k, size_t *kl, const void **v, size_t *vl);
 int store_cursor_next(struct store_cursor *cur, const void **k, size_t *kl,
                       const void **v, size_t *vl);
 /* Delete the entry the cursor is on (write transactions). */

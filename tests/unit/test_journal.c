@@ -79,9 +79,9 @@ map_grows_when_full(void **state)
         const uint8_t *v;
         size_t vl;
         assert_int_equal(store_txn_begin(f->st, 1, &t), SIMSYNC_OK);
-        assert_int_equal(store_get(t, STORE_META, "big-0063", 8,
-                                   (const void **)&v, &vl),
-                         SIMSYNC_OK);
+        assert_int_equal(
+            store_get(t, STORE_META, "big-0063", 8, (const void **)&v, &vl),
+            SIMSYNC_OK);
         assert_int_equal(vl, 256 * 1024);
         assert_int_equal(v[0], 63);
         store_txn_abort(t);
@@ -111,8 +111,8 @@ epoch_is_kept_on_reopen_and_new_per_store(void **state)
 /* An item record with one version carrying the given dots. */
 static void
 put_item(struct store_txn *txn, const uint8_t sub[16], int cls,
-         const uint8_t id[16], const Simsync__ItemRecord *old,
-         uint64_t replica, uint64_t counter)
+         const uint8_t id[16], const Simsync__ItemRecord *old, uint64_t replica,
+         uint64_t counter)
 {
     Simsync__ItemRecord rec = SIMSYNC__ITEM_RECORD__INIT;
     Simsync__Version v = SIMSYNC__VERSION__INIT, *vp = &v;
@@ -156,8 +156,7 @@ journal_keeps_latest_dot_and_scans_above_knowledge(void **state)
     put_item(t, sub, CLS_CONTACTS, x, NULL, 7, 1);
     for (uint64_t c = 2; c <= 50; c++) {
         /* 50 edits of one item cost one journal entry. */
-        assert_int_equal(item_get(t, sub, CLS_CONTACTS, x, &old),
-                         SIMSYNC_OK);
+        assert_int_equal(item_get(t, sub, CLS_CONTACTS, x, &old), SIMSYNC_OK);
         put_item(t, sub, CLS_CONTACTS, x, old, 7, c);
         item_record_free(old);
     }
@@ -215,8 +214,7 @@ knowledge_raises_never_lowers_and_resume_cursors_drop(void **state)
     assert_int_equal(vv_get(&got, 1), 10);
     assert_int_equal(vv_get(&got, 2), 3);
     assert_int_equal(vv_get(&got, 3), 1);
-    assert_int_equal(journal_knowledge_drop(t, sub, CLS_MAIL, 77),
-                     SIMSYNC_OK);
+    assert_int_equal(journal_knowledge_drop(t, sub, CLS_MAIL, 77), SIMSYNC_OK);
     assert_int_equal(journal_knowledge_get(t, sub, CLS_MAIL, 77, &got),
                      SIMSYNC_OK);
     assert_int_equal(got.n, 0);

@@ -104,8 +104,7 @@ mark_replaced(struct world *w, const struct node *n, const char *name)
     int i;
 
     file_path(n, name, path, sizeof(path));
-    if (read_file(path, buf, sizeof(buf)) >= 0 &&
-        (i = edit_index(w, buf)) >= 0)
+    if (read_file(path, buf, sizeof(buf)) >= 0 && (i = edit_index(w, buf)) >= 0)
         w->replaced[i] = 1;
 }
 
@@ -263,8 +262,8 @@ snapshot(const struct node *n)
         char fp[PATH_MAX + 400], buf[256];
         snprintf(fp, sizeof(fp), "%s/%s", path, names[i]);
         read_file(fp, buf, sizeof(buf));
-        off += (size_t)snprintf(out + off, cap - off, "%s\n%s\n", names[i],
-                                buf);
+        off +=
+            (size_t)snprintf(out + off, cap - off, "%s\n%s\n", names[i], buf);
     }
     return out;
 }
@@ -339,7 +338,8 @@ run_seed(uint64_t seed)
         }
     world_close(&w);
     if (failed)
-        fprintf(stderr, "replay with SIMSYNC_SIM_SEED=%llu SIMSYNC_SIM_SEEDS=1\n",
+        fprintf(stderr,
+                "replay with SIMSYNC_SIM_SEED=%llu SIMSYNC_SIM_SEEDS=1\n",
                 (unsigned long long)seed);
     return failed;
 }
@@ -347,7 +347,8 @@ run_seed(uint64_t seed)
 static void
 random_nodes_converge_without_losing_edits(void **state)
 {
-    const char *e1 = getenv("SIMSYNC_SIM_SEED"), *e2 = getenv("SIMSYNC_SIM_SEEDS");
+    const char *e1 = getenv("SIMSYNC_SIM_SEED"),
+               *e2 = getenv("SIMSYNC_SIM_SEEDS");
     uint64_t first = e1 ? strtoull(e1, NULL, 10) : 1;
     uint64_t count = e2 ? strtoull(e2, NULL, 10) : 200;
     int failures = 0;
@@ -447,7 +448,8 @@ large_file_is_chunked_and_resumes_after_cuts(void **state)
     world_open(&w, 99, 2);
     for (size_t i = 0; i < (3u << 20); i++)
         data[i] = (uint8_t)(rnd(&w) >> 56);
-    snprintf(path, sizeof(path), "%s/contacts/photo.jpg", w.nodes[0].r.data_dir);
+    snprintf(path, sizeof(path), "%s/contacts/photo.jpg",
+             w.nodes[0].r.data_dir);
     f = fopen(path, "wb");
     fwrite(data, 1, 3u << 20, f);
     fclose(f);

@@ -162,7 +162,8 @@ main(void)
         cmocka_unit_test(merge_takes_pointwise_max_and_dominates_both),
         cmocka_unit_test(max_counter_is_ordered_not_wrapped),
         cmocka_unit_test(setting_zero_removes_entry_keeping_canonical_form),
-        cmocka_unit_test(from_entries_rejects_duplicates_zeros_and_huge_vectors),
+        cmocka_unit_test(
+            from_entries_rejects_duplicates_zeros_and_huge_vectors),
         cmocka_unit_test(random_vectors_compare_antisymmetrically),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
