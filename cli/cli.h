@@ -144,6 +144,7 @@ int cmd_sim_unblock(struct cli *c, int argc, char **argv);
 int cmd_init(struct cli *c, int argc, char **argv);
 int cmd_id(struct cli *c, int argc, char **argv);
 int cmd_hub_serve(struct cli *c, int argc, char **argv);
+int cmd_hub_stats(struct cli *c, int argc, char **argv);
 int cmd_register(struct cli *c, int argc, char **argv);
 int cmd_classes(struct cli *c, int argc, char **argv);
 

@@ -1,6 +1,7 @@
 /* cmd_node.c -- commands about the node itself: `init`, `id`,
  * `hub serve`, `register` and `classes`. */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -400,6 +401,39 @@ cmd_classes(struct cli *c, int argc, char **argv)
             printf("%s\n", list);
         }
     }
+    simsync_node_close(n);
+    return code;
+}
+
+int
+cmd_hub_stats(struct cli *c, int argc, char **argv)
+{
+    struct simsync_hub_stats st;
+    struct simsync_node *n = NULL;
+    const char *pos[1];
+    size_t npos;
+    int rc, code;
+
+    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
+    if (code != 0)
+        return code;
+    rc = simsync_hub_stats(n, &st);
+    if (rc != SIMSYNC_OK)
+        code = out_fail(c, n, rc, "cannot read the hub's totals");
+    else if (c->json)
+        printf("{\"subscribers\":%" PRIu64 ",\"terminals\":%" PRIu64
+               ",\"items\":%" PRIu64 ",\"tombstones\":%" PRIu64
+               ",\"siblings\":%" PRIu64 ",\"chunks\":%" PRIu64
+               ",\"chunk_bytes\":%" PRIu64 "}\n",
+               st.subscribers, st.terminals, st.items, st.tombstones,
+               st.siblings, st.chunks, st.chunk_bytes);
+    else
+        printf("subscribers  %" PRIu64 "\nterminals    %" PRIu64
+               "\nitems        %" PRIu64 "\ntombstones   %" PRIu64
+               "\nsiblings     %" PRIu64 "\nchunks       %" PRIu64 " (%" PRIu64
+               " bytes)\n",
+               st.subscribers, st.terminals, st.items, st.tombstones,
+               st.siblings, st.chunks, st.chunk_bytes);
     simsync_node_close(n);
     return code;
 }

@@ -125,9 +125,10 @@ cmd_status(struct cli *c, int argc, char **argv)
             fputs(i > 0 ? ",{\"name\":" : "{\"name\":", stdout);
             out_json_str(stdout, cls[i].name);
             printf(",\"items\":%" PRIu64 ",\"pending_up\":%" PRIu64
-                   ",\"conflicts\":%" PRIu64 ",\"selected\":%s}",
+                   ",\"conflicts\":%" PRIu64 ",\"tombstones\":%" PRIu64
+                   ",\"selected\":%s}",
                    cls[i].items, cls[i].pending_up, cls[i].conflicts,
-                   cls[i].selected ? "true" : "false");
+                   cls[i].tombstones, cls[i].selected ? "true" : "false");
         }
         fputs("]}\n", stdout);
     } else {

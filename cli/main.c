@@ -39,6 +39,9 @@ static const struct command commands[] = {
     {"id", NULL, cmd_id, "id", "print this node's ID"},
     {"hub", "serve", cmd_hub_serve, "hub serve --listen HOST:PORT",
      "serve as the hub until SIGINT or SIGTERM"},
+    {"hub", "stats", cmd_hub_stats, "hub stats",
+     "totals of what the hub holds: subscribers, terminals, items, "
+     "tombstones, chunks"},
     {"register", NULL, cmd_register,
      "register --hub HOST:PORT --hub-id ID [--classes LIST]",
      "register this terminal for its SIM's subscriber (PIN, password)"},

@@ -282,6 +282,74 @@ hub_register(struct simsync_node *n, struct chan *ch,
     return rc;
 }
 
+/* Tombstone purging before a sync: the horizon of each class is what
+ * every terminal registered for the subscriber acknowledged (a terminal
+ * that does not sync a class acknowledges nothing of it, which holds the
+ * class's tombstones back). The hub purges under it and announces it. */
+struct purge_arg {
+    struct replica *r;
+    uint32_t mask;
+    struct vv *hz;
+    uint64_t purged;
+};
+
+static int
+purge_fn(struct store_txn *txn, void *arg)
+{
+    struct purge_arg *a = arg;
+    struct store_cursor *cur;
+    uint64_t *slots = NULL;
+    size_t n = 0, cap = 0;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    int rc;
+
+    a->purged = 0;
+    rc = store_cursor_open(txn, STORE_REGISTRY, &cur);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_cursor_seek(cur, a->r->sub, SUB_BYTES, (const void **)&k, &kl,
+                           (const void **)&v, &vl);
+    while (rc == SIMSYNC_OK && kl > SUB_BYTES &&
+           memcmp(k, a->r->sub, SUB_BYTES) == 0) {
+        Simsync__Registration *reg = simsync__registration__unpack(NULL, vl, v);
+        if (reg == NULL) {
+            rc = SIMSYNC_EPROTO;
+            break;
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            uint64_t *ns = realloc(slots, nc * sizeof(*ns));
+            if (ns == NULL)
+                rc = SIMSYNC_ENOMEM;
+            else {
+                slots = ns;
+                cap = nc;
+            }
+        }
+        if (rc == SIMSYNC_OK && reg->node_pk.len == 32)
+            slots[n++] = session_ack_peer(node_peer_of(reg->node_pk.data));
+        simsync__registration__free_unpacked(reg, NULL);
+        if (rc == SIMSYNC_OK)
+            rc = store_cursor_next(cur, (const void **)&k, &kl,
+                                   (const void **)&v, &vl);
+    }
+    store_cursor_close(cur);
+    if (rc == SIMSYNC_ENOTFOUND)
+        rc = SIMSYNC_OK;
+    for (int c = 0; rc == SIMSYNC_OK && c < CLS_COUNT; c++) {
+        uint64_t p = 0;
+        if (!(a->mask & (1u << c)))
+            continue;
+        rc = replica_horizon(a->r, txn, c, slots, n, &a->hz[c]);
+        if (rc == SIMSYNC_OK)
+            rc = replica_purge(a->r, txn, c, &a->hz[c], &p);
+        a->purged += p;
+    }
+    free(slots);
+    return rc;
+}
+
 static int
 hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
          const uint8_t peer_pk[32])
@@ -291,7 +359,9 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
     Simsync__Registration *reg = NULL;
     struct replica r;
     struct session *s = NULL;
-    struct session_cfg cfg;
+    struct session_cfg cfg = {0};
+    struct vv hz[CLS_COUNT];
+    struct purge_arg pa;
     uint32_t classes[CLS_COUNT], ncls = 0, mask = 0;
     int rc;
 
@@ -339,17 +409,26 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
     cfg.classes = mask;
     cfg.peer = node_peer_of(peer_pk);
     cfg.initiator = 0;
+    for (int c = 0; c < CLS_COUNT; c++)
+        hz[c] = (struct vv)VV_INIT;
+    pa = (struct purge_arg){&r, mask, hz, 0};
+    rc = store_write(n->st, purge_fn, &pa);
+    cfg.horizon = rc == SIMSYNC_OK ? hz : NULL;
     rc = session_new(&cfg, &s);
     if (rc == SIMSYNC_OK)
         rc = node_pump(ch, s);
     if (s != NULL) {
         const struct session_stats *st = session_get_stats(s);
-        hub_log("sync terminal %s: %s; received %llu, sent %llu changes",
+        hub_log("sync terminal %s: %s; received %llu, sent %llu changes, "
+                "purged %llu tombstones",
                 h->terminal_id, simsync_strerror(rc),
                 (unsigned long long)st->recv_items,
-                (unsigned long long)st->sent_items);
+                (unsigned long long)st->sent_items,
+                (unsigned long long)pa.purged);
     }
     session_free(s);
+    for (int c = 0; c < CLS_COUNT; c++)
+        vv_free(&hz[c]);
     return rc;
 }
 
@@ -387,6 +466,79 @@ hub_conn_main(void *arg)
     hub_active--;
     pthread_mutex_unlock(&hub_lock);
     return NULL;
+}
+
+/* Count the entries of a whole database; fn (may be NULL) sees each. */
+static int
+count_db(struct store_txn *txn, enum store_db db,
+         void (*fn)(const void *v, size_t vl, struct simsync_hub_stats *),
+         struct simsync_hub_stats *st, uint64_t *count)
+{
+    struct store_cursor *cur;
+    const void *k, *v;
+    size_t kl, vl;
+    int rc = store_cursor_open(txn, db, &cur);
+
+    *count = 0;
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_cursor_seek(cur, "", 0, &k, &kl, &v, &vl);
+    while (rc == SIMSYNC_OK) {
+        (*count)++;
+        if (fn != NULL)
+            fn(v, vl, st);
+        rc = store_cursor_next(cur, &k, &kl, &v, &vl);
+    }
+    store_cursor_close(cur);
+    return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
+}
+
+static void
+stat_item(const void *v, size_t vl, struct simsync_hub_stats *st)
+{
+    Simsync__ItemRecord *rec = simsync__item_record__unpack(NULL, vl, v);
+
+    if (rec == NULL)
+        return;
+    if (rec->n_versions > 1)
+        st->siblings++;
+    else if (rec->n_versions == 1 && !rec->versions[0]->deleted)
+        st->items++;
+    item_record_free(rec);
+}
+
+static void
+stat_chunk(const void *v, size_t vl, struct simsync_hub_stats *st)
+{
+    (void)v;
+    st->chunk_bytes += vl;
+}
+
+int
+simsync_hub_stats(struct simsync_node *n, struct simsync_hub_stats *out)
+{
+    struct store_txn *txn;
+    uint64_t all;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (strcmp(n->role, "hub") != 0)
+        return node_fail(n, SIMSYNC_ESTATE, "this node is a %s, not a hub",
+                         n->role);
+    rc = store_txn_begin(n->st, 1, &txn);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = count_db(txn, STORE_SUBS, NULL, out, &out->subscribers);
+    if (rc == SIMSYNC_OK)
+        rc = count_db(txn, STORE_REGISTRY, NULL, out, &out->terminals);
+    if (rc == SIMSYNC_OK)
+        rc = count_db(txn, STORE_ITEMS, stat_item, out, &all);
+    if (rc == SIMSYNC_OK)
+        rc = count_db(txn, STORE_TOMBS, NULL, out, &out->tombstones);
+    if (rc == SIMSYNC_OK)
+        rc = count_db(txn, STORE_CHUNKS, stat_chunk, out, &out->chunks);
+    store_txn_abort(txn);
+    return rc;
 }
 
 int

@@ -201,6 +201,15 @@ item_put(struct store_txn *txn, const uint8_t sub[SUB_BYTES], int cls,
     if (rc != SIMSYNC_OK)
         return rc;
     item_key(key, sub, cls, id);
+    /* The tombstone index lets a purge visit tombstones only. */
+    if (rec != NULL && rec->n_versions == 1 && rec->versions[0]->deleted)
+        rc = store_put(txn, STORE_TOMBS, key, sizeof(key), "", 0);
+    else if (old != NULL && old->n_versions == 1 && old->versions[0]->deleted)
+        rc = store_del(txn, STORE_TOMBS, key, sizeof(key));
+    if (rc == SIMSYNC_ENOTFOUND)
+        rc = SIMSYNC_OK;
+    if (rc != SIMSYNC_OK)
+        return rc;
     if (rec == NULL) {
         rc = store_del(txn, STORE_ITEMS, key, sizeof(key));
         return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;

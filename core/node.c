@@ -1000,7 +1000,7 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
     struct scan_stats scan;
     struct replica r;
     struct session *s = NULL;
-    struct session_cfg cfg;
+    struct session_cfg cfg = {0};
     struct chan_stats cs;
     struct link l;
     uint32_t cls_list[CLS_COUNT], ncls = 0, mask = 0;
@@ -1198,6 +1198,9 @@ simsync_status(struct simsync_node *n, struct simsync_class_status *out,
         if (rc == SIMSYNC_OK)
             rc = count_prefix(txn, STORE_CONFLICTS, prefix, sizeof(prefix), 0,
                               &cs->conflicts);
+        if (rc == SIMSYNC_OK)
+            rc = count_prefix(txn, STORE_TOMBS, prefix, sizeof(prefix), 0,
+                              &cs->tombstones);
         /* Own changes above what the hub acknowledged (the hub's
          * knowledge of us is what our last complete upload told it). */
         if (rc == SIMSYNC_OK)

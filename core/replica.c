@@ -467,6 +467,130 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------ purging */
+
+int
+replica_horizon(struct replica *r, struct store_txn *txn, int cls,
+                const uint64_t *ack_slots, size_t n, struct vv *out)
+{
+    struct vv k = VV_INIT;
+    int rc = SIMSYNC_OK;
+
+    vv_clear(out);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < n; i++) {
+        rc = journal_knowledge_get(txn, r->sub, cls, ack_slots[i], &k);
+        if (rc == SIMSYNC_OK)
+            rc = i == 0 ? vv_copy(out, &k) : vv_meet(out, &k);
+    }
+    vv_free(&k);
+    return rc;
+}
+
+/* Visit the keys of the tombstone index for (sub, cls). */
+static int
+tombs_collect(struct replica *r, struct store_txn *txn, int cls, uint8_t **ids,
+              size_t *n)
+{
+    uint8_t prefix[SUB_BYTES + 1], *out = NULL;
+    struct store_cursor *cur;
+    const uint8_t *k;
+    size_t kl, cnt = 0, cap = 0;
+    int rc;
+
+    *ids = NULL;
+    *n = 0;
+    memcpy(prefix, r->sub, SUB_BYTES);
+    prefix[SUB_BYTES] = (uint8_t)cls;
+    rc = store_cursor_open(txn, STORE_TOMBS, &cur);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_cursor_seek(cur, prefix, sizeof(prefix), (const void **)&k, &kl,
+                           NULL, NULL);
+    while (rc == SIMSYNC_OK && kl == ITEM_KEY_BYTES &&
+           memcmp(k, prefix, sizeof(prefix)) == 0) {
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            uint8_t *no = realloc(out, nc * ITEM_ID_BYTES);
+            if (no == NULL) {
+                rc = SIMSYNC_ENOMEM;
+                break;
+            }
+            out = no;
+            cap = nc;
+        }
+        memcpy(out + cnt * ITEM_ID_BYTES, k + sizeof(prefix), ITEM_ID_BYTES);
+        cnt++;
+        rc = store_cursor_next(cur, (const void **)&k, &kl, NULL, NULL);
+    }
+    store_cursor_close(cur);
+    if (rc != SIMSYNC_OK && rc != SIMSYNC_ENOTFOUND) {
+        free(out);
+        return rc;
+    }
+    *ids = out;
+    *n = cnt;
+    return SIMSYNC_OK;
+}
+
+int
+replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
+                   uint64_t *count)
+{
+    uint8_t *ids;
+    size_t n;
+    int rc = tombs_collect(r, txn, cls, &ids, &n);
+
+    free(ids);
+    *count = rc == SIMSYNC_OK ? n : 0;
+    return rc;
+}
+
+int
+replica_purge(struct replica *r, struct store_txn *txn, int cls,
+              const struct vv *horizon, uint64_t *purged)
+{
+    struct vv v = VV_INIT;
+    uint8_t *ids;
+    size_t n;
+    uint64_t count = 0;
+    int rc;
+
+    if (purged != NULL)
+        *purged = 0;
+    if (horizon->n == 0)
+        return SIMSYNC_OK;
+    rc = tombs_collect(r, txn, cls, &ids, &n);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < n; i++) {
+        const uint8_t *id = ids + i * ITEM_ID_BYTES;
+        Simsync__ItemRecord *rec = NULL;
+        enum vv_order o;
+
+        rc = item_get(txn, r->sub, cls, id, &rec);
+        if (rc == SIMSYNC_ENOTFOUND) {
+            uint8_t key[ITEM_KEY_BYTES];
+            item_key(key, r->sub, cls, id); /* stale index entry */
+            rc = store_del(txn, STORE_TOMBS, key, sizeof(key));
+            continue;
+        }
+        if (rc != SIMSYNC_OK)
+            break;
+        if (rec->n_versions == 1 && rec->versions[0]->deleted &&
+            vv_from_pb(&v, rec->versions[0]->vv) == SIMSYNC_OK) {
+            o = vv_compare(&v, horizon);
+            if (o == VV_EQUAL || o == VV_LESSER) {
+                rc = item_put(txn, r->sub, cls, id, rec, NULL);
+                count++;
+            }
+        }
+        item_record_free(rec);
+    }
+    free(ids);
+    vv_free(&v);
+    if (rc == SIMSYNC_OK && purged != NULL)
+        *purged = count;
+    return rc;
+}
+
 /* ------------------------------------------------------------ trusted */
 
 /* Write the content of version v to a temp file in the item's folder and

@@ -68,6 +68,21 @@ int replica_get_chunk(struct replica *r, int cls,
 int replica_apply_batch(struct replica *r, Simsync__Change *const *ch, size_t n,
                         uint64_t peer, struct apply_stats *stats);
 
+/* Tombstone purging. A tombstone may go once every registered terminal
+ * has acknowledged it: the horizon of a class is the meet of what each
+ * terminal acknowledged (its ack slot in the knowledge table, see
+ * session_ack_peer). replica_horizon computes it for the given ack slots
+ * (none: an empty horizon). replica_purge removes, in txn, every item of
+ * the class that is a single tombstone whose vector the horizon covers,
+ * with its journal entry; *purged (may be NULL) counts them. */
+int replica_horizon(struct replica *r, struct store_txn *txn, int cls,
+                    const uint64_t *ack_slots, size_t n, struct vv *out);
+int replica_purge(struct replica *r, struct store_txn *txn, int cls,
+                  const struct vv *horizon, uint64_t *purged);
+/* Number of tombstones of a class (for status). */
+int replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
+                       uint64_t *count);
+
 /* Decode the sealed metadata of a version (trusted only) and check that
  * the name belongs to `item_id`. *meta returned (free_unpacked). */
 int replica_open_meta(const struct replica *r, int cls,

@@ -149,7 +149,7 @@ stream_reset(struct session *s)
 /* ------------------------------------------------------------ knowledge */
 
 static int
-knowledge_to_pb(Simsync__Knowledge *k, struct vv *vvs, uint32_t classes,
+knowledge_to_pb(Simsync__Knowledge *k, const struct vv *vvs, uint32_t classes,
                 Simsync__ClassKnowledge *ck, Simsync__ClassKnowledge **ckp,
                 Simsync__VersionVector *tmp)
 {
@@ -405,9 +405,9 @@ recv_done(struct session *s, const Simsync__Done *d)
 {
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
     Simsync__Complete c = SIMSYNC__COMPLETE__INIT;
-    struct vv vvs[CLS_COUNT];
+    struct vv vvs[CLS_COUNT], hz[CLS_COUNT];
     uint8_t digest[32];
-    uint32_t mask = 0;
+    uint32_t mask = 0, hmask = 0;
     struct store_txn *txn = NULL;
     int rc;
 
@@ -417,16 +417,24 @@ recv_done(struct session *s, const Simsync__Done *d)
         !crypt_equal(d->digest.data, digest, sizeof(digest)))
         return SIMSYNC_EPROTO;
     for (int i = 0; i < CLS_COUNT; i++)
-        vvs[i] = (struct vv)VV_INIT;
+        vvs[i] = hz[i] = (struct vv)VV_INIT;
     rc = knowledge_from_pb(d->knowledge, vvs, s->cfg.classes, &mask);
+    /* Only a trusted node takes a horizon (from its hub); a hub computes
+     * its own from the terminals' acknowledgements. */
+    if (rc == SIMSYNC_OK && d->horizon != NULL && s->cfg.r->trusted)
+        rc = knowledge_from_pb(d->horizon, hz, s->cfg.classes, &hmask);
     if (rc == SIMSYNC_OK)
         rc = store_txn_begin(s->cfg.r->st, 0, &txn);
     for (int cls = 0; rc == SIMSYNC_OK && cls < CLS_COUNT; cls++) {
+        uint64_t purged = 0;
         if (!(mask & (1u << cls)))
             continue;
         rc = journal_knowledge_raise(txn, s->cfg.r->sub, cls, 0, &vvs[cls]);
         if (rc == SIMSYNC_OK)
             rc = journal_knowledge_drop(txn, s->cfg.r->sub, cls, s->cfg.peer);
+        if (rc == SIMSYNC_OK && (hmask & (1u << cls)))
+            rc = replica_purge(s->cfg.r, txn, cls, &hz[cls], &purged);
+        s->stats.purged += purged;
     }
     if (txn != NULL) {
         if (rc == SIMSYNC_OK)
@@ -434,8 +442,10 @@ recv_done(struct session *s, const Simsync__Done *d)
         else
             store_txn_abort(txn);
     }
-    for (int i = 0; i < CLS_COUNT; i++)
+    for (int i = 0; i < CLS_COUNT; i++) {
         vv_free(&vvs[i]);
+        vv_free(&hz[i]);
+    }
     if (rc != SIMSYNC_OK)
         return rc;
     c.items = s->items;
@@ -534,12 +544,21 @@ send_done(struct session *s)
     Simsync__Knowledge k;
     Simsync__ClassKnowledge ck[CLS_COUNT], *ckp[CLS_COUNT];
     Simsync__VersionVector tmp[CLS_COUNT];
+    Simsync__Knowledge hz;
+    Simsync__ClassKnowledge hck[CLS_COUNT], *hckp[CLS_COUNT];
+    Simsync__VersionVector htmp[CLS_COUNT];
     uint8_t digest[32];
     int rc;
 
     memset(tmp, 0, sizeof(tmp));
+    memset(htmp, 0, sizeof(htmp));
     crypt_hash_final(&s->digest, digest, sizeof(digest));
     rc = knowledge_to_pb(&k, s->sender_k, s->stream_classes, ck, ckp, tmp);
+    if (rc == SIMSYNC_OK && s->cfg.horizon != NULL) {
+        rc = knowledge_to_pb(&hz, s->cfg.horizon, s->stream_classes, hck, hckp,
+                             htmp);
+        d.horizon = &hz;
+    }
     d.items = s->items;
     d.bytes = s->bytes;
     d.digest.data = digest;
@@ -550,6 +569,7 @@ send_done(struct session *s)
     if (rc == SIMSYNC_OK)
         rc = enqueue(s, &env);
     knowledge_pb_free(tmp);
+    knowledge_pb_free(htmp);
     memcpy(s->done_digest, digest, sizeof(digest));
     s->st = ST_WAIT_COMPL;
     return rc;

@@ -35,6 +35,9 @@ struct session_cfg {
     uint32_t classes;  /* classes this session syncs */
     uint64_t peer;     /* the peer's id, for resume cursors (non-zero) */
     int initiator;     /* 1: send first, then receive */
+    /* Hub only: per class, the tombstone horizon announced in Done (see
+     * replica_horizon); NULL announces none. Borrowed. */
+    const struct vv *horizon;
 };
 
 struct session_stats {
@@ -43,6 +46,7 @@ struct session_stats {
     uint64_t batches_sent, batches_recv;
     uint64_t chunks_sent, chunks_recv;
     struct apply_stats apply;
+    uint64_t purged; /* tombstones purged under the peer's horizon */
 };
 
 struct session;

@@ -150,6 +150,7 @@ struct simsync_class_status {
     uint64_t items;      /* live items */
     uint64_t pending_up; /* local changes not yet on the hub */
     uint64_t conflicts;  /* entries in the conflict inbox */
+    uint64_t tombstones; /* deletions kept until every terminal has them */
     int selected;        /* synced by this terminal */
 };
 /* Fill one entry per class (8); *last_sync_ms is 0 when never synced. */
@@ -173,6 +174,17 @@ int simsync_conflict_resolve(struct simsync_node *n, const char *item,
 /* Serve as the hub on `listen` ("HOST:PORT") until *stop becomes non-zero.
  * If bound_addr is not NULL the real address is written there once
  * listening (useful with port 0). */
+/* Totals over everything a hub holds (it cannot read any of it). */
+struct simsync_hub_stats {
+    uint64_t subscribers, terminals;
+    uint64_t items;      /* live items */
+    uint64_t tombstones; /* deletions not yet acknowledged by every terminal */
+    uint64_t siblings;   /* items held as concurrent versions */
+    uint64_t chunks, chunk_bytes; /* stored chunk blobs (sealed sizes) */
+};
+int simsync_hub_stats(struct simsync_node *n,
+                      struct simsync_hub_stats *out) SIMSYNC_MUST_CHECK;
+
 int simsync_hub_serve(struct simsync_node *n, const char *listen,
                       volatile int *stop, char *bound_addr,
                       size_t bound_len) SIMSYNC_MUST_CHECK;

@@ -129,6 +129,23 @@ vv_merge(struct vv *into, const struct vv *other)
 }
 
 int
+vv_meet(struct vv *into, const struct vv *other)
+{
+    size_t w = 0;
+
+    for (size_t i = 0; i < into->n; i++) {
+        uint64_t c = vv_get(other, into->e[i].replica);
+        if (c == 0)
+            continue;
+        into->e[w].replica = into->e[i].replica;
+        into->e[w].counter = c < into->e[i].counter ? c : into->e[i].counter;
+        w++;
+    }
+    into->n = w;
+    return SIMSYNC_OK;
+}
+
+int
 vv_has_dot(const struct vv *v, const struct dot *d)
 {
     return vv_get(v, d->replica) >= d->counter;

@@ -52,6 +52,9 @@ int vv_set(struct vv *v, uint64_t replica, uint64_t counter);
 int vv_raise(struct vv *v, uint64_t replica, uint64_t counter);
 /* into = pointwise max(into, other). */
 int vv_merge(struct vv *into, const struct vv *other);
+/* into = pointwise min(into, other): what both know (entries missing from
+ * either drop out). */
+int vv_meet(struct vv *into, const struct vv *other);
 /* Does v contain the change `d` (v[d.replica] >= d.counter)? */
 int vv_has_dot(const struct vv *v, const struct dot *d);
 

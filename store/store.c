@@ -19,7 +19,7 @@
 
 static const char *const db_names[STORE_NDB] = {
     "items",    "journal", "knowledge", "chunks",    "stage",
-    "registry", "subs",    "acks",      "conflicts", "meta",
+    "registry", "subs",    "tombs",     "conflicts", "meta",
 };
 
 struct store {

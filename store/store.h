@@ -11,7 +11,8 @@
  *   stage      subscriber|chunk id             -> sealed blob (in transit)
  *   registry   subscriber|terminal id          -> Registration
  *   subs       subscriber                      -> SubscriberRecord
- *   acks       subscriber|class|terminal|origin-> counter acknowledged
+ *   tombs      subscriber|class|item id        -> ''  (items that are
+ *                                                  one tombstone)
  *   conflicts  subscriber|class|item id        -> ConflictRecord
  *   meta       ascii name                      -> value (schema, epoch...)
  *
@@ -39,7 +40,7 @@ enum store_db {
     STORE_STAGE,
     STORE_REGISTRY,
     STORE_SUBS,
-    STORE_ACKS,
+    STORE_TOMBS,
     STORE_CONFLICTS,
     STORE_META,
     STORE_NDB

@@ -70,6 +70,33 @@ merge_takes_pointwise_max_and_dominates_both(void **state)
 }
 
 static void
+meet_takes_pointwise_min_and_is_dominated_by_both(void **state)
+{
+    struct vv a = VV_INIT, b = VV_INIT, m = VV_INIT;
+
+    (void)state;
+    make(&a, 3, (uint64_t)1, (uint64_t)5, (uint64_t)3, (uint64_t)1, (uint64_t)4,
+         (uint64_t)9);
+    make(&b, 3, (uint64_t)1, (uint64_t)2, (uint64_t)2, (uint64_t)7, (uint64_t)4,
+         (uint64_t)11);
+    assert_int_equal(vv_copy(&m, &a), SIMSYNC_OK);
+    assert_int_equal(vv_meet(&m, &b), SIMSYNC_OK);
+    assert_int_equal(vv_get(&m, 1), 2);
+    assert_int_equal(vv_get(&m, 2), 0); /* only in b */
+    assert_int_equal(vv_get(&m, 3), 0); /* only in a */
+    assert_int_equal(vv_get(&m, 4), 9);
+    assert_int_equal(m.n, 2);
+    assert_int_equal(vv_compare(&m, &a), VV_LESSER);
+    assert_int_equal(vv_compare(&m, &b), VV_LESSER);
+    vv_clear(&b); /* meeting with nothing leaves nothing */
+    assert_int_equal(vv_meet(&m, &b), SIMSYNC_OK);
+    assert_int_equal(m.n, 0);
+    vv_free(&a);
+    vv_free(&b);
+    vv_free(&m);
+}
+
+static void
 max_counter_is_ordered_not_wrapped(void **state)
 {
     struct vv a = VV_INIT, b = VV_INIT;
@@ -160,6 +187,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(compare_covers_all_four_orders),
         cmocka_unit_test(merge_takes_pointwise_max_and_dominates_both),
+        cmocka_unit_test(meet_takes_pointwise_min_and_is_dominated_by_both),
         cmocka_unit_test(max_counter_is_ordered_not_wrapped),
         cmocka_unit_test(setting_zero_removes_entry_keeping_canonical_form),
         cmocka_unit_test(
