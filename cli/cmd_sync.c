@@ -22,32 +22,33 @@ print_sync_json(const struct simsync_sync_report *r)
 {
     printf("{\"ok\":true,\"scanned\":%" PRIu64 ",\"added\":%" PRIu64
            ",\"edited\":%" PRIu64 ",\"deleted\":%" PRIu64
+           ",\"renamed\":%" PRIu64 ",\"purged\":%" PRIu64
            ",\"sent_items\":%" PRIu64 ",\"sent_bytes\":%" PRIu64
            ",\"recv_items\":%" PRIu64 ",\"recv_bytes\":%" PRIu64
            ",\"applied\":%" PRIu64 ",\"conflicts\":%" PRIu64
            ",\"wire_sent\":%" PRIu64 ",\"wire_recv\":%" PRIu64
            ",\"handshake_bytes\":%" PRIu64 ",\"seconds\":%.3f}\n",
-           r->scanned, r->added, r->edited, r->deleted, r->sent_items,
-           r->sent_bytes, r->recv_items, r->recv_bytes, r->applied,
-           r->conflicts, r->wire_sent, r->wire_recv, r->handshake_bytes,
-           r->seconds);
+           r->scanned, r->added, r->edited, r->deleted, r->renamed, r->purged,
+           r->sent_items, r->sent_bytes, r->recv_items, r->recv_bytes,
+           r->applied, r->conflicts, r->wire_sent, r->wire_recv,
+           r->handshake_bytes, r->seconds);
 }
 
 static void
 print_sync_text(const struct simsync_sync_report *r)
 {
-    printf("Synced in %.2f s: scanned %" PRIu64 " %s (%" PRIu64
-           " added, %" PRIu64 " edited, %" PRIu64 " deleted); sent %" PRIu64
-           " %s (%" PRIu64 " bytes), received %" PRIu64 " %s (%" PRIu64
-           " bytes), %" PRIu64 " applied; %" PRIu64 " %s. On the wire: %" PRIu64
-           " bytes sent, %" PRIu64 " received, %" PRIu64
-           " for the handshake.\n",
-           r->seconds, r->scanned, plural(r->scanned, "file", "files"),
-           r->added, r->edited, r->deleted, r->sent_items,
-           plural(r->sent_items, "item", "items"), r->sent_bytes, r->recv_items,
-           plural(r->recv_items, "item", "items"), r->recv_bytes, r->applied,
-           r->conflicts, plural(r->conflicts, "conflict", "conflicts"),
-           r->wire_sent, r->wire_recv, r->handshake_bytes);
+    printf(
+        "Synced in %.2f s: scanned %" PRIu64 " %s (%" PRIu64 " added, %" PRIu64
+        " edited, %" PRIu64 " deleted, %" PRIu64 " renamed); sent %" PRIu64
+        " %s (%" PRIu64 " bytes), received %" PRIu64 " %s (%" PRIu64
+        " bytes), %" PRIu64 " applied; %" PRIu64 " %s. On the wire: %" PRIu64
+        " bytes sent, %" PRIu64 " received, %" PRIu64 " for the handshake.\n",
+        r->seconds, r->scanned, plural(r->scanned, "file", "files"), r->added,
+        r->edited, r->deleted, r->renamed, r->sent_items,
+        plural(r->sent_items, "item", "items"), r->sent_bytes, r->recv_items,
+        plural(r->recv_items, "item", "items"), r->recv_bytes, r->applied,
+        r->conflicts, plural(r->conflicts, "conflict", "conflicts"),
+        r->wire_sent, r->wire_recv, r->handshake_bytes);
     if (r->conflicts > 0)
         printf("See them with 'simsync conflicts'.\n");
 }

@@ -196,6 +196,34 @@ folder_stat_fill(Simsync__ItemRecord *rec, const struct stat *st)
         (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
 }
 
+/* After a file of `name` went away, remove the folders above it that are
+ * now empty (directories are not items; an emptied one would linger). */
+static void
+remove_empty_parents(const struct replica *r, int cls, const char *name)
+{
+    char dir[PATH_MAX];
+    size_t len = strlen(name);
+
+    if (len >= sizeof(dir))
+        return;
+    memcpy(dir, name, len + 1);
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        const char *base;
+        int dfd, gone;
+        if (slash == NULL)
+            return;
+        *slash = '\0';
+        dfd = folder_open_parent(r, cls, dir, 0, &base);
+        if (dfd < 0)
+            return;
+        gone = unlinkat(dfd, base, AT_REMOVEDIR) == 0;
+        close(dfd);
+        if (!gone)
+            return;
+    }
+}
+
 int
 folder_remove(const struct replica *r, int cls, const char *name)
 {
@@ -210,6 +238,8 @@ folder_remove(const struct replica *r, int cls, const char *name)
     if (unlinkat(dfd, base, 0) != 0 && errno != ENOENT)
         rc = errno_to_err(errno);
     close(dfd);
+    if (rc == SIMSYNC_OK)
+        remove_empty_parents(r, cls, name);
     return rc;
 }
 
@@ -309,10 +339,16 @@ read_all(int fd, uint8_t *buf, size_t len)
     return SIMSYNC_OK;
 }
 
-int
-folder_record(struct replica *r, struct store_txn *txn, int cls,
-              const char *name, const struct vv *base,
-              const Simsync__Version *clock, const Simsync__ItemRecord *old)
+/* The content of a renamed file: the version it had under its old name. */
+struct move_src {
+    const char *from;
+    const Simsync__Version *v;
+};
+
+static int
+record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
+            const struct vv *base, const Simsync__Version *clock,
+            const Simsync__ItemRecord *old, const struct move_src *move)
 {
     Simsync__ItemRecord rec = SIMSYNC__ITEM_RECORD__INIT;
     Simsync__Version v = SIMSYNC__VERSION__INIT, *vp = &v;
@@ -327,7 +363,7 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
     size_t body_len = 0, mlen;
     const char *bname;
     struct stat st;
-    int dfd, fd = -1, rc;
+    int dfd, fd = -1, rc, moved = 0;
 
     memset(&vvpb, 0, sizeof(vvpb));
     keys_item_id(&r->keys, cls, name, id);
@@ -346,7 +382,17 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
             goto out;
         }
         crypt_hash_init(&acc.content, 32, r->keys.content, 32);
-        if ((size_t)st.st_size <= INLINE_MAX) {
+        if (move != NULL && move->v->n_chunks > 0 &&
+            move->v->size == (uint64_t)st.st_size &&
+            move->v->content_hash.len == sizeof(chash)) {
+            /* A rename: the chunk list and hash stay, nothing is read;
+             * receivers copy their own file of the old name. */
+            v.chunks = move->v->chunks;
+            v.n_chunks = move->v->n_chunks;
+            memcpy(chash, move->v->content_hash.data, sizeof(chash));
+            meta.moved_from = (char *)move->from;
+            moved = 1;
+        } else if ((size_t)st.st_size <= INLINE_MAX) {
             plain = malloc((size_t)st.st_size + 1);
             rc = plain ? read_all(fd, plain, (size_t)st.st_size)
                        : SIMSYNC_ENOMEM;
@@ -379,7 +425,8 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
             v.chunks = refp;
             v.n_chunks = acc.n;
         }
-        crypt_hash_final(&acc.content, chash, sizeof(chash));
+        if (!moved)
+            crypt_hash_final(&acc.content, chash, sizeof(chash));
         v.content_hash.data = chash;
         v.content_hash.len = sizeof(chash);
         v.size = (uint64_t)st.st_size;
@@ -454,36 +501,70 @@ out:
     return rc;
 }
 
+int
+folder_record(struct replica *r, struct store_txn *txn, int cls,
+              const char *name, const struct vv *base,
+              const Simsync__Version *clock, const Simsync__ItemRecord *old)
+{
+    return record_file(r, txn, cls, name, base, clock, old, NULL);
+}
+
 /* ---------------------------------------------------------------- scan */
 
-struct name_list {
-    char **v;
+/* One regular file found by the walk, with the stat fields the cache
+ * compares. */
+struct fentry {
+    char *name;
+    uint64_t ino, size;
+    int64_t mtime_ns, ctime_ns;
+    int known; /* a live item has this name */
+};
+
+struct flist {
+    struct fentry *v;
+    size_t n, cap;
+};
+
+/* A live item whose file is gone; `moved` when the file was renamed. */
+struct gone {
+    char *name;
+    uint64_t ino, size;
+    int64_t mtime_ns;
+    int chunked, moved;
+};
+
+struct glist {
+    struct gone *v;
     size_t n, cap;
 };
 
 static int
-names_add(struct name_list *l, const char *s)
+grow(void **v, size_t *cap, size_t n, size_t size)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        char **nv = realloc(l->v, cap * sizeof(*nv));
-        if (nv == NULL)
-            return SIMSYNC_ENOMEM;
-        l->v = nv;
-        l->cap = cap;
-    }
-    l->v[l->n] = strdup(s);
-    if (l->v[l->n] == NULL)
+    if (n < *cap)
+        return SIMSYNC_OK;
+    size_t nc = *cap ? *cap * 2 : 64;
+    void *nv = realloc(*v, nc * size);
+    if (nv == NULL)
         return SIMSYNC_ENOMEM;
-    l->n++;
+    *v = nv;
+    *cap = nc;
     return SIMSYNC_OK;
 }
 
 static void
-names_free(struct name_list *l)
+flist_free(struct flist *l)
 {
     for (size_t i = 0; i < l->n; i++)
-        free(l->v[i]);
+        free(l->v[i].name);
+    free(l->v);
+}
+
+static void
+glist_free(struct glist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].name);
     free(l->v);
 }
 
@@ -503,9 +584,9 @@ remove_stale_tmp(int dfd, const char *name)
     (void)unlinkat(dfd, name, 0);
 }
 
-/* Collect regular files below dirfd (consumed) as relative names. */
+/* Collect the regular files below dirfd (consumed), with their stat. */
 static int
-walk(int dirfd_in, const char *prefix, struct name_list *out, int depth)
+walk(int dirfd_in, const char *prefix, struct flist *out, int depth)
 {
     DIR *d = fdopendir(dirfd_in);
     struct dirent *e;
@@ -531,7 +612,24 @@ walk(int dirfd_in, const char *prefix, struct name_list *out, int depth)
                      e->d_name) >= (int)sizeof(rel) / 2)
             continue;
         if (S_ISREG(st.st_mode)) {
-            rc = names_add(out, rel);
+            struct fentry *f;
+            rc = grow((void **)&out->v, &out->cap, out->n, sizeof(*out->v));
+            if (rc != SIMSYNC_OK)
+                break;
+            f = &out->v[out->n];
+            f->name = strdup(rel);
+            if (f->name == NULL) {
+                rc = SIMSYNC_ENOMEM;
+                break;
+            }
+            f->ino = (uint64_t)st.st_ino;
+            f->size = (uint64_t)st.st_size;
+            f->mtime_ns =
+                (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+            f->ctime_ns =
+                (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+            f->known = 0;
+            out->n++;
         } else if (S_ISDIR(st.st_mode) && depth < 32) {
             int sub = openat(dirfd(d), e->d_name,
                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -606,14 +704,96 @@ folder_refresh(struct replica *r, struct store_txn *txn, int cls,
     return rc;
 }
 
+/* The work a scan found for one class, as names. */
+struct scan_work {
+    char **changed; /* files whose stat differs from their item, new files */
+    size_t nchanged, capchanged;
+    char **moves; /* pairs: new name, old name */
+    size_t nmoves, capmoves;
+};
+
+static void
+work_free(struct scan_work *w)
+{
+    for (size_t i = 0; i < w->nchanged; i++)
+        free(w->changed[i]);
+    for (size_t i = 0; i < w->nmoves; i++)
+        free(w->moves[i]);
+    free(w->changed);
+    free(w->moves);
+}
+
+static int
+add_name(char ***v, size_t *n, size_t *cap, const char *name)
+{
+    int rc = grow((void **)v, cap, *n, sizeof(**v));
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    (*v)[*n] = strdup(name);
+    if ((*v)[*n] == NULL)
+        return SIMSYNC_ENOMEM;
+    (*n)++;
+    return SIMSYNC_OK;
+}
+
+enum batch_kind { BATCH_FILES, BATCH_MOVES, BATCH_TOMBSTONES };
+
 struct scan_batch {
     struct replica *r;
     int cls;
-    char **names;
+    enum batch_kind kind;
+    char **names; /* BATCH_MOVES: pairs */
     size_t n;
-    int tombstones; /* names are items to delete */
+    int moved; /* BATCH_TOMBSTONES: the files were renamed, not deleted */
     struct scan_stats *stats;
 };
+
+/* Record one rename: the new name gets the old item's content (no read),
+ * unless the file no longer looks like the old item's; then it is an
+ * ordinary new file. */
+static int
+record_move(struct replica *r, struct store_txn *txn, int cls, const char *to,
+            const char *from, int *moved)
+{
+    Simsync__ItemRecord *src = NULL, *dst = NULL;
+    uint8_t sid[ITEM_ID_BYTES], did[ITEM_ID_BYTES];
+    struct vv base = VV_INIT;
+    struct stat st;
+    int rc, changed;
+
+    *moved = 0;
+    keys_item_id(&r->keys, cls, from, sid);
+    keys_item_id(&r->keys, cls, to, did);
+    rc = item_get(txn, r->sub, cls, sid, &src);
+    if (rc == SIMSYNC_OK)
+        rc = item_get(txn, r->sub, cls, did, &dst);
+    if (rc == SIMSYNC_ENOTFOUND)
+        rc = SIMSYNC_OK;
+    if (rc != SIMSYNC_OK)
+        goto out;
+    if (src != NULL && live(src) && src->versions[0]->n_chunks > 0 &&
+        (dst == NULL || !live(dst)) &&
+        folder_stat(r, cls, to, &st) == SIMSYNC_OK &&
+        (uint64_t)st.st_ino == src->st_ino &&
+        (uint64_t)st.st_size == src->st_size &&
+        (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec ==
+            src->st_mtime_ns) {
+        struct move_src m = {from, src->versions[0]};
+        if (dst != NULL)
+            rc = vv_from_pb(&base, dst->versions[0]->vv);
+        if (rc == SIMSYNC_OK)
+            rc = record_file(r, txn, cls, to, &base, NULL, dst, &m);
+        *moved = 1;
+    } else {
+        rc = folder_refresh(r, txn, cls, to, did, dst, &changed);
+    }
+out:
+    item_record_free(src);
+    item_record_free(dst);
+    vv_free(&base);
+    return rc;
+}
 
 static int
 scan_batch_fn(struct store_txn *txn, void *arg)
@@ -621,29 +801,46 @@ scan_batch_fn(struct store_txn *txn, void *arg)
     struct scan_batch *b = arg;
     struct scan_stats local = {0};
     struct vv base = VV_INIT;
+    size_t step = b->kind == BATCH_MOVES ? 2 : 1;
     int rc = SIMSYNC_OK;
 
-    for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
+    for (size_t i = 0; rc == SIMSYNC_OK && i + step <= b->n; i += step) {
         Simsync__ItemRecord *rec = NULL;
         uint8_t id[ITEM_ID_BYTES];
         const char *name = b->names[i];
         int changed, was_live;
 
+        if (b->kind == BATCH_MOVES) {
+            rc =
+                record_move(b->r, txn, b->cls, name, b->names[i + 1], &changed);
+            if (changed)
+                local.renamed++;
+            else
+                local.added++;
+            continue;
+        }
         keys_item_id(&b->r->keys, b->cls, name, id);
         rc = item_get(txn, b->r->sub, b->cls, id, &rec);
         if (rc == SIMSYNC_ENOTFOUND)
             rc = SIMSYNC_OK;
         if (rc != SIMSYNC_OK)
             break;
-        if (b->tombstones) {
-            rc = vv_from_pb(&base, rec->versions[0]->vv);
-            if (rc == SIMSYNC_OK)
-                rc = folder_record(b->r, txn, b->cls, name, &base, NULL, rec);
-            local.deleted++;
+        if (b->kind == BATCH_TOMBSTONES) {
+            /* Still live and still without a file (checked again: this is
+             * a new transaction). */
+            struct stat st;
+            if (rec != NULL && live(rec) &&
+                folder_stat(b->r, b->cls, name, &st) == SIMSYNC_ENOTFOUND) {
+                rc = vv_from_pb(&base, rec->versions[0]->vv);
+                if (rc == SIMSYNC_OK)
+                    rc = folder_record(b->r, txn, b->cls, name, &base, NULL,
+                                       rec);
+                if (!b->moved)
+                    local.deleted++;
+            }
             item_record_free(rec);
             continue;
         }
-        local.files++;
         was_live = rec != NULL && live(rec);
         rc = folder_refresh(b->r, txn, b->cls, name, id, rec, &changed);
         if (!changed)
@@ -656,25 +853,29 @@ scan_batch_fn(struct store_txn *txn, void *arg)
     }
     vv_free(&base);
     if (rc == SIMSYNC_OK) {
-        b->stats->files += local.files;
         b->stats->unchanged += local.unchanged;
         b->stats->added += local.added;
         b->stats->edited += local.edited;
         b->stats->deleted += local.deleted;
+        b->stats->renamed += local.renamed;
     }
     return rc;
 }
 
 static int
-cmp_str(const void *a, const void *b)
+cmp_fentry(const void *a, const void *b)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return strcmp(((const struct fentry *)a)->name,
+                  ((const struct fentry *)b)->name);
 }
 
-/* Names of live items of a class that have no file any more. */
+/* One pass over the live items of a class in a read snapshot, against the
+ * sorted file list: unchanged files are settled on the stat cache alone,
+ * without a write transaction; files whose stat differs and files with no
+ * live item go to w->changed; live items without a file go to *gone. */
 static int
-find_gone(struct replica *r, int cls, struct name_list *files,
-          struct name_list *gone, uint64_t *live_count)
+classify(struct replica *r, int cls, struct flist *files, struct scan_work *w,
+         struct glist *gone, uint64_t *live_count, uint64_t *unchanged)
 {
     struct store_txn *txn;
     struct store_cursor *cur;
@@ -683,7 +884,7 @@ find_gone(struct replica *r, int cls, struct name_list *files,
     size_t kl, vl;
     int rc;
 
-    *live_count = 0;
+    *live_count = *unchanged = 0;
     memcpy(prefix, r->sub, SUB_BYTES);
     prefix[SUB_BYTES] = (uint8_t)cls;
     rc = store_txn_begin(r->st, 1, &txn);
@@ -701,11 +902,36 @@ find_gone(struct replica *r, int cls, struct name_list *files,
             break;
         }
         if (live(rec) && rec->name != NULL) {
-            const char *key = rec->name;
+            struct fentry key = {rec->name, 0, 0, 0, 0, 0}, *f = NULL;
             (*live_count)++;
-            if (files->n == 0 || bsearch(&key, files->v, files->n,
-                                         sizeof(char *), cmp_str) == NULL)
-                rc = names_add(gone, rec->name);
+            if (files->n > 0)
+                f = bsearch(&key, files->v, files->n, sizeof(*f), cmp_fentry);
+            if (f != NULL) {
+                f->known = 1;
+                if (rec->present && rec->st_size == f->size &&
+                    rec->st_ino == f->ino && rec->st_mtime_ns == f->mtime_ns &&
+                    rec->st_ctime_ns == f->ctime_ns)
+                    (*unchanged)++;
+                else
+                    rc = add_name(&w->changed, &w->nchanged, &w->capchanged,
+                                  f->name);
+            } else {
+                rc = grow((void **)&gone->v, &gone->cap, gone->n,
+                          sizeof(*gone->v));
+                if (rc == SIMSYNC_OK) {
+                    struct gone *g = &gone->v[gone->n];
+                    g->name = strdup(rec->name);
+                    g->ino = rec->st_ino;
+                    g->size = rec->st_size;
+                    g->mtime_ns = rec->st_mtime_ns;
+                    g->chunked = rec->versions[0]->n_chunks > 0;
+                    g->moved = 0;
+                    if (g->name == NULL)
+                        rc = SIMSYNC_ENOMEM;
+                    else
+                        gone->n++;
+                }
+            }
         }
         item_record_free(rec);
         if (rc == SIMSYNC_OK)
@@ -717,6 +943,140 @@ find_gone(struct replica *r, int cls, struct name_list *files,
     return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
 }
 
+static int
+cmp_gone_ino(const void *a, const void *b)
+{
+    const struct gone *x = a, *y = b;
+    return x->ino < y->ino ? -1 : x->ino > y->ino;
+}
+
+/* Pair new files with gone items of the same inode, size and mtime: a
+ * rename (or a move between subfolders). Only chunked items are paired:
+ * a small item's content is re-read anyway, it costs nothing. */
+static int
+find_moves(struct flist *files, struct glist *gone, struct scan_work *w)
+{
+    int rc = SIMSYNC_OK;
+
+    if (gone->n == 0)
+        return SIMSYNC_OK;
+    qsort(gone->v, gone->n, sizeof(*gone->v), cmp_gone_ino);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < files->n; i++) {
+        struct fentry *f = &files->v[i];
+        struct gone key = {NULL, f->ino, 0, 0, 0, 0}, *g;
+        if (f->known || f->size <= INLINE_MAX)
+            continue;
+        g = bsearch(&key, gone->v, gone->n, sizeof(*g), cmp_gone_ino);
+        /* Walk back to the first entry of this inode. */
+        while (g != NULL && g > gone->v && (g - 1)->ino == f->ino)
+            g--;
+        for (; g != NULL && g < gone->v + gone->n && g->ino == f->ino; g++) {
+            if (g->moved || !g->chunked || g->size != f->size ||
+                g->mtime_ns != f->mtime_ns)
+                continue;
+            g->moved = 1;
+            f->known = 1; /* not a new file any more */
+            rc = add_name(&w->moves, &w->nmoves, &w->capmoves, f->name);
+            if (rc == SIMSYNC_OK)
+                rc = add_name(&w->moves, &w->nmoves, &w->capmoves, g->name);
+            break;
+        }
+    }
+    return rc;
+}
+
+static int
+run_batches(struct replica *r, int cls, enum batch_kind kind, char **names,
+            size_t n, int moved, struct scan_stats *stats)
+{
+    size_t per = kind == BATCH_MOVES ? 2 * SCAN_BATCH : SCAN_BATCH;
+    int rc = SIMSYNC_OK;
+
+    for (size_t i = 0; rc == SIMSYNC_OK && i < n; i += per) {
+        struct scan_batch b = {
+            r, cls, kind, names + i, n - i < per ? n - i : per, moved, stats};
+        rc = store_write(r->st, scan_batch_fn, &b);
+    }
+    return rc;
+}
+
+/* Scan one class folder (open as dfd, consumed). */
+static int
+scan_class(struct replica *r, int cls, int dfd, int allow_mass_delete,
+           struct scan_stats *stats)
+{
+    struct flist files = {0};
+    struct glist gone = {0};
+    struct scan_work w = {0};
+    char **del = NULL, **moved_del = NULL;
+    size_t ndel = 0, nmoved = 0;
+    uint64_t live_count, unchanged;
+    int rc, result = SIMSYNC_OK;
+
+    rc = walk(dfd, "", &files, 0);
+    if (rc == SIMSYNC_OK && files.n > 0)
+        qsort(files.v, files.n, sizeof(*files.v), cmp_fentry);
+    if (rc == SIMSYNC_OK)
+        rc = classify(r, cls, &files, &w, &gone, &live_count, &unchanged);
+    if (rc == SIMSYNC_OK)
+        rc = find_moves(&files, &gone, &w);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < files.n; i++)
+        if (!files.v[i].known)
+            rc = add_name(&w.changed, &w.nchanged, &w.capchanged,
+                          files.v[i].name);
+    stats->files += files.n;
+    stats->unchanged += unchanged;
+    /* Files first, then renames, then deletions: a rename's new item
+     * travels before its old name's tombstone. */
+    if (rc == SIMSYNC_OK)
+        rc = run_batches(r, cls, BATCH_FILES, w.changed, w.nchanged, 0, stats);
+    if (rc == SIMSYNC_OK)
+        rc = run_batches(r, cls, BATCH_MOVES, w.moves, w.nmoves, 0, stats);
+    if (rc == SIMSYNC_OK && gone.n > 0) {
+        del = malloc(gone.n * sizeof(*del));
+        moved_del = malloc(gone.n * sizeof(*moved_del));
+        if (del == NULL || moved_del == NULL)
+            rc = SIMSYNC_ENOMEM;
+        for (size_t i = 0; rc == SIMSYNC_OK && i < gone.n; i++) {
+            if (gone.v[i].moved)
+                moved_del[nmoved++] = gone.v[i].name;
+            else
+                del[ndel++] = gone.v[i].name;
+        }
+    }
+    if (rc == SIMSYNC_OK)
+        rc = run_batches(r, cls, BATCH_TOMBSTONES, moved_del, nmoved, 1, stats);
+    /* The mass-delete guard counts deletions, not renames. */
+    if (rc == SIMSYNC_OK && ndel > 0 && !allow_mass_delete &&
+        (ndel > MASS_DELETE_MAX || (live_count > 2 && ndel * 2 > live_count))) {
+        stats->guarded += ndel;
+        result = SIMSYNC_EMASSDEL;
+    } else if (rc == SIMSYNC_OK) {
+        rc = run_batches(r, cls, BATCH_TOMBSTONES, del, ndel, 0, stats);
+    }
+    free(del);
+    free(moved_del);
+    flist_free(&files);
+    glist_free(&gone);
+    work_free(&w);
+    return rc != SIMSYNC_OK ? rc : result;
+}
+
+/* Live items of a class (for a missing folder). */
+static int
+count_live(struct replica *r, int cls, uint64_t *live_count)
+{
+    struct flist none = {0};
+    struct scan_work w = {0};
+    struct glist gone = {0};
+    uint64_t unchanged;
+    int rc = classify(r, cls, &none, &w, &gone, live_count, &unchanged);
+
+    glist_free(&gone);
+    work_free(&w);
+    return rc;
+}
+
 int
 folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
             struct scan_stats *stats)
@@ -725,7 +1085,6 @@ folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
 
     memset(stats, 0, sizeof(*stats));
     for (int cls = 0; cls < CLS_COUNT; cls++) {
-        struct name_list files = {0}, gone = {0};
         uint64_t live_count;
         int dfd, rc;
 
@@ -737,9 +1096,7 @@ folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
              * class with live items is skipped and its folder is not
              * recreated (an empty new folder would read as deletions);
              * a class with nothing in it just gets its folder. */
-            struct name_list none = {0};
-            rc = find_gone(r, cls, &none, &gone, &live_count);
-            names_free(&gone);
+            rc = count_live(r, cls, &live_count);
             if (rc != SIMSYNC_OK)
                 return rc;
             if (live_count == 0) {
@@ -751,42 +1108,10 @@ folder_scan(struct replica *r, uint32_t classes, int allow_mass_delete,
         }
         if (dfd < 0)
             return dfd;
-        rc = walk(dfd, "", &files, 0);
-        if (rc == SIMSYNC_OK && files.n > 0)
-            qsort(files.v, files.n, sizeof(char *), cmp_str);
-        for (size_t i = 0; rc == SIMSYNC_OK && i < files.n; i += SCAN_BATCH) {
-            struct scan_batch b = {
-                r,
-                cls,
-                files.v + i,
-                files.n - i < SCAN_BATCH ? files.n - i : SCAN_BATCH,
-                0,
-                stats};
-            rc = store_write(r->st, scan_batch_fn, &b);
-        }
-        if (rc == SIMSYNC_OK)
-            rc = find_gone(r, cls, &files, &gone, &live_count);
-        if (rc == SIMSYNC_OK && gone.n > 0 && !allow_mass_delete &&
-            (gone.n > MASS_DELETE_MAX ||
-             (live_count > 2 && gone.n * 2 > live_count))) {
-            stats->guarded += gone.n;
-            result = SIMSYNC_EMASSDEL;
-        } else {
-            for (size_t i = 0; rc == SIMSYNC_OK && i < gone.n;
-                 i += SCAN_BATCH) {
-                struct scan_batch b = {
-                    r,
-                    cls,
-                    gone.v + i,
-                    gone.n - i < SCAN_BATCH ? gone.n - i : SCAN_BATCH,
-                    1,
-                    stats};
-                rc = store_write(r->st, scan_batch_fn, &b);
-            }
-        }
-        names_free(&files);
-        names_free(&gone);
-        if (rc != SIMSYNC_OK)
+        rc = scan_class(r, cls, dfd, allow_mass_delete, stats);
+        if (rc == SIMSYNC_EMASSDEL)
+            result = rc;
+        else if (rc != SIMSYNC_OK)
             return rc;
     }
     return result;

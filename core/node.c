@@ -1021,6 +1021,7 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
     rep->added = scan.added;
     rep->edited = scan.edited;
     rep->deleted = scan.deleted;
+    rep->renamed = scan.renamed;
     rep->guarded = scan.guarded;
     if (scan_rc == SIMSYNC_EMASSDEL) {
         keys_wipe(&r.keys);
@@ -1092,6 +1093,7 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
         rep->recv_bytes = ss->recv_bytes;
         rep->applied = ss->apply.applied;
         rep->conflicts = ss->apply.conflicts;
+        rep->purged = ss->purged;
     }
     chan_stats(l.ch, &cs);
     rep->wire_sent = cs.wire_sent;

@@ -77,6 +77,56 @@ a_wins(const Simsync__Version *a, const Simsync__Version *b)
     return a->author > b->author;
 }
 
+/* A renamed item (meta.moved_from) whose content this trusted node holds
+ * under the old name: a live item with the same content hash whose file
+ * still matches its stat cache. Writes the old name to src. */
+static int
+local_source(struct replica *r, struct store_txn *txn, int cls,
+             const char *from, const Simsync__Version *v, char *src,
+             size_t srclen)
+{
+    Simsync__ItemRecord *rec = NULL;
+    uint8_t id[ITEM_ID_BYTES];
+    struct stat st;
+    int ok;
+
+    if (!r->trusted || from == NULL || *from == '\0' || v->n_chunks == 0 ||
+        v->content_hash.len != 32 || !replica_name_ok(from) ||
+        strlen(from) >= srclen)
+        return 0;
+    keys_item_id(&r->keys, cls, from, id);
+    if (item_get(txn, r->sub, cls, id, &rec) != SIMSYNC_OK)
+        return 0;
+    ok = rec->n_versions == 1 && !rec->versions[0]->deleted &&
+         rec->versions[0]->content_hash.len == 32 &&
+         memcmp(rec->versions[0]->content_hash.data, v->content_hash.data,
+                32) == 0 &&
+         folder_stat(r, cls, from, &st) == SIMSYNC_OK &&
+         folder_stat_matches(rec, &st);
+    item_record_free(rec);
+    if (ok)
+        memcpy(src, from, strlen(from) + 1);
+    return ok;
+}
+
+static int
+change_local_source(struct replica *r, struct store_txn *txn,
+                    const Simsync__Change *c, char *src, size_t srclen)
+{
+    Simsync__ItemMeta *meta = NULL;
+    int ok;
+
+    if (!r->trusted || c->version->n_chunks == 0 ||
+        c->item_id.len != ITEM_ID_BYTES ||
+        replica_open_meta(r, (int)c->cls, c->item_id.data, c->version, &meta) !=
+            SIMSYNC_OK)
+        return 0;
+    ok = local_source(r, txn, (int)c->cls, meta->moved_from, c->version, src,
+                      srclen);
+    simsync__item_meta__free_unpacked(meta, NULL);
+    return ok;
+}
+
 int
 replica_missing_chunks(struct replica *r, Simsync__Change *const *ch, size_t n,
                        uint8_t **ids, size_t *nids)
@@ -94,13 +144,15 @@ replica_missing_chunks(struct replica *r, Simsync__Change *const *ch, size_t n,
     for (size_t i = 0; rc == SIMSYNC_OK && i < n; i++) {
         Simsync__ItemRecord *rec = NULL;
         const Simsync__Version *v = ch[i]->version;
+        char srcname[PATH_MAX];
 
         if (v->n_chunks == 0)
             continue;
         rc = item_get(txn, r->sub, (int)ch[i]->cls, ch[i]->item_id.data, &rec);
         if (rc == SIMSYNC_ENOTFOUND)
             rc = SIMSYNC_OK;
-        if (rc == SIMSYNC_OK && wanted(r, rec, v)) {
+        if (rc == SIMSYNC_OK && wanted(r, rec, v) &&
+            !change_local_source(r, txn, ch[i], srcname, sizeof(srcname))) {
             for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
                 uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
                 const void *val;
@@ -596,11 +648,43 @@ replica_purge(struct replica *r, struct store_txn *txn, int cls,
 /* Write the content of version v to a temp file in the item's folder and
  * rename it over `name`. Content comes from the inline body or the staged
  * chunks; it must hash to v->content_hash. */
+/* Copy the local file `src` into fd, hashing it; it must be v's content
+ * (checked by the caller's final hash). */
+static int
+copy_local(struct replica *r, int cls, const char *src, int fd,
+           struct crypt_hash_state *hs)
+{
+    uint8_t buf[65536];
+    const char *base;
+    int dfd = folder_open_parent(r, cls, src, 0, &base), in, rc = SIMSYNC_OK;
+    ssize_t got;
+
+    if (dfd < 0)
+        return dfd;
+    in = openat(dfd, base, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    close(dfd);
+    if (in < 0)
+        return SIMSYNC_ENOTFOUND;
+    while ((got = read(in, buf, sizeof(buf))) > 0) {
+        if (write(fd, buf, (size_t)got) != got) {
+            rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+            break;
+        }
+        crypt_hash_update(hs, buf, (size_t)got);
+    }
+    if (got < 0)
+        rc = SIMSYNC_EIO;
+    close(in);
+    return rc;
+}
+
 static int
 write_content(struct replica *r, struct store_txn *txn, int cls,
               const uint8_t item_id[ITEM_ID_BYTES], const char *name,
-              const Simsync__Version *v, struct stat *st)
+              const Simsync__Version *v, const char *moved_from,
+              struct stat *st)
 {
+    char src[PATH_MAX];
     struct crypt_hash_state hs;
     uint8_t hash[32], tmp_name[64];
     const char *base;
@@ -634,6 +718,10 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
         if (rc == SIMSYNC_OK)
             crypt_hash_update(&hs, plain, plen);
         free(plain);
+    } else if (local_source(r, txn, cls, moved_from, v, src, sizeof(src))) {
+        /* A rename: this node has the content under the old name (the
+         * final hash check below still applies). */
+        rc = copy_local(r, cls, src, fd, &hs);
     } else {
         uint64_t total = 0;
         for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
@@ -955,7 +1043,8 @@ trusted_apply(struct replica *r, struct store_txn *txn,
         if (v->deleted) {
             rc = folder_remove(r, cls, meta->name);
         } else {
-            rc = write_content(r, txn, cls, id, meta->name, v, &st);
+            rc = write_content(r, txn, cls, id, meta->name, v, meta->moved_from,
+                               &st);
             if (rc == SIMSYNC_OK)
                 folder_stat_fill(&rec, &st);
         }
@@ -995,7 +1084,8 @@ trusted_apply(struct replica *r, struct store_txn *txn,
             item_record_free(cold);
         }
         if (rc == SIMSYNC_OK)
-            rc = write_content(r, txn, cls, id, meta->name, v, &st);
+            rc = write_content(r, txn, cls, id, meta->name, v, meta->moved_from,
+                               &st);
         if (rc == SIMSYNC_OK)
             rc = record_resolved(r, txn, cls, id, old, v, l, &st, 1);
     } else {
@@ -1008,7 +1098,8 @@ trusted_apply(struct replica *r, struct store_txn *txn,
             copy_clock_init(&cc, v);
             rc = copy_wanted(r, txn, cls, cname, &cc, &cold, &wanted);
             if (rc == SIMSYNC_OK && wanted) {
-                rc = write_content(r, txn, cls, id, cname, v, &st);
+                rc = write_content(r, txn, cls, id, cname, v, meta->moved_from,
+                                   &st);
                 if (rc == SIMSYNC_OK)
                     rc = record_copy(r, txn, cls, cname, &cc, cold);
                 if (rc == SIMSYNC_OK)

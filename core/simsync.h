@@ -132,7 +132,8 @@ int simsync_classes_set(struct simsync_node *n,
                         const char *list) SIMSYNC_MUST_CHECK;
 
 struct simsync_sync_report {
-    uint64_t scanned, unchanged, added, edited, deleted, guarded;
+    uint64_t scanned, unchanged, added, edited, deleted, renamed, guarded;
+    uint64_t purged; /* tombstones purged (every terminal has them) */
     uint64_t sent_items, sent_bytes, recv_items, recv_bytes;
     uint64_t applied, conflicts;
     uint64_t wire_sent, wire_recv; /* after the handshake */
