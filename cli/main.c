@@ -72,7 +72,7 @@ print_full_usage(FILE *f)
           "                        ~/.local/share/simsync)\n"
           "  --json                one JSON object on stdout (sync, status, "
           "conflicts,\n"
-          "                        sim status, and errors)\n"
+          "                        sim status, hub stats, errors)\n"
           "  --pin-file F          the SIM PIN (else $SIMSYNC_PIN, else a "
           "prompt)\n"
           "  --password-file F     the terminal password (else "
