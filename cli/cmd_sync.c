@@ -126,19 +126,21 @@ cmd_status(struct cli *c, int argc, char **argv)
             fputs(i > 0 ? ",{\"name\":" : "{\"name\":", stdout);
             out_json_str(stdout, cls[i].name);
             printf(",\"items\":%" PRIu64 ",\"pending_up\":%" PRIu64
-                   ",\"conflicts\":%" PRIu64 ",\"tombstones\":%" PRIu64
-                   ",\"selected\":%s}",
-                   cls[i].items, cls[i].pending_up, cls[i].conflicts,
-                   cls[i].tombstones, cls[i].selected ? "true" : "false");
+                   ",\"pending_down\":%" PRIu64 ",\"conflicts\":%" PRIu64
+                   ",\"tombstones\":%" PRIu64 ",\"selected\":%s}",
+                   cls[i].items, cls[i].pending_up, cls[i].pending_down,
+                   cls[i].conflicts, cls[i].tombstones,
+                   cls[i].selected ? "true" : "false");
         }
         fputs("]}\n", stdout);
     } else {
-        printf("%-10s %10s %10s %10s  %s\n", "class", "items", "pending-up",
-               "conflicts", "synced");
+        printf("%-10s %10s %10s %12s %10s  %s\n", "class", "items",
+               "pending-up", "pending-down", "conflicts", "synced");
         for (size_t i = 0; i < count; i++) {
-            printf("%-10s %10" PRIu64 " %10" PRIu64 " %10" PRIu64 "  %s\n",
+            printf("%-10s %10" PRIu64 " %10" PRIu64 " %12" PRIu64 " %10" PRIu64
+                   "  %s\n",
                    cls[i].name != NULL ? cls[i].name : "?", cls[i].items,
-                   cls[i].pending_up, cls[i].conflicts,
+                   cls[i].pending_up, cls[i].pending_down, cls[i].conflicts,
                    cls[i].selected ? "yes" : "no");
             conflicts += cls[i].conflicts;
         }

@@ -50,7 +50,7 @@ static const struct command commands[] = {
     {"sync", NULL, cmd_sync, "sync [--hub HOST:PORT] [--allow-delete]",
      "sync both ways with the hub now"},
     {"status", NULL, cmd_status, "status",
-     "per class: items, pending uploads, conflicts; last sync"},
+     "per class: items, pending up/down, conflicts; last sync"},
     {"conflicts", "resolve", cmd_conflicts_resolve,
      "conflicts resolve CLASS/NAME --keep mine|theirs|both",
      "settle one conflict"},

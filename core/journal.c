@@ -253,6 +253,48 @@ meta_put_u64(struct store_txn *txn, const char *name, uint64_t v)
 }
 
 int
+journal_pending_down_get(struct store_txn *txn, uint64_t out[CLS_COUNT])
+{
+    const uint8_t *p;
+    size_t l;
+    int rc =
+        store_get(txn, STORE_META, "pending_down", 12, (const void **)&p, &l);
+
+    memset(out, 0, CLS_COUNT * sizeof(*out));
+    if (rc == SIMSYNC_ENOTFOUND)
+        return SIMSYNC_OK;
+    if (rc != SIMSYNC_OK)
+        return rc;
+    if (l != CLS_COUNT * 8)
+        return SIMSYNC_EPROTO;
+    for (int c = 0; c < CLS_COUNT; c++)
+        out[c] = store_get_be64(p + 8 * c);
+    return SIMSYNC_OK;
+}
+
+int
+journal_pending_down_put(struct store_txn *txn, const uint64_t v[CLS_COUNT])
+{
+    uint8_t b[CLS_COUNT * 8];
+
+    for (int c = 0; c < CLS_COUNT; c++)
+        store_be64(b + 8 * c, v[c]);
+    return store_put(txn, STORE_META, "pending_down", 12, b, sizeof(b));
+}
+
+static int
+pending_down_fn(struct store_txn *txn, void *arg)
+{
+    return journal_pending_down_put(txn, arg);
+}
+
+int
+journal_pending_down_set(struct store *st, const uint64_t v[CLS_COUNT])
+{
+    return store_write(st, pending_down_fn, (void *)v);
+}
+
+int
 journal_next_counter(struct store_txn *txn, uint64_t *counter)
 {
     uint64_t c;

@@ -1172,6 +1172,7 @@ simsync_status(struct simsync_node *n, struct simsync_class_status *out,
     struct store_txn *txn;
     uint8_t sub[SUB_BYTES], prefix[SUB_BYTES + 1];
     struct vv hubk = VV_INIT;
+    uint64_t down[CLS_COUNT];
     const void *v;
     size_t vl;
     int rc;
@@ -1187,6 +1188,7 @@ simsync_status(struct simsync_node *n, struct simsync_class_status *out,
     if (store_get(txn, STORE_META, "last_sync", 9, &v, &vl) == SIMSYNC_OK &&
         vl == 8)
         *last_sync_ms = store_get_be64(v);
+    rc = journal_pending_down_get(txn, down);
     for (int c = 0; rc == SIMSYNC_OK && c < CLS_COUNT && *count < cap; c++) {
         struct simsync_class_status *cs = &out[*count];
         struct pending_count pc = {n->replica, 0};
@@ -1211,6 +1213,7 @@ simsync_status(struct simsync_node *n, struct simsync_class_status *out,
         if (rc == SIMSYNC_OK)
             rc = journal_scan(txn, sub, c, &hubk, count_own, &pc);
         cs->pending_up = pc.n;
+        cs->pending_down = down[c];
         (*count)++;
     }
     store_txn_abort(txn);

@@ -289,6 +289,15 @@ recv_apply(struct session *s)
     s->ngone = 0;
     if (rc != SIMSYNC_OK)
         return rc;
+    if (s->cfg.r->trusted) {
+        /* What the peer still has for us, for status after a cut link. */
+        uint64_t left[CLS_COUNT] = {0};
+        for (size_t i = 0; i < b->n_remaining && i < CLS_COUNT; i++)
+            left[i] = b->remaining[i];
+        rc = journal_pending_down_set(s->cfg.r->st, left);
+        if (rc != SIMSYNC_OK)
+            return rc;
+    }
     s->stats.batches_recv++;
     ack.seq = b->seq;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_ACK;
@@ -436,6 +445,8 @@ recv_done(struct session *s, const Simsync__Done *d)
             rc = replica_purge(s->cfg.r, txn, cls, &hz[cls], &purged);
         s->stats.purged += purged;
     }
+    if (rc == SIMSYNC_OK && s->cfg.r->trusted)
+        rc = journal_pending_down_put(txn, (const uint64_t[CLS_COUNT]){0});
     if (txn != NULL) {
         if (rc == SIMSYNC_OK)
             rc = store_txn_commit(txn);
@@ -584,6 +595,7 @@ send_next(struct session *s)
     Simsync__Change *chs[SESSION_BATCH_ITEMS], chv[SESSION_BATCH_ITEMS];
     Simsync__Dot dotv[SESSION_BATCH_ITEMS];
     Simsync__ItemRecord *recs[SESSION_BATCH_ITEMS];
+    uint64_t remaining[CLS_COUNT];
     struct store_txn *txn;
     size_t n = 0, bytes = 0, chunk_bytes = 0, nrecs = 0, vsize;
     int full = 0;
@@ -654,6 +666,11 @@ send_next(struct session *s)
     b.seq = ++s->seq;
     b.changes = chs;
     b.n_changes = n;
+    memset(remaining, 0, sizeof(remaining));
+    for (size_t i = s->pos; i < s->nentries; i++)
+        remaining[s->entries[i].cls]++;
+    b.remaining = remaining;
+    b.n_remaining = CLS_COUNT;
     for (size_t i = 0; rc == SIMSYNC_OK && i < n; i++) {
         digest_change(s, chs[i]);
         s->items++;

@@ -150,6 +150,8 @@ struct simsync_class_status {
     const char *name;
     uint64_t items;      /* live items */
     uint64_t pending_up; /* local changes not yet on the hub */
+    uint64_t pending_down; /* changes the hub still had for this terminal
+                            * when a sync was cut (0 after a full sync) */
     uint64_t conflicts;  /* entries in the conflict inbox */
     uint64_t tombstones; /* deletions kept until every terminal has them */
     int selected;        /* synced by this terminal */

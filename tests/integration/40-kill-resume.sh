@@ -43,11 +43,39 @@ sync_ok B
 same_tree A B archive
 ok "killed mid-sync, resumed without re-sending committed chunks, B identical"
 
-# The same on the receiving side: kill B's download, resume.
-for i in 13 14 15 16 17 18; do head -c 4000000 /dev/urandom >"$T/A/data/archive/photo$i.jpg"; done
-sync_ok A
-"$SIMSYNC" --home "$T/B" sync >/dev/null 2>&1 &
-pid=$!; sleep 0.2; kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+# The same on the receiving side: kill B's download once part of it is
+# committed (a batch stops taking photos past 8 MiB of chunks, so three
+# 4 MB photos: a fourth photo in B's folder means the first batch is
+# committed; not all six are there); status
+# then shows what the hub still has for B; resume.
+pending_down() {
+    ss --home "$T/B" --json status | grep -o '"name":"archive"[^}]*' \
+        | grep -o '"pending_down":[0-9]*' | cut -d: -f2
+}
+killed=0
+for attempt in 1 2 3; do
+    for i in 13 14 15 16 17 18; do head -c 4000000 /dev/urandom >"$T/A/data/archive/photo$i.jpg"; done
+    sync_ok A
+    "$SIMSYNC" --home "$T/B" sync >/dev/null 2>&1 &
+    pid=$!
+    while kill -0 "$pid" 2>/dev/null; do
+        got=$(ls "$T/B/data/archive" | grep -c -E '^photo1[3-8]\.jpg$' || true)
+        if [ "$got" -ge 4 ] && [ "$got" -lt 6 ]; then
+            kill -9 "$pid" 2>/dev/null && killed=1
+            break
+        fi
+        sleep 0.005
+    done
+    wait "$pid" 2>/dev/null
+    got=$(ls "$T/B/data/archive" | grep -c -E '^photo1[3-8]\.jpg$' || true)
+    [ $killed = 1 ] && [ "$got" -lt 6 ] && break
+    killed=0
+done
+[ $killed = 1 ] || fail "could not interrupt a download"
+down=$(pending_down)
+[ "${down:-0}" -ge 1 ] || fail "status shows nothing pending down after a cut download"
+echo "after the cut: $got of 6 photos on B, status: $down pending down"
 sync_ok B
 same_tree A B archive
-ok "killed mid-download, resumed, identical"
+[ "$(pending_down)" = 0 ] || fail "still pending down after a full sync: $(pending_down)"
+ok "killed mid-download: status shows $down pending down; resumed, identical, 0 pending"
