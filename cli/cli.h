@@ -153,4 +153,10 @@ int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_conflicts(struct cli *c, int argc, char **argv);
 int cmd_conflicts_resolve(struct cli *c, int argc, char **argv);
 
+/* cmd_backup.c */
+int cmd_backup_now(struct cli *c, int argc, char **argv);
+int cmd_backup_list(struct cli *c, int argc, char **argv);
+int cmd_backup_show(struct cli *c, int argc, char **argv);
+int cmd_restore(struct cli *c, int argc, char **argv);
+
 #endif /* CLI_H */

@@ -55,6 +55,16 @@ static const struct command commands[] = {
      "conflicts resolve CLASS/NAME --keep mine|theirs|both",
      "settle one conflict"},
     {"conflicts", NULL, cmd_conflicts, "conflicts", "list the conflict inbox"},
+    {"backup", "now", cmd_backup_now, "backup now [--classes LIST]",
+     "make a backup generation on the hub now"},
+    {"backup", "list", cmd_backup_list, "backup list",
+     "list the generations: number, time, terminal, classes, items, bytes"},
+    {"backup", "show", cmd_backup_show, "backup show GEN",
+     "list the items of a generation"},
+    {"restore", NULL, cmd_restore,
+     "restore GEN [--classes LIST] [--item CLASS/NAME]... [--dry-run] "
+     "[--on-conflict ask|overwrite|keep-both|skip]",
+     "restore a generation, or part of it, into this terminal"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

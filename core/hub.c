@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "crypt.h"
+#include "hub_backup.h"
 #include "node.h"
 #include "session.h"
 #include "transport.h"
@@ -402,6 +403,24 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
     rc = node_send_env(ch, &env);
     if (rc != SIMSYNC_OK)
         return rc;
+    if (h->op != SIMSYNC__OP__OP_SYNC) {
+        uint64_t gen = 0;
+        switch (h->op) {
+        case SIMSYNC__OP__OP_BACKUP:
+            rc = hub_backup(n, ch, r.sub, h->terminal_id, &gen);
+            hub_log("backup from terminal %s: %s, generation %llu",
+                    h->terminal_id, simsync_strerror(rc),
+                    (unsigned long long)gen);
+            return rc;
+        case SIMSYNC__OP__OP_GENERATIONS:
+            return hub_generations(n, ch, r.sub);
+        case SIMSYNC__OP__OP_FETCH:
+            return hub_fetch(n, ch, r.sub);
+        default:
+            send_error(ch, SIMSYNC_EPROTO, "unknown operation");
+            return SIMSYNC_EPROTO;
+        }
+    }
     r.st = n->st;
     r.trusted = 0;
     r.now_ms = node_now_ms();

@@ -626,12 +626,7 @@ sub_key_terminal(const char *subscriber, uint8_t out[SUB_BYTES])
     crypt_hash_final(&st, out, SUB_BYTES);
 }
 
-struct link {
-    struct conn *conn;
-    struct chan *ch;
-};
-
-static void
+void
 link_close(struct link *l)
 {
     chan_free(l->ch);
@@ -640,7 +635,7 @@ link_close(struct link *l)
     l->conn = NULL;
 }
 
-static int
+int
 link_open(struct simsync_node *n, const char *addr, const uint8_t *pin_pk,
           const char *hub_id, struct link *l)
 {
@@ -706,7 +701,7 @@ datakey_load(struct simsync_node *n, uint8_t key[32])
     return SIMSYNC_OK;
 }
 
-static int
+int
 replica_setup(struct simsync_node *n, struct replica *r)
 {
     uint8_t key[32];
@@ -961,7 +956,7 @@ simsync_classes_set(struct simsync_node *n, const char *list)
 
 /* ------------------------------------------------------------ sync */
 
-static int
+int
 check_sim_binding(struct simsync_node *n)
 {
     char sub[16], file[1024];
@@ -992,18 +987,65 @@ meta_put_now(struct store_txn *txn, void *arg)
 }
 
 int
-simsync_sync(struct simsync_node *n, const char *hub_addr,
-             int allow_mass_delete, struct simsync_sync_report *rep)
+node_hello(struct simsync_node *n, struct link *l, int op, uint32_t classes,
+           uint32_t *mask)
 {
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *reply = NULL;
     Simsync__Hello hello = SIMSYNC__HELLO__INIT;
+    uint32_t cls_list[CLS_COUNT], ncls = 0;
+    int rc;
+
+    *mask = 0;
+    for (int c = 0; c < CLS_COUNT; c++)
+        if (classes & (1u << c))
+            cls_list[ncls++] = (uint32_t)c;
+    hello.proto = SIMSYNC_PROTO_VERSION;
+    hello.role = strcmp(n->role, "desktop") == 0 ? SIMSYNC__ROLE__ROLE_DESKTOP
+                                                 : SIMSYNC__ROLE__ROLE_TERMINAL;
+    hello.subscriber = n->subscriber;
+    hello.terminal_id = n->terminal_id;
+    hello.classes = cls_list;
+    hello.n_classes = ncls;
+    hello.op = (Simsync__Op)op;
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_HELLO;
+    env.hello = &hello;
+    rc = node_send_env(l->ch, &env);
+    if (rc == SIMSYNC_OK)
+        rc = node_recv_env(l->ch, (void **)&reply);
+    if (rc == SIMSYNC_OK && reply->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR)
+        rc = session_peer_error(reply->error->code);
+    else if (rc == SIMSYNC_OK &&
+             reply->msg_case != SIMSYNC__ENVELOPE__MSG_HELLO_REPLY)
+        rc = SIMSYNC_EPROTO;
+    if (rc == SIMSYNC_OK) {
+        for (size_t i = 0; i < reply->hello_reply->n_classes; i++)
+            if (reply->hello_reply->classes[i] < CLS_COUNT)
+                *mask |= 1u << reply->hello_reply->classes[i];
+        *mask &= classes;
+    }
+    if (reply)
+        simsync__envelope__free_unpacked(reply, NULL);
+    if (rc == SIMSYNC_EREFUSED)
+        return node_fail(n, rc,
+                         "the hub refused this terminal: it is not "
+                         "registered there for this subscriber with this key");
+    if (rc != SIMSYNC_OK)
+        return node_fail(n, rc, "the hub did not accept the session: %s",
+                         simsync_strerror(rc));
+    return SIMSYNC_OK;
+}
+
+int
+simsync_sync(struct simsync_node *n, const char *hub_addr,
+             int allow_mass_delete, struct simsync_sync_report *rep)
+{
     struct scan_stats scan;
     struct replica r;
     struct session *s = NULL;
     struct session_cfg cfg = {0};
     struct chan_stats cs;
     struct link l;
-    uint32_t cls_list[CLS_COUNT], ncls = 0, mask = 0;
+    uint32_t mask = 0;
     uint64_t t0 = node_now_ms(), now;
     int rc, scan_rc;
 
@@ -1041,42 +1083,11 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
         keys_wipe(&r.keys);
         return rc;
     }
-    for (int c = 0; c < CLS_COUNT; c++)
-        if (n->classes & (1u << c))
-            cls_list[ncls++] = (uint32_t)c;
-    hello.proto = SIMSYNC_PROTO_VERSION;
-    hello.role = strcmp(n->role, "desktop") == 0 ? SIMSYNC__ROLE__ROLE_DESKTOP
-                                                 : SIMSYNC__ROLE__ROLE_TERMINAL;
-    hello.subscriber = n->subscriber;
-    hello.terminal_id = n->terminal_id;
-    hello.classes = cls_list;
-    hello.n_classes = ncls;
-    env.msg_case = SIMSYNC__ENVELOPE__MSG_HELLO;
-    env.hello = &hello;
-    rc = node_send_env(l.ch, &env);
-    if (rc == SIMSYNC_OK)
-        rc = node_recv_env(l.ch, (void **)&reply);
-    if (rc == SIMSYNC_OK &&
-        reply->msg_case != SIMSYNC__ENVELOPE__MSG_HELLO_REPLY)
-        rc = SIMSYNC_EPROTO;
-    if (rc == SIMSYNC_OK) {
-        for (size_t i = 0; i < reply->hello_reply->n_classes; i++)
-            if (reply->hello_reply->classes[i] < CLS_COUNT)
-                mask |= 1u << reply->hello_reply->classes[i];
-        mask &= n->classes;
-    }
-    if (reply)
-        simsync__envelope__free_unpacked(reply, NULL);
+    rc = node_hello(n, &l, SIMSYNC__OP__OP_SYNC, n->classes, &mask);
     if (rc != SIMSYNC_OK) {
         link_close(&l);
         keys_wipe(&r.keys);
-        if (rc == SIMSYNC_EREFUSED)
-            return node_fail(n, rc,
-                             "the hub refused this terminal: it is not "
-                             "registered there for this subscriber with "
-                             "this key");
-        return node_fail(n, rc, "the hub did not accept the session: %s",
-                         simsync_strerror(rc));
+        return rc;
     }
     cfg.r = &r;
     cfg.classes = mask;
@@ -1358,4 +1369,17 @@ simsync_conflict_resolve(struct simsync_node *n, const char *item,
     }
     free(list);
     return rc;
+}
+
+int
+simsync_classes_parse(const char *list, uint32_t *mask, char *bad,
+                      size_t badlen)
+{
+    return class_mask_parse(list, mask, bad, badlen);
+}
+
+void
+simsync_classes_format(uint32_t mask, char *buf, size_t len)
+{
+    class_mask_format(mask, buf, len);
 }

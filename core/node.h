@@ -50,4 +50,23 @@ int node_pump(struct chan *ch, struct session *s);
 
 uint64_t node_now_ms(void);
 
+/* A secure link from a terminal to its hub. */
+struct link {
+    struct conn *conn;
+    struct chan *ch;
+};
+/* Connect to addr and run the handshake, pinning pin_pk (NULL: any) and
+ * checking hub_id (NULL: no check). Sets the node's error on failure. */
+int link_open(struct simsync_node *n, const char *addr, const uint8_t *pin_pk,
+              const char *hub_id, struct link *l);
+void link_close(struct link *l);
+/* Hello for operation `op` (Simsync__Op) and these classes; *mask gets the
+ * classes the hub accepted. */
+int node_hello(struct simsync_node *n, struct link *l, int op,
+               uint32_t classes, uint32_t *mask);
+/* The inserted SIM must be the bound subscriber's. */
+int check_sim_binding(struct simsync_node *n);
+/* The terminal's replica: data keys, store, subscriber, data folder. */
+int replica_setup(struct simsync_node *n, struct replica *r);
+
 #endif /* SIMSYNC_NODE_H */

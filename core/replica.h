@@ -83,6 +83,16 @@ int replica_purge(struct replica *r, struct store_txn *txn, int cls,
 int replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
                        uint64_t *count);
 
+/* Write the content of version v (inline, or from chunks in this trusted
+ * node's staging area; item_id is the item the version belongs to) to the
+ * file `name` of class cls, atomically, after checking its content hash
+ * (SIMSYNC_ECRYPTO on mismatch). *st gets the new file's stat. */
+struct stat;
+int replica_write_version(struct replica *r, struct store_txn *txn, int cls,
+                          const uint8_t item_id[ITEM_ID_BYTES],
+                          const char *name, const Simsync__Version *v,
+                          struct stat *st);
+
 /* Decode the sealed metadata of a version (trusted only) and check that
  * the name belongs to `item_id`. *meta returned (free_unpacked). */
 int replica_open_meta(const struct replica *r, int cls,

@@ -126,6 +126,11 @@ int simsync_register(struct simsync_node *n, const char *hub_addr,
                      char *recovery_out,
                      size_t recovery_len) SIMSYNC_MUST_CHECK;
 
+/* Class lists: "contacts,pim" (or "all") to a bit mask (bit = class
+ * number) and back. SIMSYNC_EINVAL names the bad word in bad. */
+int simsync_classes_parse(const char *list, uint32_t *mask, char *bad,
+                          size_t badlen);
+void simsync_classes_format(uint32_t mask, char *buf, size_t len);
 /* Show or set the classes this terminal syncs ("contacts,pim"). */
 int simsync_classes_get(struct simsync_node *n, char *buf, size_t len);
 int simsync_classes_set(struct simsync_node *n,
@@ -177,6 +182,72 @@ int simsync_conflict_resolve(struct simsync_node *n, const char *item,
 /* Serve as the hub on `listen` ("HOST:PORT") until *stop becomes non-zero.
  * If bound_addr is not NULL the real address is written there once
  * listening (useful with port 0). */
+/* ---------------------------------------------------------------- backup
+ * Generations: immutable, encrypted manifests of the selected classes at
+ * one instant, numbered 1, 2, ... per subscriber on the hub. */
+struct simsync_backup_report {
+    uint64_t gen;         /* the generation made */
+    uint64_t items, bytes; /* items in it and their plaintext bytes */
+    uint64_t chunks_sent, chunk_bytes_sent; /* chunks the hub lacked */
+    uint64_t manifest_bytes;
+    uint64_t left_out; /* items changed during the backup, left for the next */
+    double seconds;
+};
+/* Scan, then back up `classes` (0: this terminal's classes) now. */
+int simsync_backup_now(struct simsync_node *n, uint32_t classes,
+                       struct simsync_backup_report *rep) SIMSYNC_MUST_CHECK;
+
+struct simsync_generation {
+    uint64_t gen, created_ms, items, bytes, manifest_bytes;
+    char terminal_id[64];
+    uint32_t classes;
+};
+/* The hub's generations, oldest first; *out returned (free). A hub that
+ * lists fewer generations than this terminal has seen, or another digest
+ * for one it has seen, fails with SIMSYNC_ECRYPTO. */
+int simsync_backup_list(struct simsync_node *n, struct simsync_generation **out,
+                        size_t *count) SIMSYNC_MUST_CHECK;
+
+enum simsync_on_conflict {
+    SIMSYNC_ON_CONFLICT_ASK,
+    SIMSYNC_ON_CONFLICT_OVERWRITE,
+    SIMSYNC_ON_CONFLICT_KEEP_BOTH,
+    SIMSYNC_ON_CONFLICT_SKIP,
+};
+struct simsync_restore_opts {
+    uint64_t gen;
+    uint32_t classes;          /* 0: every class in the generation */
+    const char *const *items;  /* "class/name" filters (nitems of them) */
+    size_t nitems;
+    int dry_run;               /* list what would change, write nothing */
+    enum simsync_on_conflict on_conflict;
+    /* ASK: called for an item that exists here and differs; returns one of
+     * OVERWRITE, KEEP_BOTH or SKIP. NULL: ASK fails with SIMSYNC_EINVAL. */
+    enum simsync_on_conflict (*ask)(void *arg, const char *cls,
+                                    const char *name);
+    void *ask_arg;
+};
+/* One line per item considered: action is "restore", "overwrite",
+ * "keep-both", "skip", "unchanged", "refused" or (show) "item". */
+typedef void (*simsync_item_fn)(void *arg, const char *action,
+                                const char *cls, const char *name,
+                                uint64_t size);
+struct simsync_restore_report {
+    uint64_t restored, overwritten, kept_both, skipped, unchanged, refused;
+    uint64_t chunks_fetched;
+};
+/* Restore (part of) a generation into this terminal's class folders.
+ * Restored items become new local changes (they sync). Unsafe names
+ * ("..", absolute, through or onto a symlink) are refused and counted; the
+ * call then fails with SIMSYNC_EREFUSED after restoring the rest. */
+int simsync_restore(struct simsync_node *n,
+                    const struct simsync_restore_opts *opts, simsync_item_fn fn,
+                    void *arg,
+                    struct simsync_restore_report *rep) SIMSYNC_MUST_CHECK;
+/* List the items of a generation (fn gets "item" lines). */
+int simsync_backup_show(struct simsync_node *n, uint64_t gen,
+                        simsync_item_fn fn, void *arg) SIMSYNC_MUST_CHECK;
+
 /* Totals over everything a hub holds (it cannot read any of it). */
 struct simsync_hub_stats {
     uint64_t subscribers, terminals;

@@ -19,7 +19,7 @@
 
 static const char *const db_names[STORE_NDB] = {
     "items",    "journal", "knowledge", "chunks",    "stage",
-    "registry", "subs",    "tombs",     "conflicts", "meta",
+    "registry", "subs",    "tombs",     "conflicts", "meta", "gens",
 };
 
 struct store {

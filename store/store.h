@@ -15,6 +15,8 @@
  *                                                  one tombstone)
  *   conflicts  subscriber|class|item id        -> ConflictRecord
  *   meta       ascii name                      -> value (schema, epoch...)
+ *   gens       subscriber|gen|0                -> GenerationRecord (hub)
+ *              subscriber|gen|1|piece          -> sealed manifest piece
  *
  * Threads: a store may be shared by threads. Each thread runs at most one
  * transaction at a time (never nest). Map growth waits until no transaction
@@ -43,6 +45,7 @@ enum store_db {
     STORE_TOMBS,
     STORE_CONFLICTS,
     STORE_META,
+    STORE_GENS,
     STORE_NDB
 };
 

@@ -1,0 +1,323 @@
+/* cmd_backup.c -- `backup now|list|show` and `restore`: generations on the
+ * hub, made and read by this terminal. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static int
+parse_classes(struct cli *c, const char *list, uint32_t *mask)
+{
+    char bad[64];
+
+    *mask = 0;
+    if (list == NULL)
+        return 0;
+    if (simsync_classes_parse(list, mask, bad, sizeof(bad)) != SIMSYNC_OK)
+        return out_usage(c,
+                         "unknown class '%s' (known: contacts, mail, browser, "
+                         "archive, apps, pim, settings, rights)",
+                         bad);
+    return 0;
+}
+
+static void
+format_ms(uint64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (localtime_r(&t, &tm) == NULL ||
+        strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
+        snprintf(buf, len, "%" PRIu64, ms);
+}
+
+int
+cmd_backup_now(struct cli *c, int argc, char **argv)
+{
+    const char *classes = NULL, *pos[1];
+    const struct cli_opt opts[] = {
+        {"--classes", &classes, NULL},
+        {NULL, NULL, NULL},
+    };
+    struct simsync_backup_report rep;
+    struct simsync_node *n = NULL;
+    enum cli_parse_result parsed;
+    uint32_t mask;
+    size_t npos;
+    int rc, code;
+
+    parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    code = parse_classes(c, classes, &mask);
+    if (code != 0)
+        return code;
+    code = out_node_open(c, &n);
+    if (code != 0)
+        return code;
+    rc = simsync_backup_now(n, mask, &rep);
+    if (rc != SIMSYNC_OK)
+        code = out_fail(c, n, rc, "the backup failed");
+    else if (c->json)
+        printf("{\"ok\":true,\"generation\":%" PRIu64 ",\"items\":%" PRIu64
+               ",\"bytes\":%" PRIu64 ",\"chunks_sent\":%" PRIu64
+               ",\"chunk_bytes_sent\":%" PRIu64 ",\"manifest_bytes\":%" PRIu64
+               ",\"left_out\":%" PRIu64 ",\"seconds\":%.3f}\n",
+               rep.gen, rep.items, rep.bytes, rep.chunks_sent,
+               rep.chunk_bytes_sent, rep.manifest_bytes, rep.left_out,
+               rep.seconds);
+    else {
+        printf("Generation %03" PRIu64 ": %" PRIu64 " items, %" PRIu64
+               " bytes; sent %" PRIu64 " new chunks (%" PRIu64
+               " bytes) and a %" PRIu64 "-byte manifest in %.2f s.\n",
+               rep.gen, rep.items, rep.bytes, rep.chunks_sent,
+               rep.chunk_bytes_sent, rep.manifest_bytes, rep.seconds);
+        if (rep.left_out > 0)
+            printf("%" PRIu64 " items changed during the backup; the next "
+                   "generation will have them.\n",
+                   rep.left_out);
+    }
+    simsync_node_close(n);
+    return code;
+}
+
+int
+cmd_backup_list(struct cli *c, int argc, char **argv)
+{
+    struct simsync_generation *g = NULL;
+    struct simsync_node *n = NULL;
+    const char *pos[1];
+    size_t npos, count = 0;
+    char when[64], cls[256];
+    int rc, code;
+
+    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
+    if (code != 0)
+        return code;
+    rc = simsync_backup_list(n, &g, &count);
+    if (rc != SIMSYNC_OK) {
+        code = out_fail(c, n, rc, "cannot list the generations");
+    } else if (c->json) {
+        fputs("{\"generations\":[", stdout);
+        for (size_t i = 0; i < count; i++) {
+            simsync_classes_format(g[i].classes, cls, sizeof(cls));
+            printf("%s{\"generation\":%" PRIu64 ",\"created_ms\":%" PRIu64
+                   ",\"terminal\":",
+                   i ? "," : "", g[i].gen, g[i].created_ms);
+            out_json_str(stdout, g[i].terminal_id);
+            fputs(",\"classes\":", stdout);
+            out_json_str(stdout, cls);
+            printf(",\"items\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", g[i].items,
+                   g[i].bytes);
+        }
+        fputs("]}\n", stdout);
+    } else if (count == 0) {
+        printf("No generations yet: make one with 'simsync backup now'.\n");
+    } else {
+        printf("%-4s %-19s %-16s %-24s %8s %12s\n", "gen", "time", "terminal",
+               "classes", "items", "bytes");
+        for (size_t i = 0; i < count; i++) {
+            format_ms(g[i].created_ms, when, sizeof(when));
+            simsync_classes_format(g[i].classes, cls, sizeof(cls));
+            printf(
+                "%03" PRIu64 "  %-19s %-16s %-24s %8" PRIu64 " %12" PRIu64 "\n",
+                g[i].gen, when, g[i].terminal_id, cls, g[i].items, g[i].bytes);
+        }
+    }
+    free(g);
+    simsync_node_close(n);
+    return code;
+}
+
+struct lines {
+    struct cli *c;
+    int first;
+};
+
+static void
+print_line(void *arg, const char *action, const char *cls, const char *name,
+           uint64_t size)
+{
+    struct lines *l = arg;
+
+    if (l->c->json) {
+        fputs(l->first ? "{\"action\":" : ",{\"action\":", stdout);
+        out_json_str(stdout, action);
+        fputs(",\"class\":", stdout);
+        out_json_str(stdout, cls);
+        fputs(",\"name\":", stdout);
+        out_json_str(stdout, name);
+        printf(",\"size\":%" PRIu64 "}", size);
+    } else if (strcmp(action, "item") == 0) {
+        printf("%s/%s  %" PRIu64 " bytes\n", cls, name, size);
+    } else {
+        printf("%-10s %s/%s\n", action, cls, name);
+    }
+    l->first = 0;
+}
+
+static int
+parse_gen(struct cli *c, const char *s, uint64_t *gen)
+{
+    unsigned long v;
+
+    if (cli_parse_ulong(s, 1, 999999999ul, &v) != 0)
+        return out_usage(c,
+                         "GEN must be a generation number like 3 or 003, "
+                         "not '%s'",
+                         s);
+    *gen = v;
+    return 0;
+}
+
+int
+cmd_backup_show(struct cli *c, int argc, char **argv)
+{
+    struct simsync_node *n = NULL;
+    struct lines l = {c, 1};
+    const char *pos[1];
+    size_t npos;
+    uint64_t gen = 0;
+    int rc, code;
+
+    code = cli_parse_open(c, argc, argv, pos, 1, 1, &npos, &n);
+    if (code != 0)
+        return code;
+    code = parse_gen(c, pos[0], &gen);
+    if (code == 0) {
+        if (c->json)
+            printf("{\"generation\":%" PRIu64 ",\"items\":[", gen);
+        rc = simsync_backup_show(n, gen, print_line, &l);
+        if (c->json && rc == SIMSYNC_OK)
+            fputs("]}\n", stdout);
+        else if (c->json)
+            fputs("]}\n", stdout);
+        if (rc != SIMSYNC_OK)
+            code = out_fail(c, n, rc, "cannot show the generation");
+    }
+    simsync_node_close(n);
+    return code;
+}
+
+static enum simsync_on_conflict
+ask_tty(void *arg, const char *cls, const char *name)
+{
+    char line[32];
+
+    (void)arg;
+    for (;;) {
+        fprintf(stderr,
+                "%s/%s exists here and differs. [o]verwrite, keep [b]oth, "
+                "[s]kip? ",
+                cls, name);
+        if (fgets(line, sizeof(line), stdin) == NULL)
+            return SIMSYNC_ON_CONFLICT_SKIP;
+        if (line[0] == 'o')
+            return SIMSYNC_ON_CONFLICT_OVERWRITE;
+        if (line[0] == 'b')
+            return SIMSYNC_ON_CONFLICT_KEEP_BOTH;
+        if (line[0] == 's')
+            return SIMSYNC_ON_CONFLICT_SKIP;
+    }
+}
+
+#define MAX_ITEMS 256
+
+int
+cmd_restore(struct cli *c, int argc, char **argv)
+{
+    const char *classes = NULL, *conflict = NULL, *pos[1];
+    const char *items[MAX_ITEMS];
+    char *rest[64];
+    int dry = 0, nrest = 0;
+    const struct cli_opt opts[] = {
+        {"--classes", &classes, NULL},
+        {"--on-conflict", &conflict, NULL},
+        {"--dry-run", NULL, &dry},
+        {NULL, NULL, NULL},
+    };
+    struct simsync_restore_opts o;
+    struct simsync_restore_report rep;
+    struct simsync_node *n = NULL;
+    struct lines l = {c, 1};
+    enum cli_parse_result parsed;
+    size_t npos, nitems = 0;
+    int rc, code;
+
+    /* --item may repeat: take those out before the common parser. */
+    for (int i = 0; i < argc; i++) {
+        const char *v = NULL;
+        if (strcmp(argv[i], "--item") == 0) {
+            if (i + 1 >= argc)
+                return out_usage(c, "--item needs CLASS/NAME");
+            v = argv[++i];
+        } else if (strncmp(argv[i], "--item=", 7) == 0) {
+            v = argv[i] + 7;
+        } else if (nrest < 64) {
+            rest[nrest++] = argv[i];
+            continue;
+        } else {
+            return out_usage(c, "too many arguments");
+        }
+        if (nitems == MAX_ITEMS)
+            return out_usage(c, "at most %d --item options", MAX_ITEMS);
+        if (strchr(v, '/') == NULL)
+            return out_usage(c, "--item takes CLASS/NAME, like contacts/a.vcf");
+        items[nitems++] = v;
+    }
+    parsed = cli_parse(c, nrest, rest, opts, pos, 1, 1, &npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    memset(&o, 0, sizeof(o));
+    code = parse_gen(c, pos[0], &o.gen);
+    if (code == 0)
+        code = parse_classes(c, classes, &o.classes);
+    if (code != 0)
+        return code;
+    if (conflict == NULL || strcmp(conflict, "ask") == 0)
+        o.on_conflict = SIMSYNC_ON_CONFLICT_ASK;
+    else if (strcmp(conflict, "overwrite") == 0)
+        o.on_conflict = SIMSYNC_ON_CONFLICT_OVERWRITE;
+    else if (strcmp(conflict, "keep-both") == 0)
+        o.on_conflict = SIMSYNC_ON_CONFLICT_KEEP_BOTH;
+    else if (strcmp(conflict, "skip") == 0)
+        o.on_conflict = SIMSYNC_ON_CONFLICT_SKIP;
+    else
+        return out_usage(c, "--on-conflict takes ask, overwrite, keep-both "
+                            "or skip");
+    if (o.on_conflict == SIMSYNC_ON_CONFLICT_ASK && isatty(0) && !c->json)
+        o.ask = ask_tty;
+    o.items = items;
+    o.nitems = nitems;
+    o.dry_run = dry;
+    code = out_node_open(c, &n);
+    if (code != 0)
+        return code;
+    if (c->json)
+        printf("{\"generation\":%" PRIu64 ",\"dry_run\":%s,\"items\":[", o.gen,
+               dry ? "true" : "false");
+    rc = simsync_restore(n, &o, print_line, &l, &rep);
+    if (c->json)
+        printf("],\"restored\":%" PRIu64 ",\"overwritten\":%" PRIu64
+               ",\"kept_both\":%" PRIu64 ",\"skipped\":%" PRIu64
+               ",\"unchanged\":%" PRIu64 ",\"refused\":%" PRIu64
+               ",\"chunks_fetched\":%" PRIu64 "}\n",
+               rep.restored, rep.overwritten, rep.kept_both, rep.skipped,
+               rep.unchanged, rep.refused, rep.chunks_fetched);
+    else if (rc == SIMSYNC_OK || rc == SIMSYNC_EREFUSED)
+        printf("%s%" PRIu64 " restored, %" PRIu64 " overwritten, %" PRIu64
+               " kept both, %" PRIu64 " skipped, %" PRIu64
+               " unchanged, %" PRIu64 " refused.\n",
+               dry ? "Dry run, nothing written: " : "", rep.restored,
+               rep.overwritten, rep.kept_both, rep.skipped, rep.unchanged,
+               rep.refused);
+    if (rc != SIMSYNC_OK)
+        code = out_fail(c, n, rc, "the restore failed");
+    simsync_node_close(n);
+    return code;
+}

@@ -1,0 +1,628 @@
+/* hub_backup.c -- the hub's side of backup generations: taking a
+ * generation from a terminal, listing generations, serving manifests and
+ * chunks for a restore. The hub cannot read a manifest: it stores the
+ * sealed pieces, the chunk ids the terminal asked about, and the clear
+ * metadata of GenerationInfo.
+ *
+ * A generation becomes visible in one write transaction, after every
+ * chunk it uses is in the chunks database and the manifest's digest
+ * matches what was announced; chunks received before an interruption stay
+ * (each in its own transaction), so a new attempt only sends the rest. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypt.h"
+#include "hub_backup.h"
+#include "node.h"
+#include "session.h"
+
+#define QUERY_MAX 8192               /* chunk ids per ChunkQuery */
+#define MANIFEST_MAX (256u << 20)    /* sealed manifest bytes */
+#define PIECE_MAX (768u * 1024)      /* one ManifestPiece blob */
+#define CHUNK_BLOB_MAX (300u * 1024) /* a sealed chunk of <= 256 KiB */
+#define REFS_MAX (16u << 20)         /* chunk ids one generation may use */
+
+static void
+gen_key(uint8_t key[GEN_KEY_BYTES], const uint8_t sub[SUB_BYTES], uint64_t gen,
+        uint8_t kind, uint32_t piece)
+{
+    memcpy(key, sub, SUB_BYTES);
+    store_be64(key + SUB_BYTES, gen);
+    key[SUB_BYTES + 8] = kind;
+    key[SUB_BYTES + 9] = (uint8_t)(piece >> 24);
+    key[SUB_BYTES + 10] = (uint8_t)(piece >> 16);
+    key[SUB_BYTES + 11] = (uint8_t)(piece >> 8);
+    key[SUB_BYTES + 12] = (uint8_t)piece;
+}
+
+static int
+send_env(struct chan *ch, Simsync__Envelope *env)
+{
+    return node_send_env(ch, env);
+}
+
+static int
+send_error(struct chan *ch, int code, const char *text)
+{
+    uint8_t *frame;
+    size_t len;
+    int rc = session_error_frame(code, text, &frame, &len);
+
+    if (rc == SIMSYNC_OK) {
+        rc = chan_send(ch, frame, len);
+        free(frame);
+    }
+    return rc;
+}
+
+int
+hub_gen_each(struct store_txn *txn, const uint8_t sub[SUB_BYTES],
+             int (*fn)(Simsync__GenerationRecord *rec, void *arg), void *arg)
+{
+    struct store_cursor *cur;
+    const uint8_t *k, *v;
+    size_t kl, vl;
+    int rc = store_cursor_open(txn, STORE_GENS, &cur);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_cursor_seek(cur, sub, SUB_BYTES, (const void **)&k, &kl,
+                           (const void **)&v, &vl);
+    while (rc == SIMSYNC_OK && kl == GEN_KEY_BYTES &&
+           memcmp(k, sub, SUB_BYTES) == 0) {
+        if (k[SUB_BYTES + 8] == GEN_KIND_RECORD) {
+            Simsync__GenerationRecord *rec =
+                simsync__generation_record__unpack(NULL, vl, v);
+            if (rec == NULL || rec->info == NULL) {
+                if (rec)
+                    simsync__generation_record__free_unpacked(rec, NULL);
+                rc = SIMSYNC_EPROTO;
+                break;
+            }
+            rc = fn(rec, arg);
+            simsync__generation_record__free_unpacked(rec, NULL);
+            if (rc != SIMSYNC_OK)
+                break;
+        }
+        rc = store_cursor_next(cur, (const void **)&k, &kl, (const void **)&v,
+                               &vl);
+    }
+    store_cursor_close(cur);
+    return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
+}
+
+struct latest {
+    uint64_t gen;
+    uint8_t digest[32];
+    size_t dlen;
+};
+
+static int
+latest_fn(Simsync__GenerationRecord *rec, void *arg)
+{
+    struct latest *l = arg;
+
+    if (rec->info->gen >= l->gen) {
+        l->gen = rec->info->gen;
+        l->dlen = rec->info->digest.len <= 32 ? rec->info->digest.len : 0;
+        memcpy(l->digest, rec->info->digest.data, l->dlen);
+    }
+    return SIMSYNC_OK;
+}
+
+static int
+latest_gen(struct store *st, const uint8_t sub[SUB_BYTES], struct latest *l)
+{
+    struct store_txn *txn;
+    int rc = store_txn_begin(st, 1, &txn);
+
+    memset(l, 0, sizeof(*l));
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = hub_gen_each(txn, sub, latest_fn, l);
+    store_txn_abort(txn);
+    return rc;
+}
+
+/* The state of one backup upload. */
+struct upload {
+    struct replica r; /* hub replica of the subscriber */
+    uint64_t gen;
+    uint8_t prev[32];
+    size_t prevlen;
+    uint8_t *refs; /* chunk ids queried, 32 bytes each (may repeat) */
+    size_t nrefs, caprefs;
+    uint8_t *want; /* sorted: the ids of the last ChunkWant */
+    size_t nwant;
+    uint8_t **pieces;
+    size_t *piece_len;
+    size_t npieces, cappieces, manifest_bytes;
+    struct crypt_hash_state digest;
+};
+
+static void
+upload_free(struct upload *u)
+{
+    for (size_t i = 0; i < u->npieces; i++)
+        free(u->pieces[i]);
+    free(u->pieces);
+    free(u->piece_len);
+    free(u->refs);
+    free(u->want);
+}
+
+static int
+cmp_id(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+/* Was this chunk asked for by the last ChunkWant? */
+static int
+wanted(const struct upload *u, const uint8_t *id)
+{
+    return u->nwant > 0 && bsearch(id, u->want, u->nwant, 32, cmp_id) != NULL;
+}
+
+static int
+on_query(struct upload *u, struct chan *ch, const Simsync__ChunkQuery *q)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    Simsync__ChunkWant want = SIMSYNC__CHUNK_WANT__INIT;
+    ProtobufCBinaryData *ids;
+    struct store_txn *txn;
+    size_t n = 0;
+    int rc;
+
+    if (q->n_ids == 0 || q->n_ids > QUERY_MAX || u->nrefs + q->n_ids > REFS_MAX)
+        return SIMSYNC_EPROTO;
+    for (size_t i = 0; i < q->n_ids; i++)
+        if (q->ids[i].len != 32)
+            return SIMSYNC_EPROTO;
+    if (u->nrefs + q->n_ids > u->caprefs) {
+        size_t cap = (u->nrefs + q->n_ids) * 2;
+        uint8_t *nr = realloc(u->refs, cap * 32);
+        if (nr == NULL)
+            return SIMSYNC_ENOMEM;
+        u->refs = nr;
+        u->caprefs = cap;
+    }
+    ids = calloc(q->n_ids, sizeof(*ids));
+    if (ids == NULL)
+        return SIMSYNC_ENOMEM;
+    rc = store_txn_begin(u->r.st, 1, &txn);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < q->n_ids; i++) {
+        uint8_t key[SUB_BYTES + 32];
+        const void *v;
+        size_t vl;
+        memcpy(u->refs + u->nrefs * 32, q->ids[i].data, 32);
+        u->nrefs++;
+        memcpy(key, u->r.sub, SUB_BYTES);
+        memcpy(key + SUB_BYTES, q->ids[i].data, 32);
+        if (store_get(txn, STORE_CHUNKS, key, sizeof(key), &v, &vl) !=
+            SIMSYNC_OK)
+            ids[n++] = q->ids[i];
+    }
+    store_txn_abort(txn);
+    free(u->want);
+    u->nwant = 0;
+    u->want = malloc(n ? n * 32 : 1);
+    if (u->want == NULL)
+        rc = SIMSYNC_ENOMEM;
+    for (size_t i = 0; rc == SIMSYNC_OK && i < n; i++)
+        memcpy(u->want + i * 32, ids[i].data, 32);
+    if (rc == SIMSYNC_OK) {
+        u->nwant = n;
+        qsort(u->want, n, 32, cmp_id);
+    }
+    if (rc == SIMSYNC_OK) {
+        want.seq = 0;
+        want.ids = ids;
+        want.n_ids = n;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_WANT;
+        env.want = &want;
+        rc = send_env(ch, &env);
+    }
+    free(ids);
+    return rc;
+}
+
+static int
+on_piece(struct upload *u, const Simsync__ManifestPiece *p)
+{
+    uint8_t *copy;
+
+    if (p->index != u->npieces || p->blob.len == 0 || p->blob.len > PIECE_MAX ||
+        u->manifest_bytes + p->blob.len > MANIFEST_MAX)
+        return SIMSYNC_EPROTO;
+    if (u->npieces == u->cappieces) {
+        size_t cap = u->cappieces ? u->cappieces * 2 : 8;
+        uint8_t **np = realloc(u->pieces, cap * sizeof(*np));
+        if (np == NULL)
+            return SIMSYNC_ENOMEM;
+        u->pieces = np;
+        size_t *nl = realloc(u->piece_len, cap * sizeof(*nl));
+        if (nl == NULL)
+            return SIMSYNC_ENOMEM;
+        u->piece_len = nl;
+        u->cappieces = cap;
+    }
+    copy = malloc(p->blob.len);
+    if (copy == NULL)
+        return SIMSYNC_ENOMEM;
+    memcpy(copy, p->blob.data, p->blob.len);
+    u->pieces[u->npieces] = copy;
+    u->piece_len[u->npieces] = p->blob.len;
+    u->npieces++;
+    u->manifest_bytes += p->blob.len;
+    return crypt_hash_update(&u->digest, p->blob.data, p->blob.len);
+}
+
+struct commit {
+    struct upload *u;
+    const Simsync__BackupEnd *end;
+    const char *terminal_id;
+    uint64_t now_ms;
+};
+
+static int
+commit_fn(struct store_txn *txn, void *arg)
+{
+    struct commit *c = arg;
+    struct upload *u = c->u;
+    Simsync__GenerationRecord rec = SIMSYNC__GENERATION_RECORD__INIT;
+    Simsync__GenerationInfo info = SIMSYNC__GENERATION_INFO__INIT;
+    ProtobufCBinaryData *refs = NULL;
+    uint8_t key[GEN_KEY_BYTES], *buf;
+    struct latest l = {0};
+    size_t len, nref = 0;
+    int rc;
+
+    /* Another terminal may have committed a generation meanwhile. */
+    rc = hub_gen_each(txn, u->r.sub, latest_fn, &l);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    if (l.gen + 1 != u->gen)
+        return SIMSYNC_ESTATE;
+    /* Every chunk the manifest uses must be here. */
+    refs = calloc(u->nrefs ? u->nrefs : 1, sizeof(*refs));
+    if (refs == NULL)
+        return SIMSYNC_ENOMEM;
+    for (size_t i = 0; i < u->nrefs; i++) {
+        uint8_t ck[SUB_BYTES + 32];
+        const void *v;
+        size_t vl;
+        if (i > 0 && memcmp(u->refs + i * 32, u->refs + (i - 1) * 32, 32) == 0)
+            continue;
+        memcpy(ck, u->r.sub, SUB_BYTES);
+        memcpy(ck + SUB_BYTES, u->refs + i * 32, 32);
+        rc = store_get(txn, STORE_CHUNKS, ck, sizeof(ck), &v, &vl);
+        if (rc != SIMSYNC_OK) {
+            free(refs);
+            return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_EPROTO : rc;
+        }
+        refs[nref].data = u->refs + i * 32;
+        refs[nref].len = 32;
+        nref++;
+    }
+    info.gen = u->gen;
+    info.created_ms = c->end->created_ms ? c->end->created_ms : c->now_ms;
+    info.terminal_id = (char *)c->terminal_id;
+    info.classes = c->end->classes;
+    info.n_classes = c->end->n_classes;
+    info.items = c->end->items;
+    info.bytes = c->end->bytes;
+    info.digest = c->end->digest;
+    info.pieces = (uint32_t)u->npieces;
+    info.manifest_bytes = u->manifest_bytes;
+    rec.info = &info;
+    rec.chunk_refs = refs;
+    rec.n_chunk_refs = nref;
+    rc = record_pack(&rec.base, &buf, &len);
+    free(refs);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    gen_key(key, u->r.sub, u->gen, GEN_KIND_RECORD, 0);
+    rc = store_put(txn, STORE_GENS, key, sizeof(key), buf, len);
+    free(buf);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < u->npieces; i++) {
+        gen_key(key, u->r.sub, u->gen, GEN_KIND_PIECE, (uint32_t)i);
+        rc = store_put(txn, STORE_GENS, key, sizeof(key), u->pieces[i],
+                       u->piece_len[i]);
+    }
+    return rc;
+}
+
+static int
+on_end(struct upload *u, struct chan *ch, const Simsync__BackupEnd *e,
+       const char *terminal_id)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    Simsync__BackupComplete done = SIMSYNC__BACKUP_COMPLETE__INIT;
+    uint8_t digest[32];
+    struct commit c = {u, e, terminal_id, node_now_ms()};
+    int rc;
+
+    crypt_hash_final(&u->digest, digest, sizeof(digest));
+    if (e->gen != u->gen || e->pieces != u->npieces || u->npieces == 0 ||
+        e->digest.len != 32 || !crypt_equal(e->digest.data, digest, 32) ||
+        e->n_classes > CLS_COUNT)
+        return SIMSYNC_EPROTO;
+    if (u->nrefs > 1)
+        qsort(u->refs, u->nrefs, 32, cmp_id);
+    rc = store_write(u->r.st, commit_fn, &c);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    done.gen = u->gen;
+    done.items = e->items;
+    done.bytes = e->bytes;
+    done.digest.data = digest;
+    done.digest.len = sizeof(digest);
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_COMPLETE;
+    env.backup_complete = &done;
+    return send_env(ch, &env);
+}
+
+int
+hub_backup(struct simsync_node *n, struct chan *ch,
+           const uint8_t sub[SUB_BYTES], const char *terminal_id,
+           uint64_t *gen_out)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+    Simsync__BackupReady ready = SIMSYNC__BACKUP_READY__INIT;
+    struct upload u;
+    struct latest l;
+    int rc, finished = 0;
+
+    memset(&u, 0, sizeof(u));
+    *gen_out = 0;
+    u.r.st = n->st;
+    memcpy(u.r.sub, sub, SUB_BYTES);
+    crypt_hash_init(&u.digest, 32, NULL, 0);
+    rc = node_recv_env(ch, (void **)&in);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    if (in->msg_case != SIMSYNC__ENVELOPE__MSG_BACKUP_BEGIN) {
+        simsync__envelope__free_unpacked(in, NULL);
+        send_error(ch, SIMSYNC_EPROTO, "expected backup begin");
+        return SIMSYNC_EPROTO;
+    }
+    simsync__envelope__free_unpacked(in, NULL);
+    in = NULL;
+    rc = latest_gen(n->st, sub, &l);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    u.gen = l.gen + 1;
+    ready.gen = u.gen;
+    ready.prev_digest.data = l.digest;
+    ready.prev_digest.len = l.dlen;
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_READY;
+    env.backup_ready = &ready;
+    rc = send_env(ch, &env);
+    while (rc == SIMSYNC_OK && !finished) {
+        rc = node_recv_env(ch, (void **)&in);
+        if (rc != SIMSYNC_OK)
+            break;
+        switch (in->msg_case) {
+        case SIMSYNC__ENVELOPE__MSG_CHUNK_QUERY:
+            rc = on_query(&u, ch, in->chunk_query);
+            break;
+        case SIMSYNC__ENVELOPE__MSG_CHUNK:
+            /* Only chunks this backup asked about, each committed at once. */
+            if (in->chunk->id.len != 32 || in->chunk->blob.len == 0 ||
+                in->chunk->blob.len > CHUNK_BLOB_MAX ||
+                !wanted(&u, in->chunk->id.data))
+                rc = SIMSYNC_EPROTO;
+            else
+                rc = replica_put_chunk(&u.r, in->chunk->id.data,
+                                       in->chunk->blob.data,
+                                       in->chunk->blob.len);
+            break;
+        case SIMSYNC__ENVELOPE__MSG_PIECE:
+            rc = on_piece(&u, in->piece);
+            break;
+        case SIMSYNC__ENVELOPE__MSG_BACKUP_END:
+            rc = on_end(&u, ch, in->backup_end, terminal_id);
+            finished = rc == SIMSYNC_OK;
+            break;
+        case SIMSYNC__ENVELOPE__MSG_ERROR:
+            rc = session_peer_error(in->error->code);
+            break;
+        default:
+            rc = SIMSYNC_EPROTO;
+        }
+        simsync__envelope__free_unpacked(in, NULL);
+        in = NULL;
+    }
+    if (rc == SIMSYNC_EPROTO)
+        send_error(ch, rc, "malformed or incomplete backup");
+    else if (rc == SIMSYNC_ESTATE)
+        send_error(ch, rc, "another generation was committed meanwhile");
+    if (rc == SIMSYNC_OK)
+        *gen_out = u.gen;
+    upload_free(&u);
+    return rc;
+}
+
+/* ------------------------------------------------------------ listing */
+
+struct list_acc {
+    Simsync__GenerationInfo **v;
+    Simsync__GenerationRecord **recs;
+    size_t n, cap;
+};
+
+static int
+list_fn(Simsync__GenerationRecord *rec, void *arg)
+{
+    struct list_acc *a = arg;
+    uint8_t *buf;
+    size_t len;
+
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 16;
+        void *nv = realloc(a->recs, cap * sizeof(*a->recs));
+        if (nv == NULL)
+            return SIMSYNC_ENOMEM;
+        a->recs = nv;
+        nv = realloc(a->v, cap * sizeof(*a->v));
+        if (nv == NULL)
+            return SIMSYNC_ENOMEM;
+        a->v = nv;
+        a->cap = cap;
+    }
+    /* rec is freed by the caller: keep our own copy of the info. */
+    if (record_pack(&rec->info->base, &buf, &len) != SIMSYNC_OK)
+        return SIMSYNC_ENOMEM;
+    a->v[a->n] = simsync__generation_info__unpack(NULL, len, buf);
+    free(buf);
+    if (a->v[a->n] == NULL)
+        return SIMSYNC_ENOMEM;
+    a->n++;
+    return SIMSYNC_OK;
+}
+
+int
+hub_generations(struct simsync_node *n, struct chan *ch,
+                const uint8_t sub[SUB_BYTES])
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    Simsync__GenerationList list = SIMSYNC__GENERATION_LIST__INIT;
+    struct list_acc a = {0};
+    struct store_txn *txn;
+    int rc = store_txn_begin(n->st, 1, &txn);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = hub_gen_each(txn, sub, list_fn, &a);
+    store_txn_abort(txn);
+    if (rc == SIMSYNC_OK) {
+        list.gens = a.v;
+        list.n_gens = a.n;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_GENERATIONS;
+        env.generations = &list;
+        rc = send_env(ch, &env);
+    }
+    for (size_t i = 0; i < a.n; i++)
+        simsync__generation_info__free_unpacked(a.v[i], NULL);
+    free(a.v);
+    free(a.recs);
+    return rc;
+}
+
+/* ------------------------------------------------------------ fetching */
+
+static int
+send_pieces(struct simsync_node *n, struct chan *ch,
+            const uint8_t sub[SUB_BYTES], uint64_t gen, uint32_t *count)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    Simsync__ManifestPiece p = SIMSYNC__MANIFEST_PIECE__INIT;
+    uint8_t key[GEN_KEY_BYTES];
+
+    *count = 0;
+    for (uint32_t i = 0;; i++) {
+        struct store_txn *txn;
+        const void *v;
+        size_t vl;
+        uint8_t *copy;
+        int rc = store_txn_begin(n->st, 1, &txn);
+        if (rc != SIMSYNC_OK)
+            return rc;
+        gen_key(key, sub, gen, GEN_KIND_PIECE, i);
+        rc = store_get(txn, STORE_GENS, key, sizeof(key), &v, &vl);
+        if (rc != SIMSYNC_OK) {
+            store_txn_abort(txn);
+            return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
+        }
+        copy = malloc(vl ? vl : 1);
+        if (copy != NULL)
+            memcpy(copy, v, vl);
+        store_txn_abort(txn);
+        if (copy == NULL)
+            return SIMSYNC_ENOMEM;
+        p.index = i;
+        p.blob.data = copy;
+        p.blob.len = vl;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_PIECE;
+        env.piece = &p;
+        rc = send_env(ch, &env);
+        free(copy);
+        if (rc != SIMSYNC_OK)
+            return rc;
+        (*count)++;
+    }
+}
+
+static int
+send_chunks(struct simsync_node *n, struct chan *ch,
+            const uint8_t sub[SUB_BYTES], const Simsync__FetchRequest *f,
+            uint32_t *count)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
+    struct replica r;
+
+    memset(&r, 0, sizeof(r));
+    r.st = n->st;
+    memcpy(r.sub, sub, SUB_BYTES);
+    *count = 0;
+    if (f->n_chunk_ids > QUERY_MAX)
+        return SIMSYNC_EPROTO;
+    for (size_t i = 0; i < f->n_chunk_ids; i++) {
+        uint8_t *blob = NULL;
+        size_t len = 0;
+        int rc;
+        if (f->chunk_ids[i].len != 32)
+            return SIMSYNC_EPROTO;
+        rc = replica_get_chunk(&r, 0, NULL, NULL, f->chunk_ids[i].data, &blob,
+                               &len);
+        if (rc != SIMSYNC_OK && rc != SIMSYNC_ENOTFOUND)
+            return rc;
+        cd.id = f->chunk_ids[i];
+        cd.blob.data = blob;
+        cd.blob.len = rc == SIMSYNC_OK ? len : 0;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
+        env.chunk = &cd;
+        rc = send_env(ch, &env);
+        free(blob);
+        if (rc != SIMSYNC_OK)
+            return rc;
+        (*count)++;
+    }
+    return SIMSYNC_OK;
+}
+
+int
+hub_fetch(struct simsync_node *n, struct chan *ch, const uint8_t sub[SUB_BYTES])
+{
+    for (;;) {
+        Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+        Simsync__FetchDone done = SIMSYNC__FETCH_DONE__INIT;
+        int rc = node_recv_env(ch, (void **)&in);
+
+        if (rc == SIMSYNC_ECLOSED)
+            return SIMSYNC_OK; /* the terminal has what it wanted */
+        if (rc != SIMSYNC_OK)
+            return rc;
+        if (in->msg_case != SIMSYNC__ENVELOPE__MSG_FETCH) {
+            simsync__envelope__free_unpacked(in, NULL);
+            send_error(ch, SIMSYNC_EPROTO, "expected a fetch request");
+            return SIMSYNC_EPROTO;
+        }
+        if (in->fetch->manifest)
+            rc = send_pieces(n, ch, sub, in->fetch->gen, &done.count);
+        else
+            rc = send_chunks(n, ch, sub, in->fetch, &done.count);
+        simsync__envelope__free_unpacked(in, NULL);
+        if (rc == SIMSYNC_EPROTO)
+            send_error(ch, rc, "malformed fetch request");
+        if (rc != SIMSYNC_OK)
+            return rc;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH_DONE;
+        env.fetch_done = &done;
+        rc = send_env(ch, &env);
+        if (rc != SIMSYNC_OK)
+            return rc;
+    }
+}

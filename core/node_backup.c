@@ -1,0 +1,1105 @@
+/* node_backup.c -- the terminal's side of backup generations: building a
+ * manifest from a read snapshot, uploading what the hub lacks, listing
+ * generations with the rollback check, and restoring.
+ *
+ * The manifest is the list of the live items' versions (sealed names,
+ * inline bodies, chunk lists) at one instant, sealed as one blob under the
+ * data key with the generation number as associated data, then cut into
+ * pieces. Its digest (BLAKE2b-256 of the sealed bytes) is what the hub
+ * checks and what the next manifest links to. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "crypt.h"
+#include "folder.h"
+#include "node.h"
+#include "session.h"
+#include "transport.h"
+
+#define PIECE_BYTES (512u * 1024)
+#define QUERY_IDS 4096
+#define MANIFEST_PLAIN_MAX (1u << 30)
+
+static const char manifest_ad_prefix[] = "simsync-manifest";
+
+static void
+manifest_ad(uint8_t ad[sizeof(manifest_ad_prefix) - 1 + 8], uint64_t gen)
+{
+    memcpy(ad, manifest_ad_prefix, sizeof(manifest_ad_prefix) - 1);
+    store_be64(ad + sizeof(manifest_ad_prefix) - 1, gen);
+}
+
+/* ------------------------------------------------------------ seen gen */
+
+/* meta "gen_seen": highest generation seen (8) | its digest (32). */
+static int
+seen_get(struct simsync_node *n, uint64_t *gen, uint8_t digest[32])
+{
+    struct store_txn *txn;
+    const uint8_t *v;
+    size_t vl;
+    int rc = store_txn_begin(n->st, 1, &txn);
+
+    *gen = 0;
+    memset(digest, 0, 32);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_get(txn, STORE_META, "gen_seen", 8, (const void **)&v, &vl);
+    if (rc == SIMSYNC_OK && vl == 40) {
+        *gen = store_get_be64(v);
+        memcpy(digest, v + 8, 32);
+    }
+    store_txn_abort(txn);
+    return rc == SIMSYNC_ENOTFOUND || rc == SIMSYNC_OK ? SIMSYNC_OK : rc;
+}
+
+struct seen_arg {
+    uint64_t gen;
+    const uint8_t *digest;
+};
+
+static int
+seen_fn(struct store_txn *txn, void *arg)
+{
+    struct seen_arg *a = arg;
+    const uint8_t *v;
+    size_t vl;
+    uint8_t b[40];
+
+    if (store_get(txn, STORE_META, "gen_seen", 8, (const void **)&v, &vl) ==
+            SIMSYNC_OK &&
+        vl == 40 && store_get_be64(v) >= a->gen)
+        return SIMSYNC_OK;
+    store_be64(b, a->gen);
+    memcpy(b + 8, a->digest, 32);
+    return store_put(txn, STORE_META, "gen_seen", 8, b, sizeof(b));
+}
+
+static int
+seen_raise(struct simsync_node *n, uint64_t gen, const uint8_t digest[32])
+{
+    struct seen_arg a = {gen, digest};
+
+    return store_write(n->st, seen_fn, &a);
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+/* The live items of the classes, from one read snapshot. */
+struct snapshot {
+    Simsync__ItemRecord **recs;
+    Simsync__Change *changes; /* one per record, pointing into it */
+    uint8_t (*ids)[ITEM_ID_BYTES];
+    int *left_out;
+    size_t n, cap;
+};
+
+static void
+snapshot_free(struct snapshot *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        item_record_free(s->recs[i]);
+    free(s->recs);
+    free(s->changes);
+    free(s->ids);
+    free(s->left_out);
+    memset(s, 0, sizeof(*s));
+}
+
+static int
+snapshot_take(struct replica *r, uint32_t classes, struct snapshot *s)
+{
+    struct store_txn *txn;
+    int rc = store_txn_begin(r->st, 1, &txn);
+
+    memset(s, 0, sizeof(*s));
+    if (rc != SIMSYNC_OK)
+        return rc;
+    for (int c = 0; rc == SIMSYNC_OK && c < CLS_COUNT; c++) {
+        struct store_cursor *cur;
+        uint8_t prefix[SUB_BYTES + 1];
+        const uint8_t *k, *v;
+        size_t kl, vl;
+        if (!(classes & (1u << c)))
+            continue;
+        memcpy(prefix, r->sub, SUB_BYTES);
+        prefix[SUB_BYTES] = (uint8_t)c;
+        rc = store_cursor_open(txn, STORE_ITEMS, &cur);
+        if (rc != SIMSYNC_OK)
+            break;
+        rc = store_cursor_seek(cur, prefix, sizeof(prefix), (const void **)&k,
+                               &kl, (const void **)&v, &vl);
+        while (rc == SIMSYNC_OK && kl == ITEM_KEY_BYTES &&
+               memcmp(k, prefix, sizeof(prefix)) == 0) {
+            Simsync__ItemRecord *rec =
+                simsync__item_record__unpack(NULL, vl, v);
+            if (rec == NULL) {
+                rc = SIMSYNC_EPROTO;
+                break;
+            }
+            if (rec->n_versions != 1 || rec->versions[0]->deleted) {
+                item_record_free(rec);
+            } else {
+                if (s->n == s->cap) {
+                    size_t cap = s->cap ? s->cap * 2 : 256;
+                    void *a = realloc(s->recs, cap * sizeof(*s->recs));
+                    void *b = a ? realloc(s->ids, cap * sizeof(*s->ids)) : NULL;
+                    if (a != NULL)
+                        s->recs = a;
+                    if (b != NULL)
+                        s->ids = b;
+                    if (a == NULL || b == NULL) {
+                        item_record_free(rec);
+                        rc = SIMSYNC_ENOMEM;
+                        break;
+                    }
+                    s->cap = cap;
+                }
+                s->recs[s->n] = rec;
+                memcpy(s->ids[s->n], k + sizeof(prefix), ITEM_ID_BYTES);
+                s->n++;
+            }
+            rc = store_cursor_next(cur, (const void **)&k, &kl,
+                                   (const void **)&v, &vl);
+        }
+        store_cursor_close(cur);
+        if (rc == SIMSYNC_ENOTFOUND)
+            rc = SIMSYNC_OK;
+    }
+    store_txn_abort(txn);
+    if (rc == SIMSYNC_OK) {
+        s->changes = calloc(s->n ? s->n : 1, sizeof(*s->changes));
+        s->left_out = calloc(s->n ? s->n : 1, sizeof(*s->left_out));
+        if (s->changes == NULL || s->left_out == NULL)
+            rc = SIMSYNC_ENOMEM;
+    }
+    for (size_t i = 0; rc == SIMSYNC_OK && i < s->n; i++) {
+        simsync__change__init(&s->changes[i]);
+        s->changes[i].item_id.data = s->ids[i];
+        s->changes[i].item_id.len = ITEM_ID_BYTES;
+        s->changes[i].version = s->recs[i]->versions[0];
+    }
+    if (rc != SIMSYNC_OK)
+        snapshot_free(s);
+    return rc;
+}
+
+/* ------------------------------------------------------------ backup */
+
+static int
+send_env(struct link *l, Simsync__Envelope *env)
+{
+    return node_send_env(l->ch, env);
+}
+
+/* Receive one envelope of the expected kind (an Error becomes its code). */
+static int
+recv_kind(struct link *l, int kind, Simsync__Envelope **out)
+{
+    int rc = node_recv_env(l->ch, (void **)out);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    if ((int)(*out)->msg_case == kind)
+        return SIMSYNC_OK;
+    rc = (*out)->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR
+             ? session_peer_error((*out)->error->code)
+             : SIMSYNC_EPROTO;
+    simsync__envelope__free_unpacked(*out, NULL);
+    *out = NULL;
+    return rc;
+}
+
+/* Chunk id -> the snapshot item that holds it (first one). */
+struct chunk_src {
+    const uint8_t *id;
+    size_t item;
+};
+
+static int
+cmp_src(const void *a, const void *b)
+{
+    return memcmp(((const struct chunk_src *)a)->id,
+                  ((const struct chunk_src *)b)->id, 32);
+}
+
+static int
+upload_chunks(struct replica *r, struct link *l, struct snapshot *s,
+              struct simsync_backup_report *rep)
+{
+    struct chunk_src *src = NULL;
+    size_t nsrc = 0, total = 0;
+    int rc = SIMSYNC_OK;
+
+    for (size_t i = 0; i < s->n; i++)
+        total += s->changes[i].version->n_chunks;
+    if (total == 0)
+        return SIMSYNC_OK;
+    src = malloc(total * sizeof(*src));
+    if (src == NULL)
+        return SIMSYNC_ENOMEM;
+    for (size_t i = 0; i < s->n; i++) {
+        const Simsync__Version *v = s->changes[i].version;
+        for (size_t j = 0; j < v->n_chunks; j++) {
+            if (v->chunks[j]->id.len != 32)
+                continue;
+            src[nsrc].id = v->chunks[j]->id.data;
+            src[nsrc].item = i;
+            nsrc++;
+        }
+    }
+    qsort(src, nsrc, sizeof(*src), cmp_src);
+    /* Unique ids, asked in batches; the hub answers with those it lacks. */
+    for (size_t i = 0; rc == SIMSYNC_OK && i < nsrc;) {
+        Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+        Simsync__ChunkQuery q = SIMSYNC__CHUNK_QUERY__INIT;
+        ProtobufCBinaryData ids[QUERY_IDS];
+        size_t nq = 0;
+        while (i < nsrc && nq < QUERY_IDS) {
+            if (nq == 0 || memcmp(ids[nq - 1].data, src[i].id, 32) != 0) {
+                ids[nq].data = (uint8_t *)src[i].id;
+                ids[nq].len = 32;
+                nq++;
+            }
+            i++;
+        }
+        q.ids = ids;
+        q.n_ids = nq;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK_QUERY;
+        env.chunk_query = &q;
+        rc = send_env(l, &env);
+        if (rc == SIMSYNC_OK)
+            rc = recv_kind(l, SIMSYNC__ENVELOPE__MSG_WANT, &in);
+        for (size_t w = 0; rc == SIMSYNC_OK && w < in->want->n_ids; w++) {
+            Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
+            struct chunk_src key, *hit;
+            uint8_t *blob = NULL;
+            size_t len = 0;
+            if (in->want->ids[w].len != 32) {
+                rc = SIMSYNC_EPROTO;
+                break;
+            }
+            key.id = in->want->ids[w].data;
+            hit = bsearch(&key, src, nsrc, sizeof(*src), cmp_src);
+            if (hit == NULL) {
+                rc = SIMSYNC_EPROTO;
+                break;
+            }
+            rc = replica_get_chunk(
+                r, (int)s->changes[hit->item].cls, s->ids[hit->item],
+                s->changes[hit->item].version, key.id, &blob, &len);
+            if (rc == SIMSYNC_ENOTFOUND) {
+                /* Changed since the snapshot: this version cannot be in
+                 * the generation; the next one gets the new content. */
+                if (!s->left_out[hit->item]) {
+                    s->left_out[hit->item] = 1;
+                    rep->left_out++;
+                }
+                rc = SIMSYNC_OK;
+                continue;
+            }
+            if (rc != SIMSYNC_OK)
+                break;
+            cd.id = in->want->ids[w];
+            cd.blob.data = blob;
+            cd.blob.len = len;
+            env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
+            env.chunk = &cd;
+            rc = send_env(l, &env);
+            rep->chunks_sent++;
+            rep->chunk_bytes_sent += len;
+            free(blob);
+        }
+        if (in != NULL)
+            simsync__envelope__free_unpacked(in, NULL);
+    }
+    free(src);
+    return rc;
+}
+
+int
+simsync_backup_now(struct simsync_node *n, uint32_t classes,
+                   struct simsync_backup_report *rep)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+    Simsync__BackupBegin begin = SIMSYNC__BACKUP_BEGIN__INIT;
+    Simsync__BackupEnd end = SIMSYNC__BACKUP_END__INIT;
+    Simsync__Manifest m = SIMSYNC__MANIFEST__INIT;
+    Simsync__Change **items = NULL;
+    struct snapshot snap = {0};
+    struct scan_stats scan;
+    struct replica r;
+    struct link l = {0};
+    uint32_t cls_list[CLS_COUNT], ncls = 0, mask = 0;
+    uint8_t ad[sizeof(manifest_ad_prefix) - 1 + 8], digest[32], prev[32];
+    uint8_t *plain = NULL, *sealed = NULL;
+    size_t plen = 0, slen = 0, nitems = 0, prevlen = 0;
+    uint64_t t0 = node_now_ms(), gen = 0;
+    int rc;
+
+    memset(rep, 0, sizeof(*rep));
+    n->err[0] = '\0';
+    if (classes == 0)
+        classes = n->classes;
+    rc = check_sim_binding(n);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = replica_setup(n, &r);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    /* The records must describe the files: scan first (deletions held by
+     * the mass-delete guard stay out, as for a sync). */
+    rc = folder_scan(&r, classes, 0, &scan);
+    if (rc != SIMSYNC_OK && rc != SIMSYNC_EMASSDEL) {
+        node_fail(n, rc, "scanning %s failed: %s", n->data_dir,
+                  simsync_strerror(rc));
+        goto out;
+    }
+    rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
+    if (rc == SIMSYNC_OK)
+        rc = node_hello(n, &l, SIMSYNC__OP__OP_BACKUP, classes, &mask);
+    if (rc != SIMSYNC_OK)
+        goto out;
+    for (int c = 0; c < CLS_COUNT; c++)
+        if (classes & (1u << c))
+            cls_list[ncls++] = (uint32_t)c;
+    begin.classes = cls_list;
+    begin.n_classes = ncls;
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_BEGIN;
+    env.backup_begin = &begin;
+    rc = send_env(&l, &env);
+    if (rc == SIMSYNC_OK)
+        rc = recv_kind(&l, SIMSYNC__ENVELOPE__MSG_BACKUP_READY, &in);
+    if (rc != SIMSYNC_OK)
+        goto fail;
+    gen = in->backup_ready->gen;
+    prevlen = in->backup_ready->prev_digest.len;
+    if (gen == 0 || prevlen > 32 || (gen > 1) != (prevlen == 32)) {
+        rc = SIMSYNC_EPROTO;
+        goto fail;
+    }
+    memcpy(prev, in->backup_ready->prev_digest.data, prevlen);
+    simsync__envelope__free_unpacked(in, NULL);
+    in = NULL;
+    /* The instant of the generation: one read snapshot. Edits from here
+     * on are not in it and are not blocked by it. */
+    rc = snapshot_take(&r, classes, &snap);
+    if (rc == SIMSYNC_OK) {
+        for (size_t i = 0; i < snap.n; i++) {
+            /* The class is in the key, not the record: find it again. */
+            uint8_t id[ITEM_ID_BYTES];
+            for (int c = 0; c < CLS_COUNT; c++) {
+                if (!(classes & (1u << c)) || snap.recs[i]->name == NULL)
+                    continue;
+                keys_item_id(&r.keys, c, snap.recs[i]->name, id);
+                if (memcmp(id, snap.ids[i], ITEM_ID_BYTES) == 0) {
+                    snap.changes[i].cls = (uint32_t)c;
+                    break;
+                }
+            }
+        }
+        rc = upload_chunks(&r, &l, &snap, rep);
+    }
+    if (rc != SIMSYNC_OK)
+        goto fail;
+    items = malloc((snap.n ? snap.n : 1) * sizeof(*items));
+    if (items == NULL) {
+        rc = SIMSYNC_ENOMEM;
+        goto fail;
+    }
+    for (size_t i = 0; i < snap.n; i++) {
+        if (snap.left_out[i])
+            continue;
+        items[nitems++] = &snap.changes[i];
+        rep->bytes += snap.changes[i].version->size;
+    }
+    rep->items = nitems;
+    m.gen = gen;
+    m.prev_digest.data = prev;
+    m.prev_digest.len = prevlen;
+    m.created_ms = t0;
+    m.terminal_id = n->terminal_id;
+    m.classes = cls_list;
+    m.n_classes = ncls;
+    m.items = items;
+    m.n_items = nitems;
+    manifest_ad(ad, gen);
+    rc = record_pack(&m.base, &plain, &plen);
+    if (rc == SIMSYNC_OK)
+        rc = blob_encode(r.keys.seal, ad, sizeof(ad), plain, plen, &sealed,
+                         &slen);
+    if (rc == SIMSYNC_OK)
+        rc = crypt_hash(digest, sizeof(digest), sealed, slen, NULL, 0);
+    for (size_t off = 0, i = 0; rc == SIMSYNC_OK && off < slen; i++) {
+        Simsync__ManifestPiece p = SIMSYNC__MANIFEST_PIECE__INIT;
+        size_t len = slen - off < PIECE_BYTES ? slen - off : PIECE_BYTES;
+        p.index = (uint32_t)i;
+        p.blob.data = sealed + off;
+        p.blob.len = len;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_PIECE;
+        env.piece = &p;
+        rc = send_env(&l, &env);
+        off += len;
+        end.pieces = (uint32_t)(i + 1);
+    }
+    rep->manifest_bytes = slen;
+    if (rc == SIMSYNC_OK) {
+        end.gen = gen;
+        end.items = rep->items;
+        end.bytes = rep->bytes;
+        end.digest.data = digest;
+        end.digest.len = sizeof(digest);
+        end.classes = cls_list;
+        end.n_classes = ncls;
+        end.created_ms = t0;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_END;
+        env.backup_end = &end;
+        rc = send_env(&l, &env);
+    }
+    if (rc == SIMSYNC_OK)
+        rc = recv_kind(&l, SIMSYNC__ENVELOPE__MSG_BACKUP_COMPLETE, &in);
+    if (rc == SIMSYNC_OK) {
+        const Simsync__BackupComplete *c = in->backup_complete;
+        if (c->gen != gen || c->items != rep->items || c->bytes != rep->bytes ||
+            c->digest.len != 32 || !crypt_equal(c->digest.data, digest, 32))
+            rc = SIMSYNC_EPROTO;
+    }
+    if (rc == SIMSYNC_OK)
+        rc = seen_raise(n, gen, digest);
+    if (rc == SIMSYNC_OK)
+        rep->gen = gen;
+fail:
+    if (rc != SIMSYNC_OK && n->err[0] == '\0')
+        node_fail(n, rc,
+                  "the backup did not complete: %s (no generation was made; "
+                  "chunks the hub received are kept, so the next attempt "
+                  "sends only the rest)",
+                  simsync_strerror(rc));
+out:
+    if (in != NULL)
+        simsync__envelope__free_unpacked(in, NULL);
+    link_close(&l);
+    snapshot_free(&snap);
+    free(items);
+    free(plain);
+    free(sealed);
+    keys_wipe(&r.keys);
+    rep->seconds = (double)(node_now_ms() - t0) / 1000.0;
+    return rc;
+}
+
+/* ------------------------------------------------------------ listing */
+
+static int
+fetch_list(struct simsync_node *n, Simsync__Envelope **out)
+{
+    struct link l = {0};
+    uint32_t mask;
+    int rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
+
+    *out = NULL;
+    if (rc == SIMSYNC_OK)
+        rc = node_hello(n, &l, SIMSYNC__OP__OP_GENERATIONS, n->classes, &mask);
+    if (rc == SIMSYNC_OK)
+        rc = recv_kind(&l, SIMSYNC__ENVELOPE__MSG_GENERATIONS, out);
+    link_close(&l);
+    return rc;
+}
+
+/* Check a listing against what this terminal has seen, then remember its
+ * newest generation. */
+static int
+check_list(struct simsync_node *n, const Simsync__GenerationList *gl)
+{
+    uint8_t seen_digest[32];
+    uint64_t seen, max = 0;
+    const Simsync__GenerationInfo *newest = NULL;
+    int rc = seen_get(n, &seen, seen_digest);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    for (size_t i = 0; i < gl->n_gens; i++) {
+        const Simsync__GenerationInfo *g = gl->gens[i];
+        if (g->digest.len != 32)
+            return node_fail(n, SIMSYNC_EPROTO,
+                             "the hub lists generation %llu without a digest",
+                             (unsigned long long)g->gen);
+        if (g->gen == seen && !crypt_equal(g->digest.data, seen_digest, 32))
+            return node_fail(n, SIMSYNC_ECRYPTO,
+                             "the hub serves another generation %llu than "
+                             "the one this terminal saw: refusing it",
+                             (unsigned long long)seen);
+        if (g->gen >= max) {
+            max = g->gen;
+            newest = g;
+        }
+    }
+    if (max < seen)
+        return node_fail(n, SIMSYNC_ECRYPTO,
+                         "the hub's newest generation is %llu but this "
+                         "terminal has seen %llu: the hub serves an old "
+                         "state (rolled back or replaced)",
+                         (unsigned long long)max, (unsigned long long)seen);
+    if (newest != NULL)
+        return seen_raise(n, newest->gen, newest->digest.data);
+    return SIMSYNC_OK;
+}
+
+int
+simsync_backup_list(struct simsync_node *n, struct simsync_generation **out,
+                    size_t *count)
+{
+    Simsync__Envelope *in = NULL;
+    struct simsync_generation *v;
+    int rc;
+
+    *out = NULL;
+    *count = 0;
+    n->err[0] = '\0';
+    if (!n->bound)
+        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
+    rc = fetch_list(n, &in);
+    if (rc == SIMSYNC_OK)
+        rc = check_list(n, in->generations);
+    if (rc != SIMSYNC_OK) {
+        if (in)
+            simsync__envelope__free_unpacked(in, NULL);
+        if (n->err[0] == '\0')
+            node_fail(n, rc, "cannot list the generations: %s",
+                      simsync_strerror(rc));
+        return rc;
+    }
+    v = calloc(in->generations->n_gens + 1, sizeof(*v));
+    if (v == NULL) {
+        simsync__envelope__free_unpacked(in, NULL);
+        return SIMSYNC_ENOMEM;
+    }
+    for (size_t i = 0; i < in->generations->n_gens; i++) {
+        const Simsync__GenerationInfo *g = in->generations->gens[i];
+        v[i].gen = g->gen;
+        v[i].created_ms = g->created_ms;
+        v[i].items = g->items;
+        v[i].bytes = g->bytes;
+        v[i].manifest_bytes = g->manifest_bytes;
+        snprintf(v[i].terminal_id, sizeof(v[i].terminal_id), "%s",
+                 g->terminal_id ? g->terminal_id : "");
+        for (size_t c = 0; c < g->n_classes; c++)
+            if (g->classes[c] < CLS_COUNT)
+                v[i].classes |= 1u << g->classes[c];
+    }
+    *count = in->generations->n_gens;
+    *out = v;
+    simsync__envelope__free_unpacked(in, NULL);
+    return SIMSYNC_OK;
+}
+
+/* ------------------------------------------------------------ manifest */
+
+/* Fetch, check and open the manifest of `gen`: the listing must pass the
+ * rollback check, the pieces must hash to the listed digest, the blob must
+ * open under our key with this generation number, and its link to the
+ * previous generation must match that one's digest when it is listed. */
+static int
+open_manifest(struct simsync_node *n, struct replica *r, struct link *l,
+              uint64_t gen, Simsync__Manifest **out)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *list = NULL, *in = NULL;
+    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
+    const Simsync__GenerationInfo *info = NULL, *prev = NULL;
+    uint8_t ad[sizeof(manifest_ad_prefix) - 1 + 8], digest[32];
+    uint8_t *sealed = NULL, *plain = NULL;
+    size_t slen = 0, plen = 0;
+    struct crypt_hash_state hs;
+    int rc;
+
+    *out = NULL;
+    rc = fetch_list(n, &list);
+    if (rc == SIMSYNC_OK)
+        rc = check_list(n, list->generations);
+    if (rc != SIMSYNC_OK)
+        goto out;
+    for (size_t i = 0; i < list->generations->n_gens; i++) {
+        if (list->generations->gens[i]->gen == gen)
+            info = list->generations->gens[i];
+        if (gen > 1 && list->generations->gens[i]->gen == gen - 1)
+            prev = list->generations->gens[i];
+    }
+    if (info == NULL) {
+        rc = node_fail(n, SIMSYNC_ENOTFOUND,
+                       "the hub has no generation %llu; see 'simsync "
+                       "backup list'",
+                       (unsigned long long)gen);
+        goto out;
+    }
+    rc = link_open(n, n->hub_addr, n->hub_pk, NULL, l);
+    if (rc == SIMSYNC_OK) {
+        uint32_t mask;
+        rc = node_hello(n, l, SIMSYNC__OP__OP_FETCH, n->classes, &mask);
+    }
+    if (rc != SIMSYNC_OK)
+        goto out;
+    f.gen = gen;
+    f.manifest = 1;
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
+    env.fetch = &f;
+    rc = send_env(l, &env);
+    crypt_hash_init(&hs, 32, NULL, 0);
+    while (rc == SIMSYNC_OK) {
+        rc = node_recv_env(l->ch, (void **)&in);
+        if (rc != SIMSYNC_OK)
+            break;
+        if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {
+            simsync__envelope__free_unpacked(in, NULL);
+            in = NULL;
+            break;
+        }
+        if (in->msg_case != SIMSYNC__ENVELOPE__MSG_PIECE ||
+            slen + in->piece->blob.len > info->manifest_bytes) {
+            rc = SIMSYNC_EPROTO;
+            break;
+        }
+        if (slen == 0)
+            sealed = malloc(info->manifest_bytes ? info->manifest_bytes : 1);
+        if (sealed == NULL) {
+            rc = SIMSYNC_ENOMEM;
+            break;
+        }
+        memcpy(sealed + slen, in->piece->blob.data, in->piece->blob.len);
+        slen += in->piece->blob.len;
+        crypt_hash_update(&hs, in->piece->blob.data, in->piece->blob.len);
+        simsync__envelope__free_unpacked(in, NULL);
+        in = NULL;
+    }
+    if (rc != SIMSYNC_OK)
+        goto out;
+    crypt_hash_final(&hs, digest, sizeof(digest));
+    manifest_ad(ad, gen);
+    if (slen != info->manifest_bytes ||
+        !crypt_equal(digest, info->digest.data, 32)) {
+        rc = node_fail(n, SIMSYNC_ECRYPTO,
+                       "generation %llu as served by the hub does not match "
+                       "its digest: the hub's copy was changed",
+                       (unsigned long long)gen);
+        goto out;
+    }
+    rc = blob_decode(r->keys.seal, ad, sizeof(ad), sealed, slen,
+                     MANIFEST_PLAIN_MAX, &plain, &plen);
+    if (rc != SIMSYNC_OK) {
+        rc = node_fail(n, SIMSYNC_ECRYPTO,
+                       "generation %llu does not open with this "
+                       "subscriber's key as generation %llu: it is "
+                       "foreign, renumbered or damaged",
+                       (unsigned long long)gen, (unsigned long long)gen);
+        goto out;
+    }
+    *out = simsync__manifest__unpack(NULL, plen, plain);
+    if (*out == NULL || (*out)->gen != gen) {
+        rc = node_fail(n, SIMSYNC_ECRYPTO, "generation %llu is malformed",
+                       (unsigned long long)gen);
+        goto out;
+    }
+    if (prev != NULL &&
+        ((*out)->prev_digest.len != 32 || prev->digest.len != 32 ||
+         !crypt_equal((*out)->prev_digest.data, prev->digest.data, 32))) {
+        rc = node_fail(n, SIMSYNC_ECRYPTO,
+                       "generation %llu does not follow generation %llu "
+                       "as the hub lists it: the history was changed",
+                       (unsigned long long)gen, (unsigned long long)gen - 1);
+        goto out;
+    }
+out:
+    if (rc != SIMSYNC_OK && *out != NULL) {
+        simsync__manifest__free_unpacked(*out, NULL);
+        *out = NULL;
+    }
+    if (in)
+        simsync__envelope__free_unpacked(in, NULL);
+    if (list)
+        simsync__envelope__free_unpacked(list, NULL);
+    free(sealed);
+    free(plain);
+    return rc;
+}
+
+int
+simsync_backup_show(struct simsync_node *n, uint64_t gen, simsync_item_fn fn,
+                    void *arg)
+{
+    Simsync__Manifest *m = NULL;
+    struct replica r;
+    struct link l = {0};
+    int rc;
+
+    n->err[0] = '\0';
+    if (!n->bound)
+        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
+    rc = replica_setup(n, &r);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = open_manifest(n, &r, &l, gen, &m);
+    link_close(&l);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < m->n_items; i++) {
+        const Simsync__Change *c = m->items[i];
+        Simsync__ItemMeta *meta = NULL;
+        if (c->cls >= CLS_COUNT || c->version == NULL ||
+            c->item_id.len != ITEM_ID_BYTES ||
+            replica_open_meta(&r, (int)c->cls, c->item_id.data, c->version,
+                              &meta) != SIMSYNC_OK) {
+            rc = node_fail(n, SIMSYNC_ECRYPTO,
+                           "generation %llu holds a damaged item",
+                           (unsigned long long)gen);
+            break;
+        }
+        fn(arg, "item", class_name((int)c->cls), meta->name, c->version->size);
+        simsync__item_meta__free_unpacked(meta, NULL);
+    }
+    if (m)
+        simsync__manifest__free_unpacked(m, NULL);
+    keys_wipe(&r.keys);
+    return rc;
+}
+
+/* ------------------------------------------------------------ restore */
+
+/* Does "class/name" match one of the --item filters? */
+static int
+item_selected(const struct simsync_restore_opts *o, int cls, const char *name)
+{
+    const char *cn = class_name(cls);
+    size_t cl = strlen(cn);
+
+    if (o->nitems == 0)
+        return 1;
+    for (size_t i = 0; i < o->nitems; i++)
+        if (strncmp(o->items[i], cn, cl) == 0 && o->items[i][cl] == '/' &&
+            strcmp(o->items[i] + cl + 1, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Name for a restored copy kept next to a differing local item. */
+static void
+restored_name(char *out, size_t len, const char *name, uint64_t gen)
+{
+    const char *slash = strrchr(name, '/');
+    const char *dot = strrchr(slash ? slash + 1 : name, '.');
+    size_t stem = dot && dot != (slash ? slash + 1 : name)
+                      ? (size_t)(dot - name)
+                      : strlen(name);
+
+    snprintf(out, len, "%.*s.restored-%03llu%s", (int)stem, name,
+             (unsigned long long)gen, dot && stem < strlen(name) ? dot : "");
+}
+
+/* Fetch the chunks of v this node does not have staged. */
+static int
+fetch_chunks(struct replica *r, struct link *l, const Simsync__Version *v,
+             uint64_t *fetched)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
+    ProtobufCBinaryData *ids;
+    struct store_txn *txn;
+    size_t n = 0;
+    int rc;
+
+    if (v->n_chunks == 0)
+        return SIMSYNC_OK;
+    ids = calloc(v->n_chunks, sizeof(*ids));
+    if (ids == NULL)
+        return SIMSYNC_ENOMEM;
+    rc = store_txn_begin(r->st, 1, &txn);
+    for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
+        uint8_t key[SUB_BYTES + 32];
+        const void *val;
+        size_t vl;
+        if (v->chunks[j]->id.len != 32) {
+            rc = SIMSYNC_EPROTO;
+            break;
+        }
+        memcpy(key, r->sub, SUB_BYTES);
+        memcpy(key + SUB_BYTES, v->chunks[j]->id.data, 32);
+        if (store_get(txn, STORE_STAGE, key, sizeof(key), &val, &vl) !=
+            SIMSYNC_OK)
+            ids[n++] = v->chunks[j]->id;
+    }
+    store_txn_abort(txn);
+    for (size_t off = 0; rc == SIMSYNC_OK && off < n; off += QUERY_IDS) {
+        f.gen = 0;
+        f.manifest = 0;
+        f.chunk_ids = ids + off;
+        f.n_chunk_ids = n - off < QUERY_IDS ? n - off : QUERY_IDS;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
+        env.fetch = &f;
+        rc = send_env(l, &env);
+        while (rc == SIMSYNC_OK) {
+            rc = node_recv_env(l->ch, (void **)&in);
+            if (rc != SIMSYNC_OK)
+                break;
+            if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {
+                simsync__envelope__free_unpacked(in, NULL);
+                in = NULL;
+                break;
+            }
+            if (in->msg_case != SIMSYNC__ENVELOPE__MSG_CHUNK ||
+                in->chunk->id.len != 32)
+                rc = SIMSYNC_EPROTO;
+            else if (in->chunk->blob.len == 0)
+                rc = SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
+            else
+                rc = replica_put_chunk(r, in->chunk->id.data,
+                                       in->chunk->blob.data,
+                                       in->chunk->blob.len);
+            if (rc == SIMSYNC_OK)
+                (*fetched)++;
+            simsync__envelope__free_unpacked(in, NULL);
+            in = NULL;
+        }
+    }
+    free(ids);
+    return rc;
+}
+
+struct restore_one {
+    struct replica *r;
+    int cls;
+    const uint8_t *id; /* the manifest item's id (inline body's AD) */
+    const char *name;  /* where it goes */
+    const Simsync__Version *v;
+};
+
+static int
+restore_write_fn(struct store_txn *txn, void *arg)
+{
+    struct restore_one *o = arg;
+    Simsync__ItemRecord *old = NULL;
+    uint8_t id[ITEM_ID_BYTES];
+    struct vv base = VV_INIT;
+    struct stat st;
+    int rc;
+
+    keys_item_id(&o->r->keys, o->cls, o->name, id);
+    rc = item_get(txn, o->r->sub, o->cls, id, &old);
+    if (rc == SIMSYNC_ENOTFOUND)
+        rc = SIMSYNC_OK;
+    if (rc == SIMSYNC_OK)
+        rc =
+            replica_write_version(o->r, txn, o->cls, o->id, o->name, o->v, &st);
+    /* A new local change on top of what this node had: it syncs. */
+    if (rc == SIMSYNC_OK && old != NULL)
+        rc = vv_from_pb(&base, old->versions[0]->vv);
+    if (rc == SIMSYNC_OK)
+        rc = folder_record(o->r, txn, o->cls, o->name, &base, NULL, old);
+    item_record_free(old);
+    vv_free(&base);
+    return rc;
+}
+
+/* Is it safe to write `name` in class cls: a safe relative name, no
+ * symlink on the way or at the end? */
+static int
+target_safe(struct replica *r, int cls, const char *name)
+{
+    struct stat st;
+    int rc;
+
+    if (!replica_name_ok(name))
+        return 0;
+    rc = folder_stat(r, cls, name, &st);
+    if (rc == SIMSYNC_OK)
+        return S_ISREG(st.st_mode);
+    if (rc != SIMSYNC_ENOTFOUND)
+        return 0;
+    /* Absent: every existing folder on the way must be a real folder. */
+    {
+        char dir[PATH_MAX];
+        const char *base;
+        char *slash;
+        int dfd;
+        snprintf(dir, sizeof(dir), "%s", name);
+        slash = strrchr(dir, '/');
+        if (slash == NULL)
+            return 1;
+        *slash = '\0';
+        for (;;) {
+            dfd = folder_open_parent(r, cls, dir, 0, &base);
+            if (dfd >= 0) {
+                int ok = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0
+                             ? errno == ENOENT
+                             : S_ISDIR(st.st_mode);
+                close(dfd);
+                return ok;
+            }
+            if (dfd != SIMSYNC_ENOTFOUND)
+                return 0;
+            slash = strrchr(dir, '/');
+            if (slash == NULL)
+                return 1;
+            *slash = '\0';
+        }
+    }
+}
+
+int
+simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
+                simsync_item_fn fn, void *arg,
+                struct simsync_restore_report *rep)
+{
+    Simsync__Manifest *m = NULL;
+    struct replica r;
+    struct link l = {0};
+    uint64_t unasked = 0;
+    int rc;
+
+    memset(rep, 0, sizeof(*rep));
+    n->err[0] = '\0';
+    if (!n->bound)
+        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
+    rc = check_sim_binding(n);
+    if (rc == SIMSYNC_OK)
+        rc = replica_setup(n, &r);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = open_manifest(n, &r, &l, o->gen, &m);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < m->n_items; i++) {
+        const Simsync__Change *c = m->items[i];
+        Simsync__ItemMeta *meta = NULL;
+        Simsync__ItemRecord *local = NULL;
+        struct store_txn *txn;
+        enum simsync_on_conflict mode = o->on_conflict;
+        char target[PATH_MAX];
+        const char *action;
+        int cls = (int)c->cls, differs = 0, exists = 0;
+
+        if (c->cls >= CLS_COUNT || c->version == NULL ||
+            c->item_id.len != ITEM_ID_BYTES || c->version->deleted ||
+            replica_open_meta(&r, cls, c->item_id.data, c->version, &meta) !=
+                SIMSYNC_OK) {
+            rc = node_fail(n, SIMSYNC_ECRYPTO,
+                           "generation %llu holds a damaged item",
+                           (unsigned long long)o->gen);
+            break;
+        }
+        if ((o->classes != 0 && !(o->classes & (1u << cls))) ||
+            !item_selected(o, cls, meta->name)) {
+            simsync__item_meta__free_unpacked(meta, NULL);
+            continue;
+        }
+        snprintf(target, sizeof(target), "%s", meta->name);
+        if (!target_safe(&r, cls, meta->name)) {
+            rep->refused++;
+            fn(arg, "refused", class_name(cls), meta->name, c->version->size);
+            simsync__item_meta__free_unpacked(meta, NULL);
+            continue;
+        }
+        /* What is here now: the record after a refresh from the file. */
+        rc = store_txn_begin(r.st, 1, &txn);
+        if (rc == SIMSYNC_OK) {
+            uint8_t id[ITEM_ID_BYTES];
+            struct stat st;
+            keys_item_id(&r.keys, cls, meta->name, id);
+            if (item_get(txn, r.sub, cls, id, &local) != SIMSYNC_OK)
+                local = NULL;
+            store_txn_abort(txn);
+            exists = folder_stat(&r, cls, meta->name, &st) == SIMSYNC_OK;
+            if (exists) {
+                /* Compare by content: the local file as it is now. */
+                differs = 1;
+                if (local != NULL && local->n_versions == 1 &&
+                    !local->versions[0]->deleted &&
+                    folder_stat_matches(local, &st) &&
+                    local->versions[0]->content_hash.len == 32 &&
+                    c->version->content_hash.len == 32 &&
+                    memcmp(local->versions[0]->content_hash.data,
+                           c->version->content_hash.data, 32) == 0)
+                    differs = 0;
+            }
+        }
+        item_record_free(local);
+        if (rc != SIMSYNC_OK) {
+            simsync__item_meta__free_unpacked(meta, NULL);
+            break;
+        }
+        if (exists && !differs) {
+            rep->unchanged++;
+            fn(arg, "unchanged", class_name(cls), meta->name, c->version->size);
+            simsync__item_meta__free_unpacked(meta, NULL);
+            continue;
+        }
+        action = "restore";
+        if (exists) {
+            if (mode == SIMSYNC_ON_CONFLICT_ASK && !o->dry_run) {
+                if (o->ask != NULL) {
+                    mode = o->ask(o->ask_arg, class_name(cls), meta->name);
+                } else {
+                    /* Nobody to ask: leave it, and say so at the end. */
+                    unasked++;
+                    mode = SIMSYNC_ON_CONFLICT_SKIP;
+                }
+            }
+            if (mode == SIMSYNC_ON_CONFLICT_SKIP) {
+                rep->skipped++;
+                fn(arg, "skip", class_name(cls), meta->name, c->version->size);
+                simsync__item_meta__free_unpacked(meta, NULL);
+                continue;
+            }
+            if (mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH) {
+                restored_name(target, sizeof(target), meta->name, o->gen);
+                action = "keep-both";
+            } else if (mode == SIMSYNC_ON_CONFLICT_OVERWRITE) {
+                action = "overwrite";
+            } else {
+                action = "ask";
+            }
+        }
+        fn(arg, action, class_name(cls), target, c->version->size);
+        if (!o->dry_run) {
+            struct restore_one one = {&r, cls, c->item_id.data, target,
+                                      c->version};
+            rc = fetch_chunks(&r, &l, c->version, &rep->chunks_fetched);
+            if (rc == SIMSYNC_OK)
+                rc = store_write(r.st, restore_write_fn, &one);
+            if (rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO)
+                node_fail(n, rc,
+                          "%s/%s from generation %llu failed its integrity "
+                          "check (a chunk on the hub was changed); nothing "
+                          "was written for it",
+                          class_name(cls), meta->name,
+                          (unsigned long long)o->gen);
+            if (rc == SIMSYNC_OK) {
+                if (!exists)
+                    rep->restored++;
+                else if (mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH)
+                    rep->kept_both++;
+                else
+                    rep->overwritten++;
+            }
+        }
+        simsync__item_meta__free_unpacked(meta, NULL);
+    }
+    link_close(&l);
+    if (m)
+        simsync__manifest__free_unpacked(m, NULL);
+    keys_wipe(&r.keys);
+    if (rc == SIMSYNC_OK && unasked > 0)
+        rc = node_fail(n, SIMSYNC_EREFUSED,
+                       "%llu items exist here and differ from generation "
+                       "%llu and there was no terminal to ask; they were "
+                       "left as they are: rerun with --on-conflict "
+                       "overwrite, keep-both or skip",
+                       (unsigned long long)unasked, (unsigned long long)o->gen);
+    if (rc == SIMSYNC_OK && rep->refused > 0)
+        rc = node_fail(n, SIMSYNC_EREFUSED,
+                       "%llu items with unsafe names or symlinked targets "
+                       "were refused; nothing was written for them",
+                       (unsigned long long)rep->refused);
+    if (rc != SIMSYNC_OK && n->err[0] == '\0')
+        node_fail(n, rc, "the restore failed: %s", simsync_strerror(rc));
+    return rc;
+}
