@@ -105,7 +105,8 @@ latest_fn(Simsync__GenerationRecord *rec, void *arg)
     if (rec->info->gen >= l->gen) {
         l->gen = rec->info->gen;
         l->dlen = rec->info->digest.len <= 32 ? rec->info->digest.len : 0;
-        memcpy(l->digest, rec->info->digest.data, l->dlen);
+        if (l->dlen > 0)
+            memcpy(l->digest, rec->info->digest.data, l->dlen);
     }
     return SIMSYNC_OK;
 }

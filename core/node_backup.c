@@ -384,7 +384,8 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
         rc = SIMSYNC_EPROTO;
         goto fail;
     }
-    memcpy(prev, in->backup_ready->prev_digest.data, prevlen);
+    if (prevlen > 0)
+        memcpy(prev, in->backup_ready->prev_digest.data, prevlen);
     simsync__envelope__free_unpacked(in, NULL);
     in = NULL;
     /* The instant of the generation: one read snapshot. Edits from here
