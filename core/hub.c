@@ -95,20 +95,6 @@ reg_key(uint8_t *key, size_t *klen, const uint8_t sub[SUB_BYTES],
 }
 
 static int
-send_error(struct chan *ch, int code, const char *text)
-{
-    uint8_t *frame;
-    size_t len;
-    int rc = session_error_frame(code, text, &frame, &len);
-
-    if (rc == SIMSYNC_OK) {
-        rc = chan_send(ch, frame, len);
-        free(frame);
-    }
-    return rc;
-}
-
-static int
 get_reg(struct simsync_node *n, const uint8_t sub[SUB_BYTES], const char *tid,
         Simsync__Registration **out)
 {
@@ -185,7 +171,7 @@ hub_register(struct simsync_node *n, struct chan *ch,
     if (!sub_valid(req->subscriber) || !tid_valid(req->terminal_id) ||
         req->password_hash == NULL || strlen(req->password_hash) == 0 ||
         strlen(req->password_hash) >= 128 || req->n_classes > CLS_COUNT) {
-        send_error(ch, SIMSYNC_EPROTO, "malformed registration");
+        node_send_error(ch, SIMSYNC_EPROTO, "malformed registration");
         return SIMSYNC_EPROTO;
     }
     sub_key_hub(n, req->subscriber, sub);
@@ -194,8 +180,8 @@ hub_register(struct simsync_node *n, struct chan *ch,
                              !crypt_equal(old->node_pk.data, peer_pk, 32))) {
         simsync__registration__free_unpacked(old, NULL);
         hub_log("registration refused: terminal id taken by another key");
-        send_error(ch, SIMSYNC_EREFUSED,
-                   "this terminal ID is registered with another key");
+        node_send_error(ch, SIMSYNC_EREFUSED,
+                        "this terminal ID is registered with another key");
         return SIMSYNC_EREFUSED;
     }
     if (old)
@@ -240,9 +226,9 @@ hub_register(struct simsync_node *n, struct chan *ch,
              crypt_verify(in->register_keys->key_proof.data, hh, sizeof(hh),
                           vpk->data) != SIMSYNC_OK)) {
             hub_log("registration refused: no proof of the subscriber key");
-            send_error(ch, SIMSYNC_EREFUSED,
-                       "the terminal did not prove it holds the "
-                       "subscriber's key");
+            node_send_error(ch, SIMSYNC_EREFUSED,
+                            "the terminal did not prove it holds the "
+                            "subscriber's key");
             rc = SIMSYNC_EREFUSED;
         }
     }
@@ -274,7 +260,7 @@ hub_register(struct simsync_node *n, struct chan *ch,
         hub_log("registered terminal %s (%s subscriber)", req->terminal_id,
                 subrec ? "known" : "new");
     } else if (rc == SIMSYNC_EPROTO) {
-        send_error(ch, rc, "malformed registration keys");
+        node_send_error(ch, rc, "malformed registration keys");
     }
     if (in)
         simsync__envelope__free_unpacked(in, NULL);
@@ -367,11 +353,11 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
     int rc;
 
     if (h->proto != SIMSYNC_PROTO_VERSION) {
-        send_error(ch, SIMSYNC_EPROTO, "unsupported protocol version");
+        node_send_error(ch, SIMSYNC_EPROTO, "unsupported protocol version");
         return SIMSYNC_EPROTO;
     }
     if (!sub_valid(h->subscriber) || !tid_valid(h->terminal_id)) {
-        send_error(ch, SIMSYNC_EPROTO, "malformed hello");
+        node_send_error(ch, SIMSYNC_EPROTO, "malformed hello");
         return SIMSYNC_EPROTO;
     }
     memset(&r, 0, sizeof(r));
@@ -385,8 +371,8 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
             simsync__registration__free_unpacked(reg, NULL);
         hub_log("sync refused for terminal %s: no matching registration",
                 h->terminal_id);
-        send_error(ch, SIMSYNC_EREFUSED,
-                   "terminal not registered for this subscriber");
+        node_send_error(ch, SIMSYNC_EREFUSED,
+                        "terminal not registered for this subscriber");
         return SIMSYNC_EREFUSED;
     }
     simsync__registration__free_unpacked(reg, NULL);
@@ -417,7 +403,7 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
         case SIMSYNC__OP__OP_FETCH:
             return hub_fetch(n, ch, r.sub);
         default:
-            send_error(ch, SIMSYNC_EPROTO, "unknown operation");
+            node_send_error(ch, SIMSYNC_EPROTO, "unknown operation");
             return SIMSYNC_EPROTO;
         }
     }
@@ -472,7 +458,7 @@ hub_conn_main(void *arg)
         else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_REGISTER)
             rc = hub_register(hc->n, ch, env->register_, pk);
         else
-            send_error(ch, SIMSYNC_EPROTO, "expected hello or register");
+            node_send_error(ch, SIMSYNC_EPROTO, "expected hello or register");
     } else if (rc != SIMSYNC_ECLOSED) {
         hub_log("connection failed: %s", simsync_strerror(rc));
     }

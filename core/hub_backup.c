@@ -14,7 +14,6 @@
 #include "crypt.h"
 #include "hub_backup.h"
 #include "node.h"
-#include "session.h"
 
 #define QUERY_MAX 8192               /* chunk ids per ChunkQuery */
 #define MANIFEST_MAX (256u << 20)    /* sealed manifest bytes */
@@ -33,26 +32,6 @@ gen_key(uint8_t key[GEN_KEY_BYTES], const uint8_t sub[SUB_BYTES], uint64_t gen,
     key[SUB_BYTES + 10] = (uint8_t)(piece >> 16);
     key[SUB_BYTES + 11] = (uint8_t)(piece >> 8);
     key[SUB_BYTES + 12] = (uint8_t)piece;
-}
-
-static int
-send_env(struct chan *ch, Simsync__Envelope *env)
-{
-    return node_send_env(ch, env);
-}
-
-static int
-send_error(struct chan *ch, int code, const char *text)
-{
-    uint8_t *frame;
-    size_t len;
-    int rc = session_error_frame(code, text, &frame, &len);
-
-    if (rc == SIMSYNC_OK) {
-        rc = chan_send(ch, frame, len);
-        free(frame);
-    }
-    return rc;
 }
 
 int
@@ -222,7 +201,7 @@ on_query(struct upload *u, struct chan *ch, const Simsync__ChunkQuery *q)
         want.n_ids = n;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_WANT;
         env.want = &want;
-        rc = send_env(ch, &env);
+        rc = node_send_env(ch, &env);
     }
     free(ids);
     return rc;
@@ -361,7 +340,7 @@ on_end(struct upload *u, struct chan *ch, const Simsync__BackupEnd *e,
     done.digest.len = sizeof(digest);
     env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_COMPLETE;
     env.backup_complete = &done;
-    return send_env(ch, &env);
+    return node_send_env(ch, &env);
 }
 
 int
@@ -380,14 +359,11 @@ hub_backup(struct simsync_node *n, struct chan *ch,
     u.r.st = n->st;
     memcpy(u.r.sub, sub, SUB_BYTES);
     crypt_hash_init(&u.digest, 32, NULL, 0);
-    rc = node_recv_env(ch, (void **)&in);
+    rc = node_recv_kind(ch, SIMSYNC__ENVELOPE__MSG_BACKUP_BEGIN, (void **)&in);
+    if (rc == SIMSYNC_EPROTO)
+        node_send_error(ch, rc, "expected backup begin");
     if (rc != SIMSYNC_OK)
         return rc;
-    if (in->msg_case != SIMSYNC__ENVELOPE__MSG_BACKUP_BEGIN) {
-        simsync__envelope__free_unpacked(in, NULL);
-        send_error(ch, SIMSYNC_EPROTO, "expected backup begin");
-        return SIMSYNC_EPROTO;
-    }
     simsync__envelope__free_unpacked(in, NULL);
     in = NULL;
     rc = latest_gen(n->st, sub, &l);
@@ -399,7 +375,7 @@ hub_backup(struct simsync_node *n, struct chan *ch,
     ready.prev_digest.len = l.dlen;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_READY;
     env.backup_ready = &ready;
-    rc = send_env(ch, &env);
+    rc = node_send_env(ch, &env);
     while (rc == SIMSYNC_OK && !finished) {
         rc = node_recv_env(ch, (void **)&in);
         if (rc != SIMSYNC_OK)
@@ -426,9 +402,6 @@ hub_backup(struct simsync_node *n, struct chan *ch,
             rc = on_end(&u, ch, in->backup_end, terminal_id);
             finished = rc == SIMSYNC_OK;
             break;
-        case SIMSYNC__ENVELOPE__MSG_ERROR:
-            rc = session_peer_error(in->error->code);
-            break;
         default:
             rc = SIMSYNC_EPROTO;
         }
@@ -436,9 +409,9 @@ hub_backup(struct simsync_node *n, struct chan *ch,
         in = NULL;
     }
     if (rc == SIMSYNC_EPROTO)
-        send_error(ch, rc, "malformed or incomplete backup");
+        node_send_error(ch, rc, "malformed or incomplete backup");
     else if (rc == SIMSYNC_ESTATE)
-        send_error(ch, rc, "another generation was committed meanwhile");
+        node_send_error(ch, rc, "another generation was committed meanwhile");
     if (rc == SIMSYNC_OK)
         *gen_out = u.gen;
     upload_free(&u);
@@ -449,7 +422,6 @@ hub_backup(struct simsync_node *n, struct chan *ch,
 
 struct list_acc {
     Simsync__GenerationInfo **v;
-    Simsync__GenerationRecord **recs;
     size_t n, cap;
 };
 
@@ -462,11 +434,7 @@ list_fn(Simsync__GenerationRecord *rec, void *arg)
 
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 16;
-        void *nv = realloc(a->recs, cap * sizeof(*a->recs));
-        if (nv == NULL)
-            return SIMSYNC_ENOMEM;
-        a->recs = nv;
-        nv = realloc(a->v, cap * sizeof(*a->v));
+        void *nv = realloc(a->v, cap * sizeof(*a->v));
         if (nv == NULL)
             return SIMSYNC_ENOMEM;
         a->v = nv;
@@ -502,12 +470,11 @@ hub_generations(struct simsync_node *n, struct chan *ch,
         list.n_gens = a.n;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_GENERATIONS;
         env.generations = &list;
-        rc = send_env(ch, &env);
+        rc = node_send_env(ch, &env);
     }
     for (size_t i = 0; i < a.n; i++)
         simsync__generation_info__free_unpacked(a.v[i], NULL);
     free(a.v);
-    free(a.recs);
     return rc;
 }
 
@@ -547,7 +514,7 @@ send_pieces(struct simsync_node *n, struct chan *ch,
         p.blob.len = vl;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_PIECE;
         env.piece = &p;
-        rc = send_env(ch, &env);
+        rc = node_send_env(ch, &env);
         free(copy);
         if (rc != SIMSYNC_OK)
             return rc;
@@ -585,7 +552,7 @@ send_chunks(struct simsync_node *n, struct chan *ch,
         cd.blob.len = rc == SIMSYNC_OK ? len : 0;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
         env.chunk = &cd;
-        rc = send_env(ch, &env);
+        rc = node_send_env(ch, &env);
         free(blob);
         if (rc != SIMSYNC_OK)
             return rc;
@@ -608,7 +575,7 @@ hub_fetch(struct simsync_node *n, struct chan *ch, const uint8_t sub[SUB_BYTES])
             return rc;
         if (in->msg_case != SIMSYNC__ENVELOPE__MSG_FETCH) {
             simsync__envelope__free_unpacked(in, NULL);
-            send_error(ch, SIMSYNC_EPROTO, "expected a fetch request");
+            node_send_error(ch, SIMSYNC_EPROTO, "expected a fetch request");
             return SIMSYNC_EPROTO;
         }
         if (in->fetch->manifest)
@@ -617,12 +584,12 @@ hub_fetch(struct simsync_node *n, struct chan *ch, const uint8_t sub[SUB_BYTES])
             rc = send_chunks(n, ch, sub, in->fetch, &done.count);
         simsync__envelope__free_unpacked(in, NULL);
         if (rc == SIMSYNC_EPROTO)
-            send_error(ch, rc, "malformed fetch request");
+            node_send_error(ch, rc, "malformed fetch request");
         if (rc != SIMSYNC_OK)
             return rc;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH_DONE;
         env.fetch_done = &done;
-        rc = send_env(ch, &env);
+        rc = node_send_env(ch, &env);
         if (rc != SIMSYNC_OK)
             return rc;
     }

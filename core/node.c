@@ -581,6 +581,37 @@ node_recv_env(struct chan *ch, void **out)
 }
 
 int
+node_recv_kind(struct chan *ch, int kind, void **out)
+{
+    Simsync__Envelope *env;
+    int rc = node_recv_env(ch, (void **)&env);
+
+    *out = NULL;
+    if (rc != SIMSYNC_OK)
+        return rc;
+    if ((int)env->msg_case != kind) {
+        simsync__envelope__free_unpacked(env, NULL);
+        return SIMSYNC_EPROTO;
+    }
+    *out = env;
+    return SIMSYNC_OK;
+}
+
+int
+node_send_error(struct chan *ch, int code, const char *text)
+{
+    uint8_t *frame;
+    size_t len;
+    int rc = session_error_frame(code, text, &frame, &len);
+
+    if (rc == SIMSYNC_OK) {
+        rc = chan_send(ch, frame, len);
+        free(frame);
+    }
+    return rc;
+}
+
+int
 node_pump(struct chan *ch, struct session *s)
 {
     int rc;
@@ -815,10 +846,8 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
     env.register_ = &reg;
     rc = node_send_env(l.ch, &env);
     if (rc == SIMSYNC_OK)
-        rc = node_recv_env(l.ch, (void **)&rep);
-    if (rc == SIMSYNC_OK &&
-        rep->msg_case != SIMSYNC__ENVELOPE__MSG_REGISTER_REPLY)
-        rc = SIMSYNC_EPROTO;
+        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_REGISTER_REPLY,
+                            (void **)&rep);
     if (rc != SIMSYNC_OK) {
         link_close(&l);
         if (rep)
@@ -907,10 +936,8 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
         rc = node_send_env(l.ch, &env);
     }
     if (rc == SIMSYNC_OK)
-        rc = node_recv_env(l.ch, (void **)&rep);
-    if (rc == SIMSYNC_OK &&
-        rep->msg_case != SIMSYNC__ENVELOPE__MSG_REGISTER_DONE)
-        rc = SIMSYNC_EPROTO;
+        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_REGISTER_DONE,
+                            (void **)&rep);
     if (rep)
         simsync__envelope__free_unpacked(rep, NULL);
     if (rc == SIMSYNC_OK) {
@@ -1011,12 +1038,8 @@ node_hello(struct simsync_node *n, struct link *l, int op, uint32_t classes,
     env.hello = &hello;
     rc = node_send_env(l->ch, &env);
     if (rc == SIMSYNC_OK)
-        rc = node_recv_env(l->ch, (void **)&reply);
-    if (rc == SIMSYNC_OK && reply->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR)
-        rc = session_peer_error(reply->error->code);
-    else if (rc == SIMSYNC_OK &&
-             reply->msg_case != SIMSYNC__ENVELOPE__MSG_HELLO_REPLY)
-        rc = SIMSYNC_EPROTO;
+        rc = node_recv_kind(l->ch, SIMSYNC__ENVELOPE__MSG_HELLO_REPLY,
+                            (void **)&reply);
     if (rc == SIMSYNC_OK) {
         for (size_t i = 0; i < reply->hello_reply->n_classes; i++)
             if (reply->hello_reply->classes[i] < CLS_COUNT)

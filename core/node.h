@@ -43,6 +43,12 @@ uint64_t node_peer_of(const uint8_t pk[32]);
 /* Send one encoded envelope over ch / receive and decode one. */
 int node_send_env(struct chan *ch, const void *env);
 int node_recv_env(struct chan *ch, void **env);
+/* Receive one envelope that must be of kind `kind` (a Simsync__Envelope
+ * msg case): another kind is SIMSYNC_EPROTO; an Error frame becomes its
+ * code, as in node_recv_env. */
+int node_recv_kind(struct chan *ch, int kind, void **env);
+/* Send an Error frame (for a peer we give up on). */
+int node_send_error(struct chan *ch, int code, const char *text);
 
 /* Drive a session over a chan until it finishes or fails. */
 struct session;
@@ -62,8 +68,8 @@ int link_open(struct simsync_node *n, const char *addr, const uint8_t *pin_pk,
 void link_close(struct link *l);
 /* Hello for operation `op` (Simsync__Op) and these classes; *mask gets the
  * classes the hub accepted. */
-int node_hello(struct simsync_node *n, struct link *l, int op,
-               uint32_t classes, uint32_t *mask);
+int node_hello(struct simsync_node *n, struct link *l, int op, uint32_t classes,
+               uint32_t *mask);
 /* The inserted SIM must be the bound subscriber's. */
 int check_sim_binding(struct simsync_node *n);
 /* The terminal's replica: data keys, store, subscriber, data folder. */

@@ -19,7 +19,6 @@
 #include "crypt.h"
 #include "folder.h"
 #include "node.h"
-#include "session.h"
 #include "transport.h"
 
 #define PIECE_BYTES (512u * 1024)
@@ -92,11 +91,15 @@ seen_raise(struct simsync_node *n, uint64_t gen, const uint8_t digest[32])
 /* ------------------------------------------------------------ snapshot */
 
 /* The live items of the classes, from one read snapshot. */
+struct snap_item {
+    Simsync__ItemRecord *rec;
+    uint8_t id[ITEM_ID_BYTES];
+    Simsync__Change change; /* class (from the key), id, rec's version */
+    int left_out;           /* changed since: not in this generation */
+};
+
 struct snapshot {
-    Simsync__ItemRecord **recs;
-    Simsync__Change *changes; /* one per record, pointing into it */
-    uint8_t (*ids)[ITEM_ID_BYTES];
-    int *left_out;
+    struct snap_item *v;
     size_t n, cap;
 };
 
@@ -104,11 +107,8 @@ static void
 snapshot_free(struct snapshot *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        item_record_free(s->recs[i]);
-    free(s->recs);
-    free(s->changes);
-    free(s->ids);
-    free(s->left_out);
+        item_record_free(s->v[i].rec);
+    free(s->v);
     memset(s, 0, sizeof(*s));
 }
 
@@ -148,22 +148,22 @@ snapshot_take(struct replica *r, uint32_t classes, struct snapshot *s)
             } else {
                 if (s->n == s->cap) {
                     size_t cap = s->cap ? s->cap * 2 : 256;
-                    void *a = realloc(s->recs, cap * sizeof(*s->recs));
-                    void *b = a ? realloc(s->ids, cap * sizeof(*s->ids)) : NULL;
-                    if (a != NULL)
-                        s->recs = a;
-                    if (b != NULL)
-                        s->ids = b;
-                    if (a == NULL || b == NULL) {
+                    struct snap_item *nv = realloc(s->v, cap * sizeof(*nv));
+                    if (nv == NULL) {
                         item_record_free(rec);
                         rc = SIMSYNC_ENOMEM;
                         break;
                     }
+                    s->v = nv;
                     s->cap = cap;
                 }
-                s->recs[s->n] = rec;
-                memcpy(s->ids[s->n], k + sizeof(prefix), ITEM_ID_BYTES);
-                s->n++;
+                struct snap_item *it = &s->v[s->n++];
+                it->rec = rec;
+                memcpy(it->id, k + sizeof(prefix), ITEM_ID_BYTES);
+                simsync__change__init(&it->change);
+                it->change.cls = (uint32_t)c;
+                it->change.version = rec->versions[0];
+                it->left_out = 0;
             }
             rc = store_cursor_next(cur, (const void **)&k, &kl,
                                    (const void **)&v, &vl);
@@ -173,17 +173,10 @@ snapshot_take(struct replica *r, uint32_t classes, struct snapshot *s)
             rc = SIMSYNC_OK;
     }
     store_txn_abort(txn);
-    if (rc == SIMSYNC_OK) {
-        s->changes = calloc(s->n ? s->n : 1, sizeof(*s->changes));
-        s->left_out = calloc(s->n ? s->n : 1, sizeof(*s->left_out));
-        if (s->changes == NULL || s->left_out == NULL)
-            rc = SIMSYNC_ENOMEM;
-    }
-    for (size_t i = 0; rc == SIMSYNC_OK && i < s->n; i++) {
-        simsync__change__init(&s->changes[i]);
-        s->changes[i].item_id.data = s->ids[i];
-        s->changes[i].item_id.len = ITEM_ID_BYTES;
-        s->changes[i].version = s->recs[i]->versions[0];
+    /* The array no longer moves: point each change at its item's id. */
+    for (size_t i = 0; i < s->n; i++) {
+        s->v[i].change.item_id.data = s->v[i].id;
+        s->v[i].change.item_id.len = ITEM_ID_BYTES;
     }
     if (rc != SIMSYNC_OK)
         snapshot_free(s);
@@ -191,30 +184,6 @@ snapshot_take(struct replica *r, uint32_t classes, struct snapshot *s)
 }
 
 /* ------------------------------------------------------------ backup */
-
-static int
-send_env(struct link *l, Simsync__Envelope *env)
-{
-    return node_send_env(l->ch, env);
-}
-
-/* Receive one envelope of the expected kind (an Error becomes its code). */
-static int
-recv_kind(struct link *l, int kind, Simsync__Envelope **out)
-{
-    int rc = node_recv_env(l->ch, (void **)out);
-
-    if (rc != SIMSYNC_OK)
-        return rc;
-    if ((int)(*out)->msg_case == kind)
-        return SIMSYNC_OK;
-    rc = (*out)->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR
-             ? session_peer_error((*out)->error->code)
-             : SIMSYNC_EPROTO;
-    simsync__envelope__free_unpacked(*out, NULL);
-    *out = NULL;
-    return rc;
-}
 
 /* Chunk id -> the snapshot item that holds it (first one). */
 struct chunk_src {
@@ -238,14 +207,14 @@ upload_chunks(struct replica *r, struct link *l, struct snapshot *s,
     int rc = SIMSYNC_OK;
 
     for (size_t i = 0; i < s->n; i++)
-        total += s->changes[i].version->n_chunks;
+        total += s->v[i].change.version->n_chunks;
     if (total == 0)
         return SIMSYNC_OK;
     src = malloc(total * sizeof(*src));
     if (src == NULL)
         return SIMSYNC_ENOMEM;
     for (size_t i = 0; i < s->n; i++) {
-        const Simsync__Version *v = s->changes[i].version;
+        const Simsync__Version *v = s->v[i].change.version;
         for (size_t j = 0; j < v->n_chunks; j++) {
             if (v->chunks[j]->id.len != 32)
                 continue;
@@ -273,12 +242,14 @@ upload_chunks(struct replica *r, struct link *l, struct snapshot *s,
         q.n_ids = nq;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK_QUERY;
         env.chunk_query = &q;
-        rc = send_env(l, &env);
+        rc = node_send_env(l->ch, &env);
         if (rc == SIMSYNC_OK)
-            rc = recv_kind(l, SIMSYNC__ENVELOPE__MSG_WANT, &in);
+            rc = node_recv_kind(l->ch, SIMSYNC__ENVELOPE__MSG_WANT,
+                                (void **)&in);
         for (size_t w = 0; rc == SIMSYNC_OK && w < in->want->n_ids; w++) {
             Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
             struct chunk_src key, *hit;
+            struct snap_item *it;
             uint8_t *blob = NULL;
             size_t len = 0;
             if (in->want->ids[w].len != 32) {
@@ -291,14 +262,14 @@ upload_chunks(struct replica *r, struct link *l, struct snapshot *s,
                 rc = SIMSYNC_EPROTO;
                 break;
             }
-            rc = replica_get_chunk(
-                r, (int)s->changes[hit->item].cls, s->ids[hit->item],
-                s->changes[hit->item].version, key.id, &blob, &len);
+            it = &s->v[hit->item];
+            rc = replica_get_chunk(r, (int)it->change.cls, it->id,
+                                   it->change.version, key.id, &blob, &len);
             if (rc == SIMSYNC_ENOTFOUND) {
                 /* Changed since the snapshot: this version cannot be in
                  * the generation; the next one gets the new content. */
-                if (!s->left_out[hit->item]) {
-                    s->left_out[hit->item] = 1;
+                if (!it->left_out) {
+                    it->left_out = 1;
                     rep->left_out++;
                 }
                 rc = SIMSYNC_OK;
@@ -311,7 +282,7 @@ upload_chunks(struct replica *r, struct link *l, struct snapshot *s,
             cd.blob.len = len;
             env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
             env.chunk = &cd;
-            rc = send_env(l, &env);
+            rc = node_send_env(l->ch, &env);
             rep->chunks_sent++;
             rep->chunk_bytes_sent += len;
             free(blob);
@@ -373,9 +344,10 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
     begin.n_classes = ncls;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_BEGIN;
     env.backup_begin = &begin;
-    rc = send_env(&l, &env);
+    rc = node_send_env(l.ch, &env);
     if (rc == SIMSYNC_OK)
-        rc = recv_kind(&l, SIMSYNC__ENVELOPE__MSG_BACKUP_READY, &in);
+        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_BACKUP_READY,
+                            (void **)&in);
     if (rc != SIMSYNC_OK)
         goto fail;
     gen = in->backup_ready->gen;
@@ -391,22 +363,8 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
     /* The instant of the generation: one read snapshot. Edits from here
      * on are not in it and are not blocked by it. */
     rc = snapshot_take(&r, classes, &snap);
-    if (rc == SIMSYNC_OK) {
-        for (size_t i = 0; i < snap.n; i++) {
-            /* The class is in the key, not the record: find it again. */
-            uint8_t id[ITEM_ID_BYTES];
-            for (int c = 0; c < CLS_COUNT; c++) {
-                if (!(classes & (1u << c)) || snap.recs[i]->name == NULL)
-                    continue;
-                keys_item_id(&r.keys, c, snap.recs[i]->name, id);
-                if (memcmp(id, snap.ids[i], ITEM_ID_BYTES) == 0) {
-                    snap.changes[i].cls = (uint32_t)c;
-                    break;
-                }
-            }
-        }
+    if (rc == SIMSYNC_OK)
         rc = upload_chunks(&r, &l, &snap, rep);
-    }
     if (rc != SIMSYNC_OK)
         goto fail;
     items = malloc((snap.n ? snap.n : 1) * sizeof(*items));
@@ -415,10 +373,10 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
         goto fail;
     }
     for (size_t i = 0; i < snap.n; i++) {
-        if (snap.left_out[i])
+        if (snap.v[i].left_out)
             continue;
-        items[nitems++] = &snap.changes[i];
-        rep->bytes += snap.changes[i].version->size;
+        items[nitems++] = &snap.v[i].change;
+        rep->bytes += snap.v[i].change.version->size;
     }
     rep->items = nitems;
     m.gen = gen;
@@ -445,7 +403,7 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
         p.blob.len = len;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_PIECE;
         env.piece = &p;
-        rc = send_env(&l, &env);
+        rc = node_send_env(l.ch, &env);
         off += len;
         end.pieces = (uint32_t)(i + 1);
     }
@@ -461,10 +419,11 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
         end.created_ms = t0;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_END;
         env.backup_end = &end;
-        rc = send_env(&l, &env);
+        rc = node_send_env(l.ch, &env);
     }
     if (rc == SIMSYNC_OK)
-        rc = recv_kind(&l, SIMSYNC__ENVELOPE__MSG_BACKUP_COMPLETE, &in);
+        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_BACKUP_COMPLETE,
+                            (void **)&in);
     if (rc == SIMSYNC_OK) {
         const Simsync__BackupComplete *c = in->backup_complete;
         if (c->gen != gen || c->items != rep->items || c->bytes != rep->bytes ||
@@ -508,7 +467,8 @@ fetch_list(struct simsync_node *n, Simsync__Envelope **out)
     if (rc == SIMSYNC_OK)
         rc = node_hello(n, &l, SIMSYNC__OP__OP_GENERATIONS, n->classes, &mask);
     if (rc == SIMSYNC_OK)
-        rc = recv_kind(&l, SIMSYNC__ENVELOPE__MSG_GENERATIONS, out);
+        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_GENERATIONS,
+                            (void **)out);
     link_close(&l);
     return rc;
 }
@@ -649,10 +609,10 @@ open_manifest(struct simsync_node *n, struct replica *r, struct link *l,
     f.manifest = 1;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
     env.fetch = &f;
-    rc = send_env(l, &env);
+    rc = node_send_env(l->ch, &env);
     crypt_hash_init(&hs, 32, NULL, 0);
     while (rc == SIMSYNC_OK) {
-        rc = node_recv_env(l->ch, (void **)&in);
+        rc = node_recv_env(l->ch, (void **)(void **)&in);
         if (rc != SIMSYNC_OK)
             break;
         if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {
@@ -838,9 +798,9 @@ fetch_chunks(struct replica *r, struct link *l, const Simsync__Version *v,
         f.n_chunk_ids = n - off < QUERY_IDS ? n - off : QUERY_IDS;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
         env.fetch = &f;
-        rc = send_env(l, &env);
+        rc = node_send_env(l->ch, &env);
         while (rc == SIMSYNC_OK) {
-            rc = node_recv_env(l->ch, (void **)&in);
+            rc = node_recv_env(l->ch, (void **)(void **)&in);
             if (rc != SIMSYNC_OK)
                 break;
             if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {

@@ -153,13 +153,13 @@ int simsync_sync(struct simsync_node *n, const char *hub_addr,
 
 struct simsync_class_status {
     const char *name;
-    uint64_t items;      /* live items */
-    uint64_t pending_up; /* local changes not yet on the hub */
+    uint64_t items;        /* live items */
+    uint64_t pending_up;   /* local changes not yet on the hub */
     uint64_t pending_down; /* changes the hub still had for this terminal
                             * when a sync was cut (0 after a full sync) */
-    uint64_t conflicts;  /* entries in the conflict inbox */
-    uint64_t tombstones; /* deletions kept until every terminal has them */
-    int selected;        /* synced by this terminal */
+    uint64_t conflicts;    /* entries in the conflict inbox */
+    uint64_t tombstones;   /* deletions kept until every terminal has them */
+    int selected;          /* synced by this terminal */
 };
 /* Fill one entry per class (8); *last_sync_ms is 0 when never synced. */
 int simsync_status(struct simsync_node *n, struct simsync_class_status *out,
@@ -186,7 +186,7 @@ int simsync_conflict_resolve(struct simsync_node *n, const char *item,
  * Generations: immutable, encrypted manifests of the selected classes at
  * one instant, numbered 1, 2, ... per subscriber on the hub. */
 struct simsync_backup_report {
-    uint64_t gen;         /* the generation made */
+    uint64_t gen;          /* the generation made */
     uint64_t items, bytes; /* items in it and their plaintext bytes */
     uint64_t chunks_sent, chunk_bytes_sent; /* chunks the hub lacked */
     uint64_t manifest_bytes;
@@ -216,10 +216,10 @@ enum simsync_on_conflict {
 };
 struct simsync_restore_opts {
     uint64_t gen;
-    uint32_t classes;          /* 0: every class in the generation */
-    const char *const *items;  /* "class/name" filters (nitems of them) */
+    uint32_t classes;         /* 0: every class in the generation */
+    const char *const *items; /* "class/name" filters (nitems of them) */
     size_t nitems;
-    int dry_run;               /* list what would change, write nothing */
+    int dry_run; /* list what would change, write nothing */
     enum simsync_on_conflict on_conflict;
     /* ASK: called for an item that exists here and differs; returns one of
      * OVERWRITE, KEEP_BOTH or SKIP. NULL: ASK fails with SIMSYNC_EINVAL. */
@@ -229,9 +229,8 @@ struct simsync_restore_opts {
 };
 /* One line per item considered: action is "restore", "overwrite",
  * "keep-both", "skip", "unchanged", "refused" or (show) "item". */
-typedef void (*simsync_item_fn)(void *arg, const char *action,
-                                const char *cls, const char *name,
-                                uint64_t size);
+typedef void (*simsync_item_fn)(void *arg, const char *action, const char *cls,
+                                const char *name, uint64_t size);
 struct simsync_restore_report {
     uint64_t restored, overwritten, kept_both, skipped, unchanged, refused;
     uint64_t chunks_fetched;
