@@ -174,6 +174,29 @@ folder_stat(const struct replica *r, int cls, const char *name, struct stat *st)
 }
 
 int
+folder_target_ok(const struct replica *r, int cls, const char *name)
+{
+    const char *base;
+    struct stat st;
+    int dfd, ok;
+
+    if (!replica_name_ok(name))
+        return 0;
+    /* Components are opened with O_NOFOLLOW: a symlinked folder on the
+     * way is refused; a missing one is made later, as a real folder. */
+    dfd = folder_open_parent(r, cls, name, 0, &base);
+    if (dfd == SIMSYNC_ENOTFOUND)
+        return 1;
+    if (dfd < 0)
+        return 0;
+    ok = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0
+             ? errno == ENOENT
+             : S_ISREG(st.st_mode);
+    close(dfd);
+    return ok;
+}
+
+int
 folder_stat_matches(const Simsync__ItemRecord *rec, const struct stat *st)
 {
     return rec->present && rec->st_size == (uint64_t)st->st_size &&

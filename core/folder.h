@@ -33,6 +33,11 @@ int folder_stat(const struct replica *r, int cls, const char *name,
 int folder_stat_matches(const Simsync__ItemRecord *rec, const struct stat *st);
 void folder_stat_fill(Simsync__ItemRecord *rec, const struct stat *st);
 
+/* May a restore write `name` in class cls? A safe relative name
+ * (replica_name_ok), no symlink among the folders that exist on the way,
+ * and nothing but a regular file (or nothing) at the name itself. */
+int folder_target_ok(const struct replica *r, int cls, const char *name);
+
 /* Copy the file `from` over `to` (both in class cls), atomically. */
 int folder_copy(const struct replica *r, int cls, const char *from,
                 const char *to);

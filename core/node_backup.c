@@ -862,51 +862,6 @@ restore_write_fn(struct store_txn *txn, void *arg)
     return rc;
 }
 
-/* Is it safe to write `name` in class cls: a safe relative name, no
- * symlink on the way or at the end? */
-static int
-target_safe(struct replica *r, int cls, const char *name)
-{
-    struct stat st;
-    int rc;
-
-    if (!replica_name_ok(name))
-        return 0;
-    rc = folder_stat(r, cls, name, &st);
-    if (rc == SIMSYNC_OK)
-        return S_ISREG(st.st_mode);
-    if (rc != SIMSYNC_ENOTFOUND)
-        return 0;
-    /* Absent: every existing folder on the way must be a real folder. */
-    {
-        char dir[PATH_MAX];
-        const char *base;
-        char *slash;
-        int dfd;
-        snprintf(dir, sizeof(dir), "%s", name);
-        slash = strrchr(dir, '/');
-        if (slash == NULL)
-            return 1;
-        *slash = '\0';
-        for (;;) {
-            dfd = folder_open_parent(r, cls, dir, 0, &base);
-            if (dfd >= 0) {
-                int ok = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0
-                             ? errno == ENOENT
-                             : S_ISDIR(st.st_mode);
-                close(dfd);
-                return ok;
-            }
-            if (dfd != SIMSYNC_ENOTFOUND)
-                return 0;
-            slash = strrchr(dir, '/');
-            if (slash == NULL)
-                return 1;
-            *slash = '\0';
-        }
-    }
-}
-
 int
 simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
                 simsync_item_fn fn, void *arg,
@@ -953,7 +908,7 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
             continue;
         }
         snprintf(target, sizeof(target), "%s", meta->name);
-        if (!target_safe(&r, cls, meta->name)) {
+        if (!folder_target_ok(&r, cls, meta->name)) {
             rep->refused++;
             fn(arg, "refused", class_name(cls), meta->name, c->version->size);
             simsync__item_meta__free_unpacked(meta, NULL);
