@@ -282,18 +282,6 @@ journal_pending_down_put(struct store_txn *txn, const uint64_t v[CLS_COUNT])
     return store_put(txn, STORE_META, "pending_down", 12, b, sizeof(b));
 }
 
-static int
-pending_down_fn(struct store_txn *txn, void *arg)
-{
-    return journal_pending_down_put(txn, arg);
-}
-
-int
-journal_pending_down_set(struct store *st, const uint64_t v[CLS_COUNT])
-{
-    return store_write(st, pending_down_fn, (void *)v);
-}
-
 int
 journal_next_counter(struct store_txn *txn, uint64_t *counter)
 {

@@ -71,12 +71,10 @@ int journal_hlc_next(struct store_txn *txn, uint64_t now_ms, uint64_t *hlc);
 int journal_hlc_observe(struct store_txn *txn, uint64_t hlc);
 
 /* Entries per class the peer still had for this node when its last
- * batch was committed (0 after a complete stream): meta "pending_down".
- * _set runs its own write transaction. */
+ * batch was committed (0 after a complete stream): meta "pending_down". */
 int journal_pending_down_get(struct store_txn *txn, uint64_t out[CLS_COUNT]);
 int journal_pending_down_put(struct store_txn *txn,
                              const uint64_t v[CLS_COUNT]);
-int journal_pending_down_set(struct store *st, const uint64_t v[CLS_COUNT]);
 
 /* Knowledge of (sub, class) with respect to `peer` (0: own). */
 int journal_knowledge_get(struct store_txn *txn, const uint8_t sub[SUB_BYTES],

@@ -857,6 +857,8 @@ restore_write_fn(struct store_txn *txn, void *arg)
         rc = vv_from_pb(&base, old->versions[0]->vv);
     if (rc == SIMSYNC_OK)
         rc = folder_record(o->r, txn, o->cls, o->name, &base, NULL, old);
+    if (rc == SIMSYNC_OK)
+        rc = replica_unstage(o->r, txn, o->v);
     item_record_free(old);
     vv_free(&base);
     return rc;

@@ -1133,6 +1133,7 @@ struct batch_arg {
     Simsync__Change *const *ch;
     size_t n;
     uint64_t peer;
+    const uint64_t *pending_down;
     struct apply_stats stats;
 };
 
@@ -1170,27 +1171,37 @@ apply_fn(struct store_txn *txn, void *arg)
             rc = journal_knowledge_raise(txn, b->r->sub, cls, b->peer, &resume);
     }
     /* Staged chunks of applied items are not needed any more. */
-    for (size_t i = 0; rc == SIMSYNC_OK && b->r->trusted && i < b->n; i++) {
-        const Simsync__Version *v = b->ch[i]->version;
-        for (size_t j = 0; j < v->n_chunks; j++) {
-            uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
-            if (v->chunks[j]->id.len != CHUNK_ID_BYTES)
-                continue;
-            chunk_key(key, b->r->sub, v->chunks[j]->id.data);
-            int drc = store_del(txn, STORE_STAGE, key, sizeof(key));
-            if (drc != SIMSYNC_OK && drc != SIMSYNC_ENOTFOUND)
-                rc = drc;
-        }
-    }
+    for (size_t i = 0; rc == SIMSYNC_OK && b->r->trusted && i < b->n; i++)
+        rc = replica_unstage(b->r, txn, b->ch[i]->version);
+    if (rc == SIMSYNC_OK && b->r->trusted && b->pending_down != NULL)
+        rc = journal_pending_down_put(txn, b->pending_down);
     vv_free(&resume);
     return rc;
 }
 
 int
-replica_apply_batch(struct replica *r, Simsync__Change *const *ch, size_t n,
-                    uint64_t peer, struct apply_stats *stats)
+replica_unstage(struct replica *r, struct store_txn *txn,
+                const Simsync__Version *v)
 {
-    struct batch_arg b = {r, ch, n, peer, {0}};
+    for (size_t j = 0; j < v->n_chunks; j++) {
+        uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
+        int rc;
+        if (v->chunks[j]->id.len != CHUNK_ID_BYTES)
+            continue;
+        chunk_key(key, r->sub, v->chunks[j]->id.data);
+        rc = store_del(txn, STORE_STAGE, key, sizeof(key));
+        if (rc != SIMSYNC_OK && rc != SIMSYNC_ENOTFOUND)
+            return rc;
+    }
+    return SIMSYNC_OK;
+}
+
+int
+replica_apply_batch(struct replica *r, Simsync__Change *const *ch, size_t n,
+                    uint64_t peer, const uint64_t *pending_down,
+                    struct apply_stats *stats)
+{
+    struct batch_arg b = {r, ch, n, peer, pending_down, {0}};
     int rc = store_write(r->st, apply_fn, &b);
 
     if (rc == SIMSYNC_OK && stats != NULL) {

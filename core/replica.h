@@ -64,9 +64,15 @@ int replica_get_chunk(struct replica *r, int cls,
  * trusted replica, files are written (temp file + rename) before the
  * commit; a crash in between is healed by the next scan, which sees the
  * file and records it as a change with equal content.
- * Afterwards the resume cursor for `peer` is raised to the batch's dots. */
+ * Afterwards the resume cursor for `peer` is raised to the batch's dots;
+ * a trusted replica also records `pending_down` (per class, what the peer
+ * still has to send; NULL: unchanged) in the same transaction. */
 int replica_apply_batch(struct replica *r, Simsync__Change *const *ch, size_t n,
-                        uint64_t peer, struct apply_stats *stats);
+                        uint64_t peer, const uint64_t *pending_down,
+                        struct apply_stats *stats);
+/* Drop the staged chunks of v (trusted: after its content was written). */
+int replica_unstage(struct replica *r, struct store_txn *txn,
+                    const Simsync__Version *v);
 
 /* Tombstone purging. A tombstone may go once every registered terminal
  * has acknowledged it: the horizon of a class is the meet of what each

@@ -47,6 +47,7 @@ struct session {
     /* Sender. */
     struct entry *entries;
     size_t nentries, pos;
+    uint64_t left[CLS_COUNT]; /* entries at and after pos, per class */
     struct vv sender_k[CLS_COUNT];
     uint32_t stream_classes;
     Simsync__ChangeBatch *cur; /* last batch sent (owned) */
@@ -259,6 +260,7 @@ recv_apply(struct session *s)
     Simsync__BatchAck ack = SIMSYNC__BATCH_ACK__INIT;
     Simsync__Change **keep = b->changes;
     size_t nkeep = b->n_changes;
+    uint64_t left[CLS_COUNT] = {0}; /* what the peer still has for us */
     int rc;
 
     if (s->ngone > 0) {
@@ -280,7 +282,9 @@ recv_apply(struct session *s)
                 keep[nkeep++] = b->changes[i];
         }
     }
-    rc = replica_apply_batch(s->cfg.r, keep, nkeep, s->cfg.peer,
+    for (size_t i = 0; i < b->n_remaining && i < CLS_COUNT; i++)
+        left[i] = b->remaining[i];
+    rc = replica_apply_batch(s->cfg.r, keep, nkeep, s->cfg.peer, left,
                              &s->stats.apply);
     if (keep != b->changes)
         free(keep);
@@ -289,15 +293,6 @@ recv_apply(struct session *s)
     s->ngone = 0;
     if (rc != SIMSYNC_OK)
         return rc;
-    if (s->cfg.r->trusted) {
-        /* What the peer still has for us, for status after a cut link. */
-        uint64_t left[CLS_COUNT] = {0};
-        for (size_t i = 0; i < b->n_remaining && i < CLS_COUNT; i++)
-            left[i] = b->remaining[i];
-        rc = journal_pending_down_set(s->cfg.r->st, left);
-        if (rc != SIMSYNC_OK)
-            return rc;
-    }
     s->stats.batches_recv++;
     ack.seq = b->seq;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_ACK;
@@ -495,6 +490,7 @@ collect_entry(const struct dot *d, const uint8_t id[ITEM_ID_BYTES], void *arg)
     s->entries[s->nentries].dot = *d;
     memcpy(s->entries[s->nentries].id, id, ITEM_ID_BYTES);
     s->nentries++;
+    s->left[c->cls]++;
     return 0;
 }
 
@@ -519,6 +515,7 @@ send_start(struct session *s, const Simsync__Knowledge *k)
     free(s->entries);
     s->entries = NULL;
     s->nentries = s->pos = 0;
+    memset(s->left, 0, sizeof(s->left));
     s->stream_classes = mask;
     for (int c = 0; rc == SIMSYNC_OK && c < CLS_COUNT; c++) {
         struct collect col = {s, c};
@@ -595,7 +592,6 @@ send_next(struct session *s)
     Simsync__Change *chs[SESSION_BATCH_ITEMS], chv[SESSION_BATCH_ITEMS];
     Simsync__Dot dotv[SESSION_BATCH_ITEMS];
     Simsync__ItemRecord *recs[SESSION_BATCH_ITEMS];
-    uint64_t remaining[CLS_COUNT];
     struct store_txn *txn;
     size_t n = 0, bytes = 0, chunk_bytes = 0, nrecs = 0, vsize;
     int full = 0;
@@ -618,7 +614,7 @@ send_next(struct session *s)
         Simsync__ItemRecord *rec = NULL;
         rc = item_get(txn, s->cfg.r->sub, e->cls, e->id, &rec);
         if (rc == SIMSYNC_ENOTFOUND) {
-            s->pos++;
+            s->left[s->entries[s->pos++].cls]--;
             rc = SIMSYNC_OK;
             continue;
         }
@@ -655,7 +651,7 @@ send_next(struct session *s)
         }
         if (full)
             break; /* this entry starts the next batch */
-        s->pos++;
+        s->left[s->entries[s->pos++].cls]--;
     }
     store_txn_abort(txn);
     if (rc == SIMSYNC_OK && n == 0) {
@@ -666,10 +662,7 @@ send_next(struct session *s)
     b.seq = ++s->seq;
     b.changes = chs;
     b.n_changes = n;
-    memset(remaining, 0, sizeof(remaining));
-    for (size_t i = s->pos; i < s->nentries; i++)
-        remaining[s->entries[i].cls]++;
-    b.remaining = remaining;
+    b.remaining = s->left;
     b.n_remaining = CLS_COUNT;
     for (size_t i = 0; rc == SIMSYNC_OK && i < n; i++) {
         digest_change(s, chs[i]);
