@@ -112,6 +112,10 @@ int cli_parse_open(struct cli *c, int argc, char **argv, const char **pos,
                    size_t min, size_t max, size_t *npos,
                    struct simsync_node **out);
 
+/* A time in ms since 1970 as local "YYYY-MM-DD HH:MM:SS +ZZZZ" ("never"
+ * for 0). */
+void out_format_time(uint64_t ms, char *buf, size_t len);
+
 /* ------------------------------------------------------------ secret.c */
 
 enum secret_kind {

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -23,17 +22,6 @@ parse_classes(struct cli *c, const char *list, uint32_t *mask)
                          "archive, apps, pim, settings, rights)",
                          bad);
     return 0;
-}
-
-static void
-format_ms(uint64_t ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-
-    if (localtime_r(&t, &tm) == NULL ||
-        strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm) == 0)
-        snprintf(buf, len, "%" PRIu64, ms);
 }
 
 int
@@ -119,13 +107,13 @@ cmd_backup_list(struct cli *c, int argc, char **argv)
     } else if (count == 0) {
         printf("No generations yet: make one with 'simsync backup now'.\n");
     } else {
-        printf("%-4s %-19s %-16s %-24s %8s %12s\n", "gen", "time", "terminal",
+        printf("%-4s %-25s %-16s %-24s %8s %12s\n", "gen", "time", "terminal",
                "classes", "items", "bytes");
         for (size_t i = 0; i < count; i++) {
-            format_ms(g[i].created_ms, when, sizeof(when));
+            out_format_time(g[i].created_ms, when, sizeof(when));
             simsync_classes_format(g[i].classes, cls, sizeof(cls));
             printf(
-                "%03" PRIu64 "  %-19s %-16s %-24s %8" PRIu64 " %12" PRIu64 "\n",
+                "%03" PRIu64 "  %-25s %-16s %-24s %8" PRIu64 " %12" PRIu64 "\n",
                 g[i].gen, when, g[i].terminal_id, cls, g[i].items, g[i].bytes);
         }
     }
@@ -193,9 +181,7 @@ cmd_backup_show(struct cli *c, int argc, char **argv)
         if (c->json)
             printf("{\"generation\":%" PRIu64 ",\"items\":[", gen);
         rc = simsync_backup_show(n, gen, print_line, &l);
-        if (c->json && rc == SIMSYNC_OK)
-            fputs("]}\n", stdout);
-        else if (c->json)
+        if (c->json)
             fputs("]}\n", stdout);
         if (rc != SIMSYNC_OK)
             code = out_fail(c, n, rc, "cannot show the generation");

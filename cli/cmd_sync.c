@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 
@@ -88,21 +87,6 @@ cmd_sync(struct cli *c, int argc, char **argv)
     return code;
 }
 
-static void
-format_time(uint64_t ms, char *buf, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-
-    if (ms == 0) {
-        snprintf(buf, len, "never");
-        return;
-    }
-    if (localtime_r(&t, &tm) == NULL ||
-        strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm) == 0)
-        snprintf(buf, len, "%" PRIu64 " ms since 1970", ms);
-}
-
 int
 cmd_status(struct cli *c, int argc, char **argv)
 {
@@ -144,7 +128,7 @@ cmd_status(struct cli *c, int argc, char **argv)
                    cls[i].selected ? "yes" : "no");
             conflicts += cls[i].conflicts;
         }
-        format_time(last, when, sizeof(when));
+        out_format_time(last, when, sizeof(when));
         printf("Last sync: %s\n", when);
         if (conflicts > 0)
             printf("%" PRIu64 " %s waiting: see 'simsync conflicts'.\n",

@@ -2,9 +2,11 @@
  * "simsync: WHAT FAILED: WHY. WHAT TO DO", the exit code that goes with
  * it, the JSON error object under --json, and a small JSON string writer.
  */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -180,4 +182,19 @@ out_node_open(struct cli *c, struct simsync_node **out)
         "cannot open the node in %s: %s. Check --home and "
         "the files there",
         c->home, simsync_strerror(rc));
+}
+
+void
+out_format_time(uint64_t ms, char *buf, size_t len)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+
+    if (ms == 0) {
+        snprintf(buf, len, "never");
+        return;
+    }
+    if (localtime_r(&t, &tm) == NULL ||
+        strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm) == 0)
+        snprintf(buf, len, "%" PRIu64 " ms since 1970", ms);
 }

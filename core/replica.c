@@ -538,7 +538,8 @@ replica_horizon(struct replica *r, struct store_txn *txn, int cls,
     return rc;
 }
 
-/* Visit the keys of the tombstone index for (sub, cls). */
+/* The item ids in the tombstone index for (sub, cls) (ids NULL: only
+ * count them). */
 static int
 tombs_collect(struct replica *r, struct store_txn *txn, int cls, uint8_t **ids,
               size_t *n)
@@ -549,7 +550,8 @@ tombs_collect(struct replica *r, struct store_txn *txn, int cls, uint8_t **ids,
     size_t kl, cnt = 0, cap = 0;
     int rc;
 
-    *ids = NULL;
+    if (ids != NULL)
+        *ids = NULL;
     *n = 0;
     memcpy(prefix, r->sub, SUB_BYTES);
     prefix[SUB_BYTES] = (uint8_t)cls;
@@ -560,7 +562,7 @@ tombs_collect(struct replica *r, struct store_txn *txn, int cls, uint8_t **ids,
                            NULL, NULL);
     while (rc == SIMSYNC_OK && kl == ITEM_KEY_BYTES &&
            memcmp(k, prefix, sizeof(prefix)) == 0) {
-        if (cnt == cap) {
+        if (ids != NULL && cnt == cap) {
             size_t nc = cap ? cap * 2 : 64;
             uint8_t *no = realloc(out, nc * ITEM_ID_BYTES);
             if (no == NULL) {
@@ -570,7 +572,9 @@ tombs_collect(struct replica *r, struct store_txn *txn, int cls, uint8_t **ids,
             out = no;
             cap = nc;
         }
-        memcpy(out + cnt * ITEM_ID_BYTES, k + sizeof(prefix), ITEM_ID_BYTES);
+        if (ids != NULL)
+            memcpy(out + cnt * ITEM_ID_BYTES, k + sizeof(prefix),
+                   ITEM_ID_BYTES);
         cnt++;
         rc = store_cursor_next(cur, (const void **)&k, &kl, NULL, NULL);
     }
@@ -579,7 +583,8 @@ tombs_collect(struct replica *r, struct store_txn *txn, int cls, uint8_t **ids,
         free(out);
         return rc;
     }
-    *ids = out;
+    if (ids != NULL)
+        *ids = out;
     *n = cnt;
     return SIMSYNC_OK;
 }
@@ -588,11 +593,9 @@ int
 replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
                    uint64_t *count)
 {
-    uint8_t *ids;
     size_t n;
-    int rc = tombs_collect(r, txn, cls, &ids, &n);
+    int rc = tombs_collect(r, txn, cls, NULL, &n);
 
-    free(ids);
     *count = rc == SIMSYNC_OK ? n : 0;
     return rc;
 }

@@ -61,6 +61,11 @@ grep -q "edited" "$T/A/data/contacts/p3.vcf" || fail "skip replaced p3"
 ok "selective restore: ask (no terminal: exit 3, untouched), overwrite, keep-both, skip"
 
 # Restored items are local changes: they sync to other terminals.
+# C never had p2.restored-001.vcf: only a sync can bring it.
 sync_ok A; sync_ok C
-[ "$(cat "$T/C/data/contacts/p4.vcf")" = "FN:Person 4" ] || fail "restored p4 did not sync"
+[ "$(cat "$T/C/data/contacts/p2.restored-001.vcf" 2>/dev/null)" = "FN:Person 2" ] \
+    || fail "the restored copy did not sync to C"
+[ "$(cat "$T/C/data/contacts/p1.vcf")" = "FN:Person 1" ] || fail "restored p1 did not sync"
+sync_ok A   # C's own restore (local edits there) comes back to A
+same_tree A C contacts
 ok "restored items sync like edits"
