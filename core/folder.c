@@ -538,8 +538,7 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
  * compares. */
 struct fentry {
     char *name;
-    uint64_t ino, size;
-    int64_t mtime_ns, ctime_ns;
+    struct stat st;
     int known; /* a live item has this name */
 };
 
@@ -645,12 +644,7 @@ walk(int dirfd_in, const char *prefix, struct flist *out, int depth)
                 rc = SIMSYNC_ENOMEM;
                 break;
             }
-            f->ino = (uint64_t)st.st_ino;
-            f->size = (uint64_t)st.st_size;
-            f->mtime_ns =
-                (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-            f->ctime_ns =
-                (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+            f->st = st;
             f->known = 0;
             out->n++;
         } else if (S_ISDIR(st.st_mode) && depth < 32) {
@@ -925,15 +919,13 @@ classify(struct replica *r, int cls, struct flist *files, struct scan_work *w,
             break;
         }
         if (live(rec) && rec->name != NULL) {
-            struct fentry key = {rec->name, 0, 0, 0, 0, 0}, *f = NULL;
+            struct fentry key = {.name = rec->name}, *f = NULL;
             (*live_count)++;
             if (files->n > 0)
                 f = bsearch(&key, files->v, files->n, sizeof(*f), cmp_fentry);
             if (f != NULL) {
                 f->known = 1;
-                if (rec->present && rec->st_size == f->size &&
-                    rec->st_ino == f->ino && rec->st_mtime_ns == f->mtime_ns &&
-                    rec->st_ctime_ns == f->ctime_ns)
+                if (folder_stat_matches(rec, &f->st))
                     (*unchanged)++;
                 else
                     rc = add_name(&w->changed, &w->nchanged, &w->capchanged,
@@ -986,16 +978,19 @@ find_moves(struct flist *files, struct glist *gone, struct scan_work *w)
     qsort(gone->v, gone->n, sizeof(*gone->v), cmp_gone_ino);
     for (size_t i = 0; rc == SIMSYNC_OK && i < files->n; i++) {
         struct fentry *f = &files->v[i];
-        struct gone key = {NULL, f->ino, 0, 0, 0, 0}, *g;
-        if (f->known || f->size <= INLINE_MAX)
+        uint64_t ino = (uint64_t)f->st.st_ino, size = (uint64_t)f->st.st_size;
+        int64_t mtime_ns =
+            (int64_t)f->st.st_mtim.tv_sec * 1000000000 + f->st.st_mtim.tv_nsec;
+        struct gone key = {.ino = ino}, *g;
+        if (f->known || size <= INLINE_MAX)
             continue;
         g = bsearch(&key, gone->v, gone->n, sizeof(*g), cmp_gone_ino);
         /* Walk back to the first entry of this inode. */
-        while (g != NULL && g > gone->v && (g - 1)->ino == f->ino)
+        while (g != NULL && g > gone->v && (g - 1)->ino == ino)
             g--;
-        for (; g != NULL && g < gone->v + gone->n && g->ino == f->ino; g++) {
-            if (g->moved || !g->chunked || g->size != f->size ||
-                g->mtime_ns != f->mtime_ns)
+        for (; g != NULL && g < gone->v + gone->n && g->ino == ino; g++) {
+            if (g->moved || !g->chunked || g->size != size ||
+                g->mtime_ns != mtime_ns)
                 continue;
             g->moved = 1;
             f->known = 1; /* not a new file any more */
