@@ -562,6 +562,54 @@ simsync_backup_list(struct simsync_node *n, struct simsync_generation **out,
 
 /* ------------------------------------------------------------ manifest */
 
+/* Send one FetchRequest and hand every answer (each must be of kind
+ * `kind`) to fn until FetchDone. */
+static int
+fetch_run(struct link *l, Simsync__FetchRequest *f, int kind,
+          int (*fn)(const Simsync__Envelope *in, void *arg), void *arg)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+    int rc;
+
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
+    env.fetch = f;
+    rc = node_send_env(l->ch, &env);
+    while (rc == SIMSYNC_OK) {
+        rc = node_recv_env(l->ch, (void **)&in);
+        if (rc != SIMSYNC_OK)
+            break;
+        if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {
+            simsync__envelope__free_unpacked(in, NULL);
+            break;
+        }
+        rc = (int)in->msg_case == kind ? fn(in, arg) : SIMSYNC_EPROTO;
+        simsync__envelope__free_unpacked(in, NULL);
+    }
+    return rc;
+}
+
+/* The sealed manifest as it arrives, at most `cap` bytes. */
+struct manifest_acc {
+    uint8_t *buf;
+    size_t len, cap;
+    struct crypt_hash_state hs;
+};
+
+static int
+manifest_piece(const Simsync__Envelope *in, void *arg)
+{
+    struct manifest_acc *a = arg;
+    const ProtobufCBinaryData *b = &in->piece->blob;
+
+    if (a->len + b->len > a->cap)
+        return SIMSYNC_EPROTO;
+    if (a->buf == NULL && (a->buf = malloc(a->cap ? a->cap : 1)) == NULL)
+        return SIMSYNC_ENOMEM;
+    memcpy(a->buf + a->len, b->data, b->len);
+    a->len += b->len;
+    return crypt_hash_update(&a->hs, b->data, b->len);
+}
+
 /* Fetch, check and open the manifest of `gen`: the listing must pass the
  * rollback check, the pieces must hash to the listed digest, the blob must
  * open under our key with this generation number, and its link to the
@@ -570,13 +618,13 @@ static int
 open_manifest(struct simsync_node *n, struct replica *r, struct link *l,
               uint64_t gen, Simsync__Manifest **out)
 {
-    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *list = NULL, *in = NULL;
+    Simsync__Envelope *list = NULL;
     Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
     const Simsync__GenerationInfo *info = NULL, *prev = NULL;
+    struct manifest_acc acc = {0};
     uint8_t ad[sizeof(manifest_ad_prefix) - 1 + 8], digest[32];
-    uint8_t *sealed = NULL, *plain = NULL;
-    size_t slen = 0, plen = 0;
-    struct crypt_hash_state hs;
+    uint8_t *plain = NULL;
+    size_t plen = 0;
     int rc;
 
     *out = NULL;
@@ -607,41 +655,14 @@ open_manifest(struct simsync_node *n, struct replica *r, struct link *l,
         goto out;
     f.gen = gen;
     f.manifest = 1;
-    env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
-    env.fetch = &f;
-    rc = node_send_env(l->ch, &env);
-    crypt_hash_init(&hs, 32, NULL, 0);
-    while (rc == SIMSYNC_OK) {
-        rc = node_recv_env(l->ch, (void **)(void **)&in);
-        if (rc != SIMSYNC_OK)
-            break;
-        if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {
-            simsync__envelope__free_unpacked(in, NULL);
-            in = NULL;
-            break;
-        }
-        if (in->msg_case != SIMSYNC__ENVELOPE__MSG_PIECE ||
-            slen + in->piece->blob.len > info->manifest_bytes) {
-            rc = SIMSYNC_EPROTO;
-            break;
-        }
-        if (slen == 0)
-            sealed = malloc(info->manifest_bytes ? info->manifest_bytes : 1);
-        if (sealed == NULL) {
-            rc = SIMSYNC_ENOMEM;
-            break;
-        }
-        memcpy(sealed + slen, in->piece->blob.data, in->piece->blob.len);
-        slen += in->piece->blob.len;
-        crypt_hash_update(&hs, in->piece->blob.data, in->piece->blob.len);
-        simsync__envelope__free_unpacked(in, NULL);
-        in = NULL;
-    }
+    acc.cap = info->manifest_bytes;
+    crypt_hash_init(&acc.hs, 32, NULL, 0);
+    rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_PIECE, manifest_piece, &acc);
     if (rc != SIMSYNC_OK)
         goto out;
-    crypt_hash_final(&hs, digest, sizeof(digest));
+    crypt_hash_final(&acc.hs, digest, sizeof(digest));
     manifest_ad(ad, gen);
-    if (slen != info->manifest_bytes ||
+    if (acc.len != info->manifest_bytes ||
         !crypt_equal(digest, info->digest.data, 32)) {
         rc = node_fail(n, SIMSYNC_ECRYPTO,
                        "generation %llu as served by the hub does not match "
@@ -649,7 +670,7 @@ open_manifest(struct simsync_node *n, struct replica *r, struct link *l,
                        (unsigned long long)gen);
         goto out;
     }
-    rc = blob_decode(r->keys.seal, ad, sizeof(ad), sealed, slen,
+    rc = blob_decode(r->keys.seal, ad, sizeof(ad), acc.buf, acc.len,
                      MANIFEST_PLAIN_MAX, &plain, &plen);
     if (rc != SIMSYNC_OK) {
         rc = node_fail(n, SIMSYNC_ECRYPTO,
@@ -679,11 +700,9 @@ out:
         simsync__manifest__free_unpacked(*out, NULL);
         *out = NULL;
     }
-    if (in)
-        simsync__envelope__free_unpacked(in, NULL);
     if (list)
         simsync__envelope__free_unpacked(list, NULL);
-    free(sealed);
+    free(acc.buf);
     free(plain);
     return rc;
 }
@@ -758,12 +777,33 @@ restored_name(char *out, size_t len, const char *name, uint64_t gen)
              (unsigned long long)gen, dot && stem < strlen(name) ? dot : "");
 }
 
+struct chunk_acc {
+    struct replica *r;
+    uint64_t *fetched;
+};
+
+static int
+staged_chunk(const Simsync__Envelope *in, void *arg)
+{
+    struct chunk_acc *a = arg;
+    int rc;
+
+    if (in->chunk->id.len != 32)
+        return SIMSYNC_EPROTO;
+    if (in->chunk->blob.len == 0)
+        return SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
+    rc = replica_put_chunk(a->r, in->chunk->id.data, in->chunk->blob.data,
+                           in->chunk->blob.len);
+    if (rc == SIMSYNC_OK)
+        (*a->fetched)++;
+    return rc;
+}
+
 /* Fetch the chunks of v this node does not have staged. */
 static int
 fetch_chunks(struct replica *r, struct link *l, const Simsync__Version *v,
              uint64_t *fetched)
 {
-    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
     Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
     ProtobufCBinaryData *ids;
     struct store_txn *txn;
@@ -792,36 +832,10 @@ fetch_chunks(struct replica *r, struct link *l, const Simsync__Version *v,
     }
     store_txn_abort(txn);
     for (size_t off = 0; rc == SIMSYNC_OK && off < n; off += QUERY_IDS) {
-        f.gen = 0;
-        f.manifest = 0;
+        struct chunk_acc acc = {r, fetched};
         f.chunk_ids = ids + off;
         f.n_chunk_ids = n - off < QUERY_IDS ? n - off : QUERY_IDS;
-        env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
-        env.fetch = &f;
-        rc = node_send_env(l->ch, &env);
-        while (rc == SIMSYNC_OK) {
-            rc = node_recv_env(l->ch, (void **)(void **)&in);
-            if (rc != SIMSYNC_OK)
-                break;
-            if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {
-                simsync__envelope__free_unpacked(in, NULL);
-                in = NULL;
-                break;
-            }
-            if (in->msg_case != SIMSYNC__ENVELOPE__MSG_CHUNK ||
-                in->chunk->id.len != 32)
-                rc = SIMSYNC_EPROTO;
-            else if (in->chunk->blob.len == 0)
-                rc = SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
-            else
-                rc = replica_put_chunk(r, in->chunk->id.data,
-                                       in->chunk->blob.data,
-                                       in->chunk->blob.len);
-            if (rc == SIMSYNC_OK)
-                (*fetched)++;
-            simsync__envelope__free_unpacked(in, NULL);
-            in = NULL;
-        }
+        rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_CHUNK, staged_chunk, &acc);
     }
     free(ids);
     return rc;
