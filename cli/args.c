@@ -188,3 +188,37 @@ cli_check_addr(struct cli *c, const char *opt, const char *addr,
     }
     return 0;
 }
+
+int
+cli_parse_duration(const char *s, uint64_t *ms)
+{
+    char num[24];
+    size_t len = s ? strlen(s) : 0;
+    unsigned long v, unit;
+
+    if (len < 2 || len > sizeof(num))
+        return -1;
+    switch (s[len - 1]) {
+    case 's':
+        unit = 1000;
+        break;
+    case 'm':
+        unit = 60ul * 1000;
+        break;
+    case 'h':
+        unit = 3600ul * 1000;
+        break;
+    case 'd':
+        unit = 86400ul * 1000;
+        break;
+    default:
+        return -1;
+    }
+    memcpy(num, s, len - 1);
+    num[len - 1] = '\0';
+    /* At most ten years. */
+    if (cli_parse_ulong(num, 1, 3650ul * 86400 * 1000 / unit, &v) != 0)
+        return -1;
+    *ms = (uint64_t)v * unit;
+    return 0;
+}

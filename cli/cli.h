@@ -10,6 +10,7 @@
 #define CLI_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "simsync.h"
@@ -72,6 +73,10 @@ int cli_common_option(struct cli *c, int argc, char **argv, int *i);
  * blanks, no overflow. Returns 0 and sets *out, or -1. */
 int cli_parse_ulong(const char *s, unsigned long min, unsigned long max,
                     unsigned long *out);
+
+/* Parse a DURATION like 90s, 15m, 6h or 1d (a positive number and one
+ * unit, at most ten years) into milliseconds. Returns 0, or -1. */
+int cli_parse_duration(const char *s, uint64_t *ms);
 
 /* Check "HOST:PORT" or "[V6]:PORT" with a port in [min_port, 65535].
  * Returns 0 if well formed, else reports a usage error naming `opt` and
@@ -162,5 +167,13 @@ int cmd_backup_now(struct cli *c, int argc, char **argv);
 int cmd_backup_list(struct cli *c, int argc, char **argv);
 int cmd_backup_show(struct cli *c, int argc, char **argv);
 int cmd_restore(struct cli *c, int argc, char **argv);
+int cmd_backup_history(struct cli *c, int argc, char **argv);
+int cmd_backup_forget(struct cli *c, int argc, char **argv);
+int cmd_notices(struct cli *c, int argc, char **argv);
+
+/* cmd_daemon.c */
+int cmd_daemon(struct cli *c, int argc, char **argv);
+int cmd_hub_schedule(struct cli *c, int argc, char **argv);
+int cmd_hub_generations(struct cli *c, int argc, char **argv);
 
 #endif /* CLI_H */

@@ -83,6 +83,17 @@ cmd_sync(struct cli *c, int argc, char **argv)
         print_sync_json(&rep);
     else
         print_sync_text(&rep);
+    if (rc == SIMSYNC_OK) {
+        /* Restore jobs other terminals left here arrived with the sync. */
+        size_t ran = 0;
+        rc = simsync_jobs_run(n, NULL, NULL, &ran);
+        if (rc != SIMSYNC_OK)
+            code = out_fail(c, n, rc, "a restore job failed");
+        else if (ran > 0 && !c->json)
+            printf("Ran %zu restore job%s left by another terminal; see "
+                   "'simsync notices'.\n",
+                   ran, ran == 1 ? "" : "s");
+    }
     simsync_node_close(n);
     return code;
 }

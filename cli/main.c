@@ -55,22 +55,51 @@ static const struct command commands[] = {
      "conflicts resolve CLASS/NAME --keep mine|theirs|both",
      "settle one conflict"},
     {"conflicts", NULL, cmd_conflicts, "conflicts", "list the conflict inbox"},
-    {"backup", "now", cmd_backup_now, "backup now [--classes LIST]",
-     "make a backup generation on the hub now"},
+    {"hub", "schedule", cmd_hub_schedule,
+     "hub schedule --subscriber ID [--terminal ID] (--every DURATION | "
+     "--at HH:MM) [--retry-interval DURATION] [--max-attempts N] "
+     "[--answer-timeout DURATION] | --list | --remove",
+     "ask terminals for backups on a schedule (DURATION: 90s, 15m, 6h, "
+     "1d)"},
+    {"hub", "generations", cmd_hub_generations,
+     "hub generations --subscriber ID",
+     "a subscriber's generations: metadata only, the hub cannot read them"},
+    {"daemon", NULL, cmd_daemon,
+     "daemon [--power-supply-dir DIR] [--busy-after-edit SECONDS] "
+     "[--battery-below PERCENT] [--backup-after-bytes N] "
+     "[--check-every SECONDS] [--retry-after SECONDS]",
+     "stay connected to the hub: answer its backup requests (OK or BUSY), "
+     "run restore jobs, back up when pending changes pass a size"},
+    {"backup", "now", cmd_backup_now,
+     "backup now [--classes LIST] [--next DURATION]",
+     "make a backup generation on the hub now (--next: when the hub "
+     "should ask for the next one)"},
     {"backup", "list", cmd_backup_list, "backup list",
      "list the generations: number, time, terminal, classes, items, bytes"},
     {"backup", "show", cmd_backup_show, "backup show GEN",
      "list the items of a generation"},
+    {"backup", "history", cmd_backup_history, "backup history",
+     "what happened: started, busy, retried, gave up, completed, forgotten"},
+    {"backup", "forget", cmd_backup_forget,
+     "backup forget [--keep-last N] [--keep-daily N] [--keep-weekly N] "
+     "[--keep-monthly N] [--dry-run] [GEN...]",
+     "forget generations (all but those kept, or the ones named); the hub "
+     "reclaims chunks nothing uses"},
     {"restore", NULL, cmd_restore,
      "restore GEN [--classes LIST] [--item CLASS/NAME]... [--dry-run] "
-     "[--on-conflict ask|overwrite|keep-both|skip]",
-     "restore a generation, or part of it, into this terminal"},
+     "[--to-terminal ID] [--on-conflict ask|overwrite|keep-both|skip] "
+     "[--delete-after]",
+     "restore a generation, or part of it, here or (as a job) on another "
+     "terminal"},
+    {"notices", NULL, cmd_notices, "notices [--clear]",
+     "messages from the hub (a backup it gave up on) and from restore "
+     "jobs"},
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 /* The usage of the command being run; c->usage points here. */
-static char usage_buf[512];
+static char usage_buf[2048];
 
 static void
 print_full_usage(FILE *f)

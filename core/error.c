@@ -47,6 +47,8 @@ simsync_strerror(int err)
         return "wrong state for this operation";
     case SIMSYNC_ETIMEOUT:
         return "timed out";
+    case SIMSYNC_EBUSY:
+        return "busy: a backup is running already";
     default:
         return "unknown error";
     }
@@ -66,6 +68,7 @@ simsync_exit_code(int err)
     case SIMSYNC_ENOSIM:
     case SIMSYNC_EPASSWORD:
     case SIMSYNC_EMASSDEL:
+    case SIMSYNC_EBUSY:
         return 3;
     case SIMSYNC_ECLOSED:
     case SIMSYNC_ECONNECT:

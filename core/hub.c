@@ -17,6 +17,7 @@
 
 #include "crypt.h"
 #include "hub_backup.h"
+#include "hub_sched.h"
 #include "node.h"
 #include "session.h"
 #include "transport.h"
@@ -50,15 +51,15 @@ hub_log(const char *fmt, ...)
 }
 
 /* Keyed hash of a subscriber ID: the hub's store key for it. */
-static void
-sub_key_hub(const struct simsync_node *n, const char *subscriber,
+void
+hub_sub_key(const struct simsync_node *n, const char *subscriber,
             uint8_t out[SUB_BYTES])
 {
     crypt_hash(out, SUB_BYTES, subscriber, strlen(subscriber), n->pepper, 32);
 }
 
-static int
-sub_valid(const char *s)
+int
+hub_sub_valid(const char *s)
 {
     size_t len = s ? strlen(s) : 0;
 
@@ -70,8 +71,8 @@ sub_valid(const char *s)
     return 1;
 }
 
-static int
-tid_valid(const char *s)
+int
+hub_tid_valid(const char *s)
 {
     size_t len = s ? strlen(s) : 0;
 
@@ -168,13 +169,13 @@ hub_register(struct simsync_node *n, struct chan *ch,
     size_t vl;
     int rc;
 
-    if (!sub_valid(req->subscriber) || !tid_valid(req->terminal_id) ||
+    if (!hub_sub_valid(req->subscriber) || !hub_tid_valid(req->terminal_id) ||
         req->password_hash == NULL || strlen(req->password_hash) == 0 ||
         strlen(req->password_hash) >= 128 || req->n_classes > CLS_COUNT) {
         node_send_error(ch, SIMSYNC_EPROTO, "malformed registration");
         return SIMSYNC_EPROTO;
     }
-    sub_key_hub(n, req->subscriber, sub);
+    hub_sub_key(n, req->subscriber, sub);
     rc = get_reg(n, sub, req->terminal_id, &old);
     if (rc == SIMSYNC_OK && (old->node_pk.len != 32 ||
                              !crypt_equal(old->node_pk.data, peer_pk, 32))) {
@@ -338,8 +339,8 @@ purge_fn(struct store_txn *txn, void *arg)
 }
 
 static int
-hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
-         const uint8_t peer_pk[32])
+hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
+         const Simsync__Hello *h, const uint8_t peer_pk[32])
 {
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
     Simsync__HelloReply rep = SIMSYNC__HELLO_REPLY__INIT;
@@ -350,18 +351,19 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
     struct vv hz[CLS_COUNT];
     struct purge_arg pa;
     uint32_t classes[CLS_COUNT], ncls = 0, mask = 0;
+    uint64_t notices_sent;
     int rc;
 
     if (h->proto != SIMSYNC_PROTO_VERSION) {
         node_send_error(ch, SIMSYNC_EPROTO, "unsupported protocol version");
         return SIMSYNC_EPROTO;
     }
-    if (!sub_valid(h->subscriber) || !tid_valid(h->terminal_id)) {
+    if (!hub_sub_valid(h->subscriber) || !hub_tid_valid(h->terminal_id)) {
         node_send_error(ch, SIMSYNC_EPROTO, "malformed hello");
         return SIMSYNC_EPROTO;
     }
     memset(&r, 0, sizeof(r));
-    sub_key_hub(n, h->subscriber, r.sub);
+    hub_sub_key(n, h->subscriber, r.sub);
     /* FIG 13/14: subscriber + terminal ID + node key must match a
      * registration. */
     rc = get_reg(n, r.sub, h->terminal_id, &reg);
@@ -384,24 +386,52 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
     rep.proto = SIMSYNC_PROTO_VERSION;
     rep.classes = classes;
     rep.n_classes = ncls;
+    rc = hub_hello_extras(n, r.sub, h, &rep);
+    if (rc != SIMSYNC_OK) {
+        node_send_error(ch, rc, "the hub cannot read its store");
+        return rc;
+    }
+    notices_sent = h->notices_seen;
+    for (size_t i = 0; i < rep.n_notices; i++)
+        if (rep.notices[i]->seq > notices_sent)
+            notices_sent = rep.notices[i]->seq;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_HELLO_REPLY;
     env.hello_reply = &rep;
     rc = node_send_env(ch, &env);
+    hub_hello_extras_free(&rep);
     if (rc != SIMSYNC_OK)
         return rc;
     if (h->op != SIMSYNC__OP__OP_SYNC) {
         uint64_t gen = 0;
         switch (h->op) {
         case SIMSYNC__OP__OP_BACKUP:
+            hub_gc_enter();
             rc = hub_backup(n, ch, r.sub, h->terminal_id, &gen);
+            hub_gc_leave();
             hub_log("backup from terminal %s: %s, generation %llu",
                     h->terminal_id, simsync_strerror(rc),
                     (unsigned long long)gen);
+            if (rc == SIMSYNC_OK && h->next_backup_in_ms > 0)
+                rc = hub_sched_next_in(n, r.sub, h->terminal_id,
+                                       h->next_backup_in_ms);
             return rc;
         case SIMSYNC__OP__OP_GENERATIONS:
             return hub_generations(n, ch, r.sub);
         case SIMSYNC__OP__OP_FETCH:
             return hub_fetch(n, ch, r.sub);
+        case SIMSYNC__OP__OP_CONTROL:
+            hub_log("terminal %s connected for backup requests",
+                    h->terminal_id);
+            rc = hub_control(n, ch, conn, r.sub, h, notices_sent);
+            hub_log("terminal %s disconnected: %s", h->terminal_id,
+                    simsync_strerror(rc));
+            return rc;
+        case SIMSYNC__OP__OP_HISTORY:
+            return hub_history(n, ch, r.sub);
+        case SIMSYNC__OP__OP_FORGET:
+            return hub_forget(n, ch, r.sub, h->terminal_id);
+        case SIMSYNC__OP__OP_RESTORE_JOB:
+            return hub_restore_job(n, ch, r.sub, h->terminal_id);
         default:
             node_send_error(ch, SIMSYNC_EPROTO, "unknown operation");
             return SIMSYNC_EPROTO;
@@ -420,8 +450,10 @@ hub_sync(struct simsync_node *n, struct chan *ch, const Simsync__Hello *h,
     rc = store_write(n->st, purge_fn, &pa);
     cfg.horizon = rc == SIMSYNC_OK ? hz : NULL;
     rc = session_new(&cfg, &s);
+    hub_gc_enter();
     if (rc == SIMSYNC_OK)
         rc = node_pump(ch, s);
+    hub_gc_leave();
     if (s != NULL) {
         const struct session_stats *st = session_get_stats(s);
         hub_log("sync terminal %s: %s; received %llu, sent %llu changes, "
@@ -454,7 +486,7 @@ hub_conn_main(void *arg)
         rc = node_recv_env(ch, (void **)&env);
     if (rc == SIMSYNC_OK) {
         if (env->msg_case == SIMSYNC__ENVELOPE__MSG_HELLO)
-            rc = hub_sync(hc->n, ch, env->hello, pk);
+            rc = hub_sync(hc->n, ch, hc->conn, env->hello, pk);
         else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_REGISTER)
             rc = hub_register(hc->n, ch, env->register_, pk);
         else
@@ -563,6 +595,11 @@ simsync_hub_serve(struct simsync_node *n, const char *listen_addr,
     if (rc != SIMSYNC_OK)
         return node_fail(n, rc, "cannot listen on %s: %s", listen_addr,
                          simsync_strerror(rc));
+    rc = hub_sched_start(n, stop);
+    if (rc != SIMSYNC_OK) {
+        listener_close(l);
+        return node_fail(n, rc, "cannot start the backup scheduler");
+    }
     listener_addr(l, addr, sizeof(addr));
     if (bound_addr != NULL)
         snprintf(bound_addr, bound_len, "%s", addr);
@@ -610,6 +647,7 @@ simsync_hub_serve(struct simsync_node *n, const char *listen_addr,
         pthread_attr_destroy(&attr);
     }
     listener_close(l);
+    hub_sched_stop();
     /* Let running sessions finish before the store goes away. */
     for (int i = 0; i < 300; i++) {
         int active;

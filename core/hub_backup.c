@@ -8,11 +8,13 @@
  * chunk it uses is in the chunks database and the manifest's digest
  * matches what was announced; chunks received before an interruption stay
  * (each in its own transaction), so a new attempt only sends the rest. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crypt.h"
 #include "hub_backup.h"
+#include "hub_sched.h"
 #include "node.h"
 
 #define QUERY_MAX 8192               /* chunk ids per ChunkQuery */
@@ -352,6 +354,7 @@ hub_backup(struct simsync_node *n, struct chan *ch,
     Simsync__BackupReady ready = SIMSYNC__BACKUP_READY__INIT;
     struct upload u;
     struct latest l;
+    uint64_t job;
     int rc, finished = 0;
 
     memset(&u, 0, sizeof(u));
@@ -364,6 +367,7 @@ hub_backup(struct simsync_node *n, struct chan *ch,
         node_send_error(ch, rc, "expected backup begin");
     if (rc != SIMSYNC_OK)
         return rc;
+    job = in->backup_begin->job;
     simsync__envelope__free_unpacked(in, NULL);
     in = NULL;
     rc = latest_gen(n->st, sub, &l);
@@ -414,6 +418,17 @@ hub_backup(struct simsync_node *n, struct chan *ch,
         node_send_error(ch, rc, "another generation was committed meanwhile");
     if (rc == SIMSYNC_OK)
         *gen_out = u.gen;
+    /* The scheduler writes the history of the backups it asked for. */
+    if (job == 0) {
+        if (rc == SIMSYNC_OK)
+            hub_event(n->st, sub, terminal_id, "completed", u.gen, 0, 0,
+                      "generation %llu (backup started on the terminal)",
+                      (unsigned long long)u.gen);
+        else
+            hub_event(n->st, sub, terminal_id, "failed", 0, 0, 0,
+                      "backup started on the terminal: %s",
+                      simsync_strerror(rc));
+    }
     upload_free(&u);
     return rc;
 }
@@ -593,4 +608,52 @@ hub_fetch(struct simsync_node *n, struct chan *ch, const uint8_t sub[SUB_BYTES])
         if (rc != SIMSYNC_OK)
             return rc;
     }
+}
+
+int
+simsync_hub_generations(struct simsync_node *n, const char *subscriber,
+                        struct simsync_generation **out, size_t *count)
+{
+    uint8_t sub[SUB_BYTES];
+    struct list_acc a = {0};
+    struct store_txn *txn;
+    struct simsync_generation *v;
+    int rc = hub_admin_sub(n, subscriber, sub);
+
+    *out = NULL;
+    *count = 0;
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_txn_begin(n->st, 1, &txn);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = hub_gen_each(txn, sub, list_fn, &a);
+    store_txn_abort(txn);
+    v = rc == SIMSYNC_OK ? calloc(a.n + 1, sizeof(*v)) : NULL;
+    if (rc == SIMSYNC_OK && v == NULL)
+        rc = SIMSYNC_ENOMEM;
+    for (size_t i = 0; rc == SIMSYNC_OK && i < a.n; i++) {
+        const Simsync__GenerationInfo *g = a.v[i];
+        v[i].gen = g->gen;
+        v[i].created_ms = g->created_ms;
+        v[i].items = g->items;
+        v[i].bytes = g->bytes;
+        v[i].manifest_bytes = g->manifest_bytes;
+        v[i].forgotten = g->forgotten;
+        snprintf(v[i].terminal_id, sizeof(v[i].terminal_id), "%s",
+                 g->terminal_id);
+        for (size_t c = 0; c < g->n_classes; c++)
+            if (g->classes[c] < CLS_COUNT)
+                v[i].classes |= 1u << g->classes[c];
+    }
+    for (size_t i = 0; i < a.n; i++)
+        simsync__generation_info__free_unpacked(a.v[i], NULL);
+    free(a.v);
+    if (rc != SIMSYNC_OK) {
+        free(v);
+        return rc;
+    }
+    *out = v;
+    *count = a.n;
+    return SIMSYNC_OK;
 }

@@ -1017,12 +1017,23 @@ int
 node_hello(struct simsync_node *n, struct link *l, int op, uint32_t classes,
            uint32_t *mask)
 {
+    return node_hello_next(n, l, op, classes, mask, 0);
+}
+
+int
+node_hello_next(struct simsync_node *n, struct link *l, int op,
+                uint32_t classes, uint32_t *mask, uint64_t next_in_ms)
+{
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *reply = NULL;
     Simsync__Hello hello = SIMSYNC__HELLO__INIT;
     uint32_t cls_list[CLS_COUNT], ncls = 0;
+    struct hello_state hs;
     int rc;
 
     *mask = 0;
+    rc = node_hello_prepare(n, &hs);
+    if (rc != SIMSYNC_OK)
+        return rc;
     for (int c = 0; c < CLS_COUNT; c++)
         if (classes & (1u << c))
             cls_list[ncls++] = (uint32_t)c;
@@ -1034,6 +1045,10 @@ node_hello(struct simsync_node *n, struct link *l, int op, uint32_t classes,
     hello.classes = cls_list;
     hello.n_classes = ncls;
     hello.op = (Simsync__Op)op;
+    hello.notices_seen = hs.notices_seen;
+    hello.jobs_done = hs.done;
+    hello.n_jobs_done = hs.ndone;
+    hello.next_backup_in_ms = next_in_ms;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_HELLO;
     env.hello = &hello;
     rc = node_send_env(l->ch, &env);
@@ -1045,6 +1060,10 @@ node_hello(struct simsync_node *n, struct link *l, int op, uint32_t classes,
             if (reply->hello_reply->classes[i] < CLS_COUNT)
                 *mask |= 1u << reply->hello_reply->classes[i];
         *mask &= classes;
+        rc = node_hello_absorb(n, &hs, reply->hello_reply->notices,
+                               reply->hello_reply->n_notices,
+                               reply->hello_reply->jobs,
+                               reply->hello_reply->n_jobs);
     }
     if (reply)
         simsync__envelope__free_unpacked(reply, NULL);

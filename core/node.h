@@ -8,6 +8,7 @@
 #include "chan.h"
 #include "replica.h"
 #include "simsync.h"
+#include "simsync.pb-c.h"
 #include "store.h"
 
 #define NODE_ID_LEN 40
@@ -70,6 +71,38 @@ void link_close(struct link *l);
  * classes the hub accepted. */
 int node_hello(struct simsync_node *n, struct link *l, int op, uint32_t classes,
                uint32_t *mask);
+/* node_hello for OP_BACKUP, asking the hub to schedule the next backup
+ * next_in_ms from now (0: no wish). */
+int node_hello_next(struct simsync_node *n, struct link *l, int op,
+                    uint32_t classes, uint32_t *mask, uint64_t next_in_ms);
+
+/* node_jobs.c: what a Hello carries for notices and restore jobs, and
+ * keeping what the HelloReply brings (meta "notices", "notices_seen",
+ * "job:<id>", "jobs_done"). */
+struct hello_state {
+    uint64_t notices_seen;
+    uint64_t done[32];
+    size_t ndone;
+};
+int node_hello_prepare(struct simsync_node *n, struct hello_state *hs);
+int node_hello_absorb(struct simsync_node *n, const struct hello_state *hs,
+                      Simsync__Notice *const *notices, size_t nnotices,
+                      Simsync__RestoreJob *const *jobs, size_t njobs);
+/* Add a notice made on this terminal. */
+int node_notice_local(struct simsync_node *n, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Leave a restore for o->to_terminal at the hub; *id gets the job id. */
+int node_job_leave(struct simsync_node *n, const struct simsync_restore_opts *o,
+                   uint64_t *id);
+/* How many restore jobs wait here. */
+int node_jobs_waiting(struct simsync_node *n, size_t *count);
+/* Keep a job the hub pushed on a control connection. */
+int node_job_store(struct simsync_node *n, const Simsync__RestoreJob *j);
+
+/* node_backup.c: is a backup of this terminal running (lock held)? */
+int node_backup_running(struct simsync_node *n);
+
 /* The inserted SIM must be the bound subscriber's. */
 int check_sim_binding(struct simsync_node *n);
 /* The terminal's replica: data keys, store, subscriber, data folder. */

@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,6 +103,7 @@ struct snap_item {
 struct snapshot {
     struct snap_item *v;
     size_t n, cap;
+    struct vv mark[CLS_COUNT]; /* own knowledge at the snapshot */
 };
 
 static void
@@ -109,6 +112,8 @@ snapshot_free(struct snapshot *s)
     for (size_t i = 0; i < s->n; i++)
         item_record_free(s->v[i].rec);
     free(s->v);
+    for (int c = 0; c < CLS_COUNT; c++)
+        vv_free(&s->mark[c]);
     memset(s, 0, sizeof(*s));
 }
 
@@ -128,6 +133,9 @@ snapshot_take(struct replica *r, uint32_t classes, struct snapshot *s)
         size_t kl, vl;
         if (!(classes & (1u << c)))
             continue;
+        rc = journal_knowledge_get(txn, r->sub, c, 0, &s->mark[c]);
+        if (rc != SIMSYNC_OK)
+            break;
         memcpy(prefix, r->sub, SUB_BYTES);
         prefix[SUB_BYTES] = (uint8_t)c;
         rc = store_cursor_open(txn, STORE_ITEMS, &cur);
@@ -181,6 +189,198 @@ snapshot_take(struct replica *r, uint32_t classes, struct snapshot *s)
     if (rc != SIMSYNC_OK)
         snapshot_free(s);
     return rc;
+}
+
+/* ------------------------------------------------------------ mark */
+
+/* meta "backup_mark": a Knowledge message, per class what this terminal
+ * knew at the snapshot of the last generation it made. What it learnt
+ * since is not in any generation yet (the pending-size trigger). */
+static const char mark_key[] = "backup_mark";
+
+static int
+mark_get(struct store_txn *txn, struct vv mark[CLS_COUNT])
+{
+    Simsync__Knowledge *k;
+    const void *v;
+    size_t vl;
+    int rc = store_get(txn, STORE_META, mark_key, sizeof(mark_key) - 1, &v,
+                       &vl);
+
+    if (rc == SIMSYNC_ENOTFOUND)
+        return SIMSYNC_OK;
+    if (rc != SIMSYNC_OK)
+        return rc;
+    k = simsync__knowledge__unpack(NULL, vl, v);
+    if (k == NULL)
+        return SIMSYNC_EPROTO;
+    for (size_t i = 0; rc == SIMSYNC_OK && i < k->n_classes; i++)
+        if (k->classes[i]->cls < CLS_COUNT)
+            rc = vv_from_pb_dots(&mark[k->classes[i]->cls],
+                                 k->classes[i]->entries,
+                                 k->classes[i]->n_entries);
+    simsync__knowledge__free_unpacked(k, NULL);
+    return rc;
+}
+
+struct mark_put {
+    const struct snapshot *s;
+    uint32_t classes;
+};
+
+static int
+mark_put_fn(struct store_txn *txn, void *arg)
+{
+    struct mark_put *p = arg;
+    struct vv mark[CLS_COUNT];
+    Simsync__Knowledge k = SIMSYNC__KNOWLEDGE__INIT;
+    Simsync__ClassKnowledge ck[CLS_COUNT], *pck[CLS_COUNT];
+    Simsync__Dot *dots = NULL, **pdots = NULL;
+    size_t total = 0, used = 0, len;
+    uint8_t *buf;
+    int rc;
+
+    for (int c = 0; c < CLS_COUNT; c++)
+        mark[c] = (struct vv)VV_INIT;
+    rc = mark_get(txn, mark);
+    for (int c = 0; rc == SIMSYNC_OK && c < CLS_COUNT; c++)
+        if (p->classes & (1u << c))
+            rc = vv_copy(&mark[c], &p->s->mark[c]);
+    for (int c = 0; c < CLS_COUNT; c++)
+        total += mark[c].n;
+    if (rc == SIMSYNC_OK) {
+        dots = calloc(total ? total : 1, sizeof(*dots));
+        pdots = calloc(total ? total : 1, sizeof(*pdots));
+        if (dots == NULL || pdots == NULL)
+            rc = SIMSYNC_ENOMEM;
+    }
+    for (int c = 0; rc == SIMSYNC_OK && c < CLS_COUNT; c++) {
+        simsync__class_knowledge__init(&ck[c]);
+        ck[c].cls = (uint32_t)c;
+        ck[c].entries = pdots + used;
+        ck[c].n_entries = mark[c].n;
+        for (size_t i = 0; i < mark[c].n; i++, used++) {
+            simsync__dot__init(&dots[used]);
+            dots[used].replica = mark[c].e[i].replica;
+            dots[used].counter = mark[c].e[i].counter;
+            pdots[used] = &dots[used];
+        }
+        pck[c] = &ck[c];
+    }
+    if (rc == SIMSYNC_OK) {
+        k.classes = pck;
+        k.n_classes = CLS_COUNT;
+        rc = record_pack(&k.base, &buf, &len);
+    }
+    if (rc == SIMSYNC_OK) {
+        rc = store_put(txn, STORE_META, mark_key, sizeof(mark_key) - 1, buf,
+                       len);
+        free(buf);
+    }
+    free(dots);
+    free(pdots);
+    for (int c = 0; c < CLS_COUNT; c++)
+        vv_free(&mark[c]);
+    return rc;
+}
+
+struct pending_acc {
+    struct store_txn *txn;
+    const uint8_t *sub;
+    int cls;
+    uint64_t items, bytes;
+};
+
+static int
+pending_fn(const struct dot *d, const uint8_t id[ITEM_ID_BYTES], void *arg)
+{
+    struct pending_acc *a = arg;
+    Simsync__ItemRecord *rec = NULL;
+
+    (void)d;
+    a->items++;
+    if (item_get(a->txn, a->sub, a->cls, id, &rec) == SIMSYNC_OK &&
+        rec->n_versions == 1 && !rec->versions[0]->deleted)
+        a->bytes += rec->versions[0]->size;
+    item_record_free(rec);
+    return 0;
+}
+
+int
+simsync_backup_pending(struct simsync_node *n, uint64_t *items,
+                       uint64_t *bytes)
+{
+    struct vv mark[CLS_COUNT];
+    struct store_txn *txn;
+    struct replica r;
+    int rc;
+
+    *items = *bytes = 0;
+    if (!n->bound)
+        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
+    rc = replica_setup(n, &r);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    keys_wipe(&r.keys);
+    for (int c = 0; c < CLS_COUNT; c++)
+        mark[c] = (struct vv)VV_INIT;
+    rc = store_txn_begin(n->st, 1, &txn);
+    if (rc == SIMSYNC_OK) {
+        rc = mark_get(txn, mark);
+        for (int c = 0; rc == SIMSYNC_OK && c < CLS_COUNT; c++) {
+            struct pending_acc a = {txn, r.sub, c, 0, 0};
+            if (!(n->classes & (1u << c)))
+                continue;
+            rc = journal_scan(txn, r.sub, c, &mark[c], pending_fn, &a);
+            *items += a.items;
+            *bytes += a.bytes;
+        }
+        store_txn_abort(txn);
+    }
+    for (int c = 0; c < CLS_COUNT; c++)
+        vv_free(&mark[c]);
+    return rc;
+}
+
+/* ------------------------------------------------------------ lock */
+
+/* One backup at a time per terminal (the CLI, the daemon's thread): an
+ * advisory lock on <home>/backup.lock, held while a backup runs. */
+static int
+backup_lock(struct simsync_node *n, int *fd)
+{
+    char path[PATH_MAX];
+
+    *fd = -1;
+    if (snprintf(path, sizeof(path), "%s/backup.lock", n->home) >=
+        (int)sizeof(path))
+        return SIMSYNC_EINVAL;
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return node_fail(n, SIMSYNC_EIO, "cannot open %s: %s", path,
+                         strerror(errno));
+    if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        close(*fd);
+        *fd = -1;
+        if (busy)
+            return node_fail(n, SIMSYNC_EBUSY,
+                             "another backup of this terminal is running");
+        return node_fail(n, SIMSYNC_EIO, "cannot lock %s: %s", path,
+                         strerror(errno));
+    }
+    return SIMSYNC_OK;
+}
+
+int
+node_backup_running(struct simsync_node *n)
+{
+    int fd, rc = backup_lock(n, &fd);
+
+    if (rc == SIMSYNC_OK)
+        close(fd);
+    n->err[0] = '\0';
+    return rc == SIMSYNC_EBUSY;
 }
 
 /* ------------------------------------------------------------ backup */
@@ -298,6 +498,35 @@ int
 simsync_backup_now(struct simsync_node *n, uint32_t classes,
                    struct simsync_backup_report *rep)
 {
+    struct simsync_backup_opts o = {classes, 0, 0};
+
+    return simsync_backup_run(n, &o, rep);
+}
+
+static int backup_locked(struct simsync_node *n,
+                         const struct simsync_backup_opts *o,
+                         struct simsync_backup_report *rep);
+
+int
+simsync_backup_run(struct simsync_node *n, const struct simsync_backup_opts *o,
+                   struct simsync_backup_report *rep)
+{
+    int fd, rc;
+
+    memset(rep, 0, sizeof(*rep));
+    n->err[0] = '\0';
+    rc = backup_lock(n, &fd);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = backup_locked(n, o, rep);
+    close(fd);
+    return rc;
+}
+
+static int
+backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
+              struct simsync_backup_report *rep)
+{
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
     Simsync__BackupBegin begin = SIMSYNC__BACKUP_BEGIN__INIT;
     Simsync__BackupEnd end = SIMSYNC__BACKUP_END__INIT;
@@ -312,12 +541,9 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
     uint8_t *plain = NULL, *sealed = NULL;
     size_t plen = 0, slen = 0, nitems = 0, prevlen = 0;
     uint64_t t0 = node_now_ms(), gen = 0;
+    uint32_t classes = o->classes ? o->classes : n->classes;
     int rc;
 
-    memset(rep, 0, sizeof(*rep));
-    n->err[0] = '\0';
-    if (classes == 0)
-        classes = n->classes;
     rc = check_sim_binding(n);
     if (rc != SIMSYNC_OK)
         return rc;
@@ -334,7 +560,8 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
     }
     rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
     if (rc == SIMSYNC_OK)
-        rc = node_hello(n, &l, SIMSYNC__OP__OP_BACKUP, classes, &mask);
+        rc = node_hello_next(n, &l, SIMSYNC__OP__OP_BACKUP, classes, &mask,
+                             o->next_in_ms);
     if (rc != SIMSYNC_OK)
         goto out;
     for (int c = 0; c < CLS_COUNT; c++)
@@ -342,6 +569,7 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
             cls_list[ncls++] = (uint32_t)c;
     begin.classes = cls_list;
     begin.n_classes = ncls;
+    begin.job = o->job;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_BEGIN;
     env.backup_begin = &begin;
     rc = node_send_env(l.ch, &env);
@@ -432,8 +660,14 @@ simsync_backup_now(struct simsync_node *n, uint32_t classes,
     }
     if (rc == SIMSYNC_OK)
         rc = seen_raise(n, gen, digest);
-    if (rc == SIMSYNC_OK)
+    if (rc == SIMSYNC_OK) {
+        struct mark_put mp = {&snap, classes};
+        rc = store_write(n->st, mark_put_fn, &mp);
+    }
+    if (rc == SIMSYNC_OK) {
         rep->gen = gen;
+        memcpy(rep->digest, digest, sizeof(digest));
+    }
 fail:
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
         node_fail(n, rc,
@@ -473,34 +707,82 @@ fetch_list(struct simsync_node *n, Simsync__Envelope **out)
     return rc;
 }
 
+/* The token a terminal gives the hub with a generation it forgets: only
+ * holders of the data key can make it, so a hub cannot pass off a
+ * generation it dropped (a rollback) as a forgotten one. */
+static void
+forget_token(const struct datakeys *k, uint64_t gen, const uint8_t digest[32],
+             uint8_t out[32])
+{
+    static const char label[] = "simsync-forget";
+    uint8_t fkey[32], msg[sizeof(label) - 1 + 8 + 32];
+
+    crypt_hash(fkey, sizeof(fkey), "simsync-forget-key", 18, k->verifier, 32);
+    memcpy(msg, label, sizeof(label) - 1);
+    store_be64(msg + sizeof(label) - 1, gen);
+    memcpy(msg + sizeof(label) - 1 + 8, digest, 32);
+    crypt_hash(out, 32, msg, sizeof(msg), fkey, sizeof(fkey));
+    crypt_wipe(fkey, sizeof(fkey));
+}
+
 /* Check a listing against what this terminal has seen, then remember its
- * newest generation. */
+ * newest generation. Forgotten generations count (their numbers are never
+ * reused) when their token is genuine. */
 static int
 check_list(struct simsync_node *n, const Simsync__GenerationList *gl)
 {
     uint8_t seen_digest[32];
     uint64_t seen, max = 0;
     const Simsync__GenerationInfo *newest = NULL;
+    struct replica r;
+    int have_keys = 0;
     int rc = seen_get(n, &seen, seen_digest);
 
     if (rc != SIMSYNC_OK)
         return rc;
-    for (size_t i = 0; i < gl->n_gens; i++) {
+    for (size_t i = 0; rc == SIMSYNC_OK && i < gl->n_gens; i++) {
         const Simsync__GenerationInfo *g = gl->gens[i];
-        if (g->digest.len != 32)
-            return node_fail(n, SIMSYNC_EPROTO,
-                             "the hub lists generation %llu without a digest",
-                             (unsigned long long)g->gen);
-        if (g->gen == seen && !crypt_equal(g->digest.data, seen_digest, 32))
-            return node_fail(n, SIMSYNC_ECRYPTO,
-                             "the hub serves another generation %llu than "
-                             "the one this terminal saw: refusing it",
-                             (unsigned long long)seen);
+        if (g->digest.len != 32) {
+            rc = node_fail(n, SIMSYNC_EPROTO,
+                           "the hub lists generation %llu without a digest",
+                           (unsigned long long)g->gen);
+            break;
+        }
+        if (g->gen == seen && !crypt_equal(g->digest.data, seen_digest, 32)) {
+            rc = node_fail(n, SIMSYNC_ECRYPTO,
+                           "the hub serves another generation %llu than "
+                           "the one this terminal saw: refusing it",
+                           (unsigned long long)seen);
+            break;
+        }
+        if (g->forgotten) {
+            uint8_t tok[32];
+            if (!have_keys) {
+                rc = replica_setup(n, &r);
+                if (rc != SIMSYNC_OK)
+                    break;
+                have_keys = 1;
+            }
+            forget_token(&r.keys, g->gen, g->digest.data, tok);
+            if (g->forget_token.len != 32 ||
+                !crypt_equal(tok, g->forget_token.data, 32)) {
+                rc = node_fail(n, SIMSYNC_ECRYPTO,
+                               "the hub says generation %llu was forgotten, "
+                               "but no terminal of this subscriber asked for "
+                               "it: refusing the listing",
+                               (unsigned long long)g->gen);
+                break;
+            }
+        }
         if (g->gen >= max) {
             max = g->gen;
             newest = g;
         }
     }
+    if (have_keys)
+        keys_wipe(&r.keys);
+    if (rc != SIMSYNC_OK)
+        return rc;
     if (max < seen)
         return node_fail(n, SIMSYNC_ECRYPTO,
                          "the hub's newest generation is %llu but this "
@@ -512,12 +794,42 @@ check_list(struct simsync_node *n, const Simsync__GenerationList *gl)
     return SIMSYNC_OK;
 }
 
+/* The checked listing's live generations, oldest first. */
+static int
+gens_from_list(const Simsync__GenerationList *gl,
+               struct simsync_generation **out, size_t *count)
+{
+    struct simsync_generation *v = calloc(gl->n_gens + 1, sizeof(*v));
+    size_t cnt = 0;
+
+    if (v == NULL)
+        return SIMSYNC_ENOMEM;
+    for (size_t i = 0; i < gl->n_gens; i++) {
+        const Simsync__GenerationInfo *g = gl->gens[i];
+        if (g->forgotten)
+            continue;
+        v[cnt].gen = g->gen;
+        v[cnt].created_ms = g->created_ms;
+        v[cnt].items = g->items;
+        v[cnt].bytes = g->bytes;
+        v[cnt].manifest_bytes = g->manifest_bytes;
+        snprintf(v[cnt].terminal_id, sizeof(v[cnt].terminal_id), "%s",
+                 g->terminal_id ? g->terminal_id : "");
+        for (size_t c = 0; c < g->n_classes; c++)
+            if (g->classes[c] < CLS_COUNT)
+                v[cnt].classes |= 1u << g->classes[c];
+        cnt++;
+    }
+    *out = v;
+    *count = cnt;
+    return SIMSYNC_OK;
+}
+
 int
 simsync_backup_list(struct simsync_node *n, struct simsync_generation **out,
                     size_t *count)
 {
     Simsync__Envelope *in = NULL;
-    struct simsync_generation *v;
     int rc;
 
     *out = NULL;
@@ -528,36 +840,203 @@ simsync_backup_list(struct simsync_node *n, struct simsync_generation **out,
     rc = fetch_list(n, &in);
     if (rc == SIMSYNC_OK)
         rc = check_list(n, in->generations);
-    if (rc != SIMSYNC_OK) {
-        if (in)
-            simsync__envelope__free_unpacked(in, NULL);
-        if (n->err[0] == '\0')
-            node_fail(n, rc, "cannot list the generations: %s",
-                      simsync_strerror(rc));
-        return rc;
-    }
-    v = calloc(in->generations->n_gens + 1, sizeof(*v));
-    if (v == NULL) {
+    if (rc == SIMSYNC_OK)
+        rc = gens_from_list(in->generations, out, count);
+    if (in)
         simsync__envelope__free_unpacked(in, NULL);
-        return SIMSYNC_ENOMEM;
+    if (rc != SIMSYNC_OK && n->err[0] == '\0')
+        node_fail(n, rc, "cannot list the generations: %s",
+                  simsync_strerror(rc));
+    return rc;
+}
+
+/* ------------------------------------------------------------ forget */
+
+static int
+cmp_gen_desc(const void *a, const void *b)
+{
+    const struct simsync_generation *x = a, *y = b;
+
+    return x->gen < y->gen ? 1 : x->gen > y->gen ? -1 : 0;
+}
+
+enum period { PERIOD_DAY, PERIOD_WEEK, PERIOD_MONTH };
+
+/* The name of the period (local time) that holds time t. */
+static size_t
+period_name(char *out, size_t len, time_t t, enum period p)
+{
+    struct tm tm;
+
+    if (localtime_r(&t, &tm) == NULL)
+        return 0;
+    switch (p) {
+    case PERIOD_DAY:
+        return strftime(out, len, "%Y-%m-%d", &tm);
+    case PERIOD_WEEK:
+        return strftime(out, len, "%G-W%V", &tm);
+    default:
+        return strftime(out, len, "%Y-%m", &tm);
     }
-    for (size_t i = 0; i < in->generations->n_gens; i++) {
-        const Simsync__GenerationInfo *g = in->generations->gens[i];
-        v[i].gen = g->gen;
-        v[i].created_ms = g->created_ms;
-        v[i].items = g->items;
-        v[i].bytes = g->bytes;
-        v[i].manifest_bytes = g->manifest_bytes;
-        snprintf(v[i].terminal_id, sizeof(v[i].terminal_id), "%s",
-                 g->terminal_id ? g->terminal_id : "");
-        for (size_t c = 0; c < g->n_classes; c++)
-            if (g->classes[c] < CLS_COUNT)
-                v[i].classes |= 1u << g->classes[c];
+}
+
+/* Keep the newest generation of each of the newest `count` periods.
+ * v is newest first. */
+static void
+keep_periods(const struct simsync_generation *v, size_t n, int *keep,
+             uint32_t count, enum period p)
+{
+    char prev[32] = "", cur[32];
+    uint32_t periods = 0;
+
+    for (size_t i = 0; i < n && periods < count; i++) {
+        if (period_name(cur, sizeof(cur), (time_t)(v[i].created_ms / 1000),
+                        p) == 0)
+            continue;
+        if (strcmp(cur, prev) != 0) {
+            keep[i] = 1;
+            periods++;
+            memcpy(prev, cur, sizeof(prev));
+        }
     }
-    *count = in->generations->n_gens;
-    *out = v;
-    simsync__envelope__free_unpacked(in, NULL);
-    return SIMSYNC_OK;
+}
+
+/* Forget gens[0..n) at the hub (the listing has been checked). */
+static int
+forget_send(struct simsync_node *n, const Simsync__GenerationList *gl,
+            const uint64_t *gens, size_t count,
+            struct simsync_forget_report *rep)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+    Simsync__ForgetRequest req = SIMSYNC__FORGET_REQUEST__INIT;
+    ProtobufCBinaryData *toks = calloc(count + 1, sizeof(*toks));
+    uint8_t *tokbuf = malloc(count * 32 + 1);
+    struct replica r;
+    struct link l = {0};
+    uint32_t mask;
+    int rc = toks && tokbuf ? replica_setup(n, &r) : SIMSYNC_ENOMEM;
+
+    for (size_t i = 0; rc == SIMSYNC_OK && i < count; i++) {
+        for (size_t k = 0; k < gl->n_gens; k++)
+            if (gl->gens[k]->gen == gens[i])
+                forget_token(&r.keys, gens[i], gl->gens[k]->digest.data,
+                             tokbuf + i * 32);
+        toks[i].data = tokbuf + i * 32;
+        toks[i].len = 32;
+    }
+    if (rc == SIMSYNC_OK) {
+        keys_wipe(&r.keys);
+        rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
+    }
+    if (rc == SIMSYNC_OK)
+        rc = node_hello(n, &l, SIMSYNC__OP__OP_FORGET, n->classes, &mask);
+    if (rc == SIMSYNC_OK) {
+        req.gens = (uint64_t *)gens;
+        req.n_gens = count;
+        req.tokens = toks;
+        req.n_tokens = count;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_FORGET;
+        env.forget = &req;
+        rc = node_send_env(l.ch, &env);
+    }
+    if (rc == SIMSYNC_OK)
+        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_FORGET_DONE,
+                            (void **)&in);
+    if (rc == SIMSYNC_OK) {
+        rep->forgotten += in->forget_done->forgotten;
+        rep->chunks_freed += in->forget_done->chunks_freed;
+        rep->bytes_freed += in->forget_done->bytes_freed;
+        simsync__envelope__free_unpacked(in, NULL);
+    }
+    link_close(&l);
+    free(toks);
+    free(tokbuf);
+    if (rc != SIMSYNC_OK && n->err[0] == '\0')
+        node_fail(n, rc, "the hub did not forget the generations: %s",
+                  simsync_strerror(rc));
+    return rc;
+}
+
+int
+simsync_backup_forget(struct simsync_node *n,
+                      const struct simsync_forget_opts *o, simsync_gen_fn fn,
+                      void *arg, struct simsync_forget_report *rep)
+{
+    Simsync__Envelope *in = NULL;
+    struct simsync_generation *v = NULL;
+    uint64_t *drop = NULL;
+    int *keep = NULL;
+    size_t count = 0, ndrop = 0;
+    int rc;
+
+    memset(rep, 0, sizeof(*rep));
+    n->err[0] = '\0';
+    if (!n->bound)
+        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
+    if (o->ngens == 0 && o->keep_last == 0 && o->keep_daily == 0 &&
+        o->keep_weekly == 0 && o->keep_monthly == 0)
+        return node_fail(n, SIMSYNC_EINVAL,
+                         "say what to keep (--keep-last, --keep-daily, "
+                         "--keep-weekly, --keep-monthly) or which "
+                         "generations to forget");
+    rc = fetch_list(n, &in);
+    if (rc == SIMSYNC_OK)
+        rc = check_list(n, in->generations);
+    if (rc == SIMSYNC_OK)
+        rc = gens_from_list(in->generations, &v, &count);
+    if (rc == SIMSYNC_OK) {
+        keep = calloc(count + 1, sizeof(*keep));
+        drop = calloc(count + 1, sizeof(*drop));
+        if (keep == NULL || drop == NULL)
+            rc = SIMSYNC_ENOMEM;
+    }
+    if (rc != SIMSYNC_OK)
+        goto out;
+    qsort(v, count, sizeof(*v), cmp_gen_desc);
+    if (o->ngens > 0) {
+        for (size_t i = 0; i < count; i++)
+            keep[i] = 1;
+        for (size_t k = 0; rc == SIMSYNC_OK && k < o->ngens; k++) {
+            size_t i = 0;
+            while (i < count && v[i].gen != o->gens[k])
+                i++;
+            if (i == count)
+                rc = node_fail(n, SIMSYNC_ENOTFOUND,
+                               "there is no generation %llu to forget",
+                               (unsigned long long)o->gens[k]);
+            else
+                keep[i] = 0;
+        }
+        if (rc != SIMSYNC_OK)
+            goto out;
+    } else {
+        for (size_t i = 0; i < count && i < o->keep_last; i++)
+            keep[i] = 1;
+        keep_periods(v, count, keep, o->keep_daily, PERIOD_DAY);
+        keep_periods(v, count, keep, o->keep_weekly, PERIOD_WEEK);
+        keep_periods(v, count, keep, o->keep_monthly, PERIOD_MONTH);
+    }
+    for (size_t i = count; i-- > 0;) {
+        if (fn)
+            fn(arg, keep[i] ? "keep" : "forget", &v[i]);
+        if (keep[i])
+            rep->kept++;
+        else
+            drop[ndrop++] = v[i].gen;
+    }
+    if (!o->dry_run && ndrop > 0)
+        rc = forget_send(n, in->generations, drop, ndrop, rep);
+    else if (o->dry_run)
+        rep->forgotten = ndrop;
+out:
+    if (in)
+        simsync__envelope__free_unpacked(in, NULL);
+    free(v);
+    free(keep);
+    free(drop);
+    if (rc != SIMSYNC_OK && n->err[0] == '\0')
+        node_fail(n, rc, "cannot forget generations: %s", simsync_strerror(rc));
+    return rc;
 }
 
 /* ------------------------------------------------------------ manifest */
@@ -639,11 +1118,12 @@ open_manifest(struct simsync_node *n, struct replica *r, struct link *l,
         if (gen > 1 && list->generations->gens[i]->gen == gen - 1)
             prev = list->generations->gens[i];
     }
-    if (info == NULL) {
+    if (info == NULL || info->forgotten) {
         rc = node_fail(n, SIMSYNC_ENOTFOUND,
-                       "the hub has no generation %llu; see 'simsync "
+                       "the hub has no generation %llu%s; see 'simsync "
                        "backup list'",
-                       (unsigned long long)gen);
+                       (unsigned long long)gen,
+                       info ? " any more (it was forgotten)" : "");
         goto out;
     }
     rc = link_open(n, n->hub_addr, n->hub_pk, NULL, l);
@@ -894,6 +1374,9 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
     if (!n->bound)
         return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
     rc = check_sim_binding(n);
+    if (rc == SIMSYNC_OK && o->to_terminal != NULL &&
+        strcmp(o->to_terminal, n->terminal_id) != 0)
+        return node_job_leave(n, o, &rep->job);
     if (rc == SIMSYNC_OK)
         rc = replica_setup(n, &r);
     if (rc != SIMSYNC_OK)
@@ -1031,6 +1514,14 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
                        "%llu items with unsafe names or symlinked targets "
                        "were refused; nothing was written for them",
                        (unsigned long long)rep->refused);
+    if (rc == SIMSYNC_OK && o->delete_after && !o->dry_run) {
+        struct simsync_forget_opts fo = {0};
+        struct simsync_forget_report fr;
+        fo.gens = &o->gen;
+        fo.ngens = 1;
+        rc = simsync_backup_forget(n, &fo, NULL, NULL, &fr);
+        rep->forgotten = rc == SIMSYNC_OK && fr.forgotten == 1;
+    }
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
         node_fail(n, rc, "the restore failed: %s", simsync_strerror(rc));
     return rc;

@@ -874,7 +874,7 @@ int
 session_peer_error(uint32_t code)
 {
     /* Known codes pass through; anything else is a protocol error. */
-    if (code == 0 || code > (uint32_t)(-SIMSYNC_ETIMEOUT))
+    if (code == 0 || code > (uint32_t)(-SIMSYNC_EBUSY))
         return SIMSYNC_EPROTO;
     return -(int)code;
 }

@@ -51,6 +51,7 @@ enum simsync_err {
     SIMSYNC_EMASSDEL = -18,  /* mass deletion needs confirming  -> 3 */
     SIMSYNC_ESTATE = -19,    /* not initialised / wrong role    -> 1 */
     SIMSYNC_ETIMEOUT = -20,  /* peer did not answer in time     -> 4 */
+    SIMSYNC_EBUSY = -21,     /* a backup is running already     -> 3 */
 };
 
 /* A short, fixed English description of `err`. Never NULL. */
@@ -192,15 +193,31 @@ struct simsync_backup_report {
     uint64_t manifest_bytes;
     uint64_t left_out; /* items changed during the backup, left for the next */
     double seconds;
+    uint8_t digest[32]; /* of the sealed manifest */
 };
-/* Scan, then back up `classes` (0: this terminal's classes) now. */
+/* Scan, then back up `classes` (0: this terminal's classes) now. One
+ * backup at a time per terminal: SIMSYNC_EBUSY while another runs. */
 int simsync_backup_now(struct simsync_node *n, uint32_t classes,
                        struct simsync_backup_report *rep) SIMSYNC_MUST_CHECK;
+struct simsync_backup_opts {
+    uint32_t classes;    /* 0: this terminal's classes */
+    uint64_t job;        /* the hub's request this answers (0: none) */
+    uint64_t next_in_ms; /* ask the hub to start the next one then (0: no) */
+};
+int simsync_backup_run(struct simsync_node *n,
+                       const struct simsync_backup_opts *o,
+                       struct simsync_backup_report *rep) SIMSYNC_MUST_CHECK;
+/* Changes not yet in a generation made by this terminal: the items
+ * changed (locally or by sync) since its last backup's snapshot, and their
+ * plaintext bytes. Reads the store only (scan first for fresh numbers). */
+int simsync_backup_pending(struct simsync_node *n, uint64_t *items,
+                           uint64_t *bytes) SIMSYNC_MUST_CHECK;
 
 struct simsync_generation {
     uint64_t gen, created_ms, items, bytes, manifest_bytes;
     char terminal_id[64];
     uint32_t classes;
+    int forgotten; /* (hub listing only) contents reclaimed */
 };
 /* The hub's generations, oldest first; *out returned (free). A hub that
  * lists fewer generations than this terminal has seen, or another digest
@@ -226,6 +243,11 @@ struct simsync_restore_opts {
     enum simsync_on_conflict (*ask)(void *arg, const char *cls,
                                     const char *name);
     void *ask_arg;
+    /* Leave the restore as a job for this other terminal of the
+     * subscriber, which runs it at its next contact (NULL: here). ASK is
+     * refused for a job (nobody is there to answer). */
+    const char *to_terminal;
+    int delete_after; /* forget the generation once restored */
 };
 /* One line per item considered: action is "restore", "overwrite",
  * "keep-both", "skip", "unchanged", "refused" or (show) "item". */
@@ -234,6 +256,8 @@ typedef void (*simsync_item_fn)(void *arg, const char *action, const char *cls,
 struct simsync_restore_report {
     uint64_t restored, overwritten, kept_both, skipped, unchanged, refused;
     uint64_t chunks_fetched;
+    uint64_t job;   /* to_terminal: the job id the hub gave */
+    int forgotten;  /* delete_after: the generation was forgotten */
 };
 /* Restore (part of) a generation into this terminal's class folders.
  * Restored items become new local changes (they sync). Unsafe names
@@ -246,6 +270,102 @@ int simsync_restore(struct simsync_node *n,
 /* List the items of a generation (fn gets "item" lines). */
 int simsync_backup_show(struct simsync_node *n, uint64_t gen,
                         simsync_item_fn fn, void *arg) SIMSYNC_MUST_CHECK;
+
+/* Run the restore jobs other terminals left for this one (delivered at
+ * the last contact with the hub); *ran counts them. Each ends with a
+ * notice. */
+int simsync_jobs_run(struct simsync_node *n, simsync_item_fn fn, void *arg,
+                     size_t *ran) SIMSYNC_MUST_CHECK;
+
+/* The backup history the hub keeps for the subscriber, oldest first. */
+struct simsync_history_event {
+    uint64_t seq, time_ms, gen;
+    uint32_t attempt;
+    char terminal_id[64];
+    char event[16]; /* started, retried, accepted, busy, no-answer, failed,
+                     * gave-up, completed, forgotten, restore-job */
+    char detail[512];
+};
+int simsync_backup_history(struct simsync_node *n,
+                           struct simsync_history_event **out,
+                           size_t *count) SIMSYNC_MUST_CHECK;
+
+/* Notices received from the hub (and from restore jobs run here), oldest
+ * first; they are kept until cleared. */
+struct simsync_notice {
+    uint64_t seq, time_ms;
+    char text[512];
+};
+int simsync_notices(struct simsync_node *n, struct simsync_notice **out,
+                    size_t *count) SIMSYNC_MUST_CHECK;
+int simsync_notices_clear(struct simsync_node *n) SIMSYNC_MUST_CHECK;
+
+/* Retention: keep the newest keep_last generations, the newest of each of
+ * the last keep_daily days, keep_weekly ISO weeks and keep_monthly months
+ * (local time), plus nothing else; or forget exactly `gens`. The hub then
+ * reclaims every chunk no item and no kept generation uses. fn sees
+ * "keep" or "forget" for each generation. */
+struct simsync_forget_opts {
+    uint32_t keep_last, keep_daily, keep_weekly, keep_monthly;
+    const uint64_t *gens;
+    size_t ngens;
+    int dry_run;
+};
+struct simsync_forget_report {
+    uint64_t kept, forgotten, chunks_freed, bytes_freed;
+};
+typedef void (*simsync_gen_fn)(void *arg, const char *action,
+                               const struct simsync_generation *g);
+int simsync_backup_forget(struct simsync_node *n,
+                          const struct simsync_forget_opts *o,
+                          simsync_gen_fn fn, void *arg,
+                          struct simsync_forget_report *rep) SIMSYNC_MUST_CHECK;
+
+/* The terminal daemon: keeps a control connection to the hub (reconnects
+ * with backoff from 1 s to 60 s), answers its backup requests with OK (and
+ * backs up) or BUSY, runs restore jobs, and backs up by itself when the
+ * pending changes exceed backup_pending_bytes. Runs until *stop. */
+struct simsync_daemon_opts {
+    const char *power_supply_dir; /* NULL: /sys/class/power_supply */
+    unsigned busy_after_edit_s;   /* BUSY if a data file changed lately */
+    unsigned battery_below;       /* BUSY below this percent, discharging */
+    uint64_t backup_pending_bytes; /* 0: no pending-size trigger */
+    unsigned check_every_s;       /* how often to look (default 10) */
+    unsigned retry_after_s;       /* what BUSY asks for (default 60) */
+    /* One line per decision (may be NULL). */
+    void (*log)(void *arg, const char *line);
+    void *log_arg;
+};
+int simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
+                   volatile int *stop) SIMSYNC_MUST_CHECK;
+
+/* Why the daemon would answer BUSY now ("" when it would not). */
+int simsync_busy_reason(struct simsync_node *n,
+                        const struct simsync_daemon_opts *o, char *why,
+                        size_t len) SIMSYNC_MUST_CHECK;
+
+/* Hub administration (on the hub's own home, while it serves or not). */
+struct simsync_schedule {
+    char terminal_id[64];       /* "": any terminal of the subscriber */
+    uint64_t every_ms;          /* 0: not periodic */
+    int at_minute;              /* minute of the day, local; -1: none */
+    uint64_t retry_ms;          /* 0: 15 minutes */
+    uint32_t max_attempts;      /* 0: 3 */
+    uint64_t answer_timeout_ms; /* 0: 60 s */
+    uint64_t next_ms;           /* out: when the next job starts */
+    uint32_t attempt;           /* out: attempts of the current job */
+};
+int simsync_hub_schedule_set(struct simsync_node *n, const char *subscriber,
+                             struct simsync_schedule *s) SIMSYNC_MUST_CHECK;
+int simsync_hub_schedule_list(struct simsync_node *n, const char *subscriber,
+                              struct simsync_schedule **out,
+                              size_t *count) SIMSYNC_MUST_CHECK;
+int simsync_hub_schedule_remove(struct simsync_node *n, const char *subscriber,
+                                const char *terminal_id) SIMSYNC_MUST_CHECK;
+/* A subscriber's generations as the hub knows them (metadata only). */
+int simsync_hub_generations(struct simsync_node *n, const char *subscriber,
+                            struct simsync_generation **out,
+                            size_t *count) SIMSYNC_MUST_CHECK;
 
 /* Totals over everything a hub holds (it cannot read any of it). */
 struct simsync_hub_stats {

@@ -17,6 +17,9 @@
  *   meta       ascii name                      -> value (schema, epoch...)
  *   gens       subscriber|gen|0                -> GenerationRecord (hub)
  *              subscriber|gen|1|piece          -> sealed manifest piece
+ *   sched      subscriber|terminal id ("" any) -> ScheduleRecord (hub)
+ *   events     subscriber|seq                  -> HistoryEvent (hub)
+ *   jobs       subscriber|terminal id|0|job id -> RestoreJob (hub)
  *
  * Threads: a store may be shared by threads. Each thread runs at most one
  * transaction at a time (never nest). Map growth waits until no transaction
@@ -46,6 +49,9 @@ enum store_db {
     STORE_CONFLICTS,
     STORE_META,
     STORE_GENS,
+    STORE_SCHED,
+    STORE_EVENTS,
+    STORE_JOBS,
     STORE_NDB
 };
 
