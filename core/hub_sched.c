@@ -1394,6 +1394,7 @@ hub_restore_job(struct simsync_node *n, struct chan *ch,
     Simsync__RestoreJobAck ack = SIMSYNC__RESTORE_JOB_ACK__INIT;
     Simsync__RestoreJob *j;
     struct job_put p;
+    char *from;
     int rc = node_recv_kind(ch, SIMSYNC__ENVELOPE__MSG_RESTORE_JOB,
                             (void **)&in);
 
@@ -1411,12 +1412,10 @@ hub_restore_job(struct simsync_node *n, struct chan *ch,
     }
     j->id = new_id();
     j->created_ms = node_now_ms();
-    free(j->from_terminal);
-    j->from_terminal = strdup(terminal_id);
-    if (j->from_terminal == NULL) {
-        simsync__envelope__free_unpacked(in, NULL);
-        return SIMSYNC_ENOMEM;
-    }
+    /* Who left it is the authenticated sender, whatever the frame says;
+     * the unpacked string is put back before it is freed. */
+    from = j->from_terminal;
+    j->from_terminal = (char *)terminal_id;
     p.sub = sub;
     p.job = j;
     rc = store_write(n->st, job_put_fn, &p);
@@ -1433,6 +1432,7 @@ hub_restore_job(struct simsync_node *n, struct chan *ch,
         env.restore_job_ack = &ack;
         rc = node_send_env(ch, &env);
     }
+    j->from_terminal = from;
     simsync__envelope__free_unpacked(in, NULL);
     return rc;
 }

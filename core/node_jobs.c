@@ -504,6 +504,17 @@ jobs_load(struct simsync_node *n, Simsync__RestoreJob ***out, size_t *count)
     return SIMSYNC_OK;
 }
 
+static void
+no_lines(void *arg, const char *action, const char *cls, const char *name,
+         uint64_t size)
+{
+    (void)arg;
+    (void)action;
+    (void)cls;
+    (void)name;
+    (void)size;
+}
+
 /* Run one job: unseal it (it must be meant for this terminal), restore,
  * leave a notice with the outcome. */
 static int
@@ -548,7 +559,7 @@ job_run(struct simsync_node *n, const Simsync__RestoreJob *j,
     o.nitems = body->n_items;
     o.on_conflict = (enum simsync_on_conflict)body->on_conflict;
     o.delete_after = body->delete_after;
-    rc = simsync_restore(n, &o, fn, arg, &rep);
+    rc = simsync_restore(n, &o, fn ? fn : no_lines, arg, &rep);
     if (rc == SIMSYNC_OK || rc == SIMSYNC_EREFUSED)
         node_notice_local(n,
                           "restored generation %llu as asked from terminal "

@@ -2,11 +2,13 @@
 # 127.0.0.1, terminals in a temporary directory. Sourced by the tests.
 set -u
 SIMSYNC=${SIMSYNC:-$(cd "$(dirname "$0")/../.." && pwd)/build/simsync}
+LINKSHIM=${LINKSHIM:-$(dirname "$SIMSYNC")/tests/tools/linkshim}
 T=$(mktemp -d /tmp/simsync-it.XXXXXX)
 HUB_PID=
 export SIMSYNC_QUIET=1
 
 cleanup() {
+    for p in ${SHIM_PIDS:-}; do kill "$p" 2>/dev/null; done
     [ -n "$HUB_PID" ] && kill "$HUB_PID" 2>/dev/null && wait "$HUB_PID" 2>/dev/null
     rm -rf "$T"
 }
@@ -82,3 +84,20 @@ same_tree() {
         || { diff -r "$T/$1/data/$3" "$T/$2/data/$3" >&2; \
              fail "$1 and $2 differ in $3"; }
 }
+
+# start_shim NAME ARGS...: a linkshim in front of the hub (ARGS: --rate,
+# --cut-after, ...); sets SHIM_ADDR and SHIM_PID_NAME.
+SHIM_PIDS=
+start_shim() {
+    local name=$1; shift
+    "$LINKSHIM" --listen 127.0.0.1:0 --to "$HUB_ADDR" --port-file "$T/$name.port" \
+        "$@" 2>"$T/$name.log" &
+    SHIM_PIDS="$SHIM_PIDS $!"
+    for _ in $(seq 1 100); do
+        [ -s "$T/$name.port" ] && { SHIM_ADDR=127.0.0.1:$(cat "$T/$name.port"); return 0; }
+        sleep 0.05
+    done
+    cat "$T/$name.log" >&2
+    fail "linkshim $name did not start"
+}
+stop_shims() { for p in $SHIM_PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; SHIM_PIDS=; }
