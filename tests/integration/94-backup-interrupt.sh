@@ -30,6 +30,7 @@ for _ in $(seq 1 200); do
     sleep 0.05
 done
 kill -9 "$BPID"; wait "$BPID" 2>/dev/null
+sleep 0.5 # let the hub commit what it had received
 c1=$(hub_chunks)
 [ "$c1" -gt "$c0" ] || fail "no chunk arrived before the kill"
 [ "$(gens A)" = 0 ] || fail "a killed backup left a generation"
