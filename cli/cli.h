@@ -168,6 +168,9 @@ int cmd_backup_list(struct cli *c, int argc, char **argv);
 int cmd_backup_show(struct cli *c, int argc, char **argv);
 int cmd_restore(struct cli *c, int argc, char **argv);
 int cmd_backup_history(struct cli *c, int argc, char **argv);
+/* Print generations as `backup list` does (table, or JSON under --json). */
+void out_generations(struct cli *c, const struct simsync_generation *g,
+                     size_t count);
 int cmd_backup_forget(struct cli *c, int argc, char **argv);
 int cmd_notices(struct cli *c, int argc, char **argv);
 

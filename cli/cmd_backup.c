@@ -79,23 +79,13 @@ cmd_backup_now(struct cli *c, int argc, char **argv)
     return code;
 }
 
-int
-cmd_backup_list(struct cli *c, int argc, char **argv)
+void
+out_generations(struct cli *c, const struct simsync_generation *g,
+                size_t count)
 {
-    struct simsync_generation *g = NULL;
-    struct simsync_node *n = NULL;
-    const char *pos[1];
-    size_t npos, count = 0;
     char when[64], cls[256];
-    int rc, code;
 
-    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
-    if (code != 0)
-        return code;
-    rc = simsync_backup_list(n, &g, &count);
-    if (rc != SIMSYNC_OK) {
-        code = out_fail(c, n, rc, "cannot list the generations");
-    } else if (c->json) {
+    if (c->json) {
         fputs("{\"generations\":[", stdout);
         for (size_t i = 0; i < count; i++) {
             simsync_classes_format(g[i].classes, cls, sizeof(cls));
@@ -105,23 +95,46 @@ cmd_backup_list(struct cli *c, int argc, char **argv)
             out_json_str(stdout, g[i].terminal_id);
             fputs(",\"classes\":", stdout);
             out_json_str(stdout, cls);
-            printf(",\"items\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", g[i].items,
-                   g[i].bytes);
+            printf(",\"items\":%" PRIu64 ",\"bytes\":%" PRIu64
+                   ",\"manifest_bytes\":%" PRIu64 ",\"forgotten\":%s}",
+                   g[i].items, g[i].bytes, g[i].manifest_bytes,
+                   g[i].forgotten ? "true" : "false");
         }
         fputs("]}\n", stdout);
-    } else if (count == 0) {
-        printf("No generations yet: make one with 'simsync backup now'.\n");
-    } else {
-        printf("%-4s %-25s %-16s %-24s %8s %12s\n", "gen", "time", "terminal",
-               "classes", "items", "bytes");
-        for (size_t i = 0; i < count; i++) {
-            out_format_time(g[i].created_ms, when, sizeof(when));
-            simsync_classes_format(g[i].classes, cls, sizeof(cls));
-            printf(
-                "%03" PRIu64 "  %-25s %-16s %-24s %8" PRIu64 " %12" PRIu64 "\n",
-                g[i].gen, when, g[i].terminal_id, cls, g[i].items, g[i].bytes);
-        }
+        return;
     }
+    if (count == 0) {
+        printf("No generations yet: make one with 'simsync backup now'.\n");
+        return;
+    }
+    printf("%-4s %-25s %-16s %-24s %8s %12s\n", "gen", "time", "terminal",
+           "classes", "items", "bytes");
+    for (size_t i = 0; i < count; i++) {
+        out_format_time(g[i].created_ms, when, sizeof(when));
+        simsync_classes_format(g[i].classes, cls, sizeof(cls));
+        printf("%03" PRIu64 "  %-25s %-16s %-24s %8" PRIu64 " %12" PRIu64 "%s\n",
+               g[i].gen, when, g[i].terminal_id, cls, g[i].items, g[i].bytes,
+               g[i].forgotten ? "  (forgotten)" : "");
+    }
+}
+
+int
+cmd_backup_list(struct cli *c, int argc, char **argv)
+{
+    struct simsync_generation *g = NULL;
+    struct simsync_node *n = NULL;
+    const char *pos[1];
+    size_t npos, count = 0;
+    int rc, code;
+
+    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
+    if (code != 0)
+        return code;
+    rc = simsync_backup_list(n, &g, &count);
+    if (rc != SIMSYNC_OK)
+        code = out_fail(c, n, rc, "cannot list the generations");
+    else
+        out_generations(c, g, count);
     free(g);
     simsync_node_close(n);
     return code;

@@ -299,7 +299,6 @@ cmd_hub_generations(struct cli *c, int argc, char **argv)
     struct simsync_node *n = NULL;
     enum cli_parse_result parsed;
     size_t npos, count = 0;
-    char when[64], cls[256];
     int rc, code;
 
     parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
@@ -311,38 +310,10 @@ cmd_hub_generations(struct cli *c, int argc, char **argv)
     if (code != 0)
         return code;
     rc = simsync_hub_generations(n, sub, &g, &count);
-    if (rc != SIMSYNC_OK) {
+    if (rc != SIMSYNC_OK)
         code = out_fail(c, n, rc, "cannot list the generations");
-    } else if (c->json) {
-        fputs("{\"generations\":[", stdout);
-        for (size_t i = 0; i < count; i++) {
-            simsync_classes_format(g[i].classes, cls, sizeof(cls));
-            printf("%s{\"generation\":%" PRIu64 ",\"created_ms\":%" PRIu64
-                   ",\"terminal\":",
-                   i ? "," : "", g[i].gen, g[i].created_ms);
-            out_json_str(stdout, g[i].terminal_id);
-            fputs(",\"classes\":", stdout);
-            out_json_str(stdout, cls);
-            printf(",\"items\":%" PRIu64 ",\"bytes\":%" PRIu64
-                   ",\"manifest_bytes\":%" PRIu64 ",\"forgotten\":%s}",
-                   g[i].items, g[i].bytes, g[i].manifest_bytes,
-                   g[i].forgotten ? "true" : "false");
-        }
-        fputs("]}\n", stdout);
-    } else if (count == 0) {
-        printf("No generations for this subscriber.\n");
-    } else {
-        printf("%-4s %-25s %-16s %-24s %8s %12s\n", "gen", "time", "terminal",
-               "classes", "items", "bytes");
-        for (size_t i = 0; i < count; i++) {
-            out_format_time(g[i].created_ms, when, sizeof(when));
-            simsync_classes_format(g[i].classes, cls, sizeof(cls));
-            printf("%03" PRIu64 "  %-25s %-16s %-24s %8" PRIu64 " %12" PRIu64
-                   "%s\n",
-                   g[i].gen, when, g[i].terminal_id, cls, g[i].items,
-                   g[i].bytes, g[i].forgotten ? "  (forgotten)" : "");
-        }
-    }
+    else
+        out_generations(c, g, count);
     free(g);
     simsync_node_close(n);
     return code;
