@@ -47,10 +47,11 @@ note() { echo "bench: $*" >&2; }
 
 # ------------------------------------------------------------ checks
 
-SIMSYNC=$(cd "$(dirname "$SIMSYNC")" 2>/dev/null && pwd)/$(basename "$SIMSYNC") \
-    || die "no such directory for the simsync binary: $SIMSYNC"
-[ -x "$SIMSYNC" ] || die "not executable: $SIMSYNC (build it first, or pass" \
-    "the binary as the first argument)"
+if [ ! -f "$SIMSYNC" ] || [ ! -x "$SIMSYNC" ]; then
+    die "no simsync program at $SIMSYNC: build it first, or pass the" \
+        "binary as the first argument"
+fi
+SIMSYNC=$(cd "$(dirname "$SIMSYNC")" && pwd)/$(basename "$SIMSYNC")
 case "$SIZE_MB" in
 '' | *[!0-9]*) die "BENCH_BACKUP_MB must be a whole number of MiB" ;;
 esac
@@ -186,7 +187,7 @@ cat >"$T/gen.py" <<'EOF'
 # gen.py ROOT SIZE_MB SEED init|day: the initial tree, or a day of changes
 # applied to it. Deterministic for a given seed and size. Prints one line
 # of "key=value" facts about what it wrote.
-import os, random, sys
+import base64, os, random, sys
 
 root, size_mb, seed, what = sys.argv[1], int(sys.argv[2]), \
     int(sys.argv[3]), sys.argv[4]
@@ -247,7 +248,6 @@ def mail(i):
     att = b""
     if rnd.random() < 0.05:                          # 5% carry a file
         blob = rnd.randbytes(rnd.randrange(40, 400) * 1024)
-        import base64
         att = (b"\n--b1\nContent-Type: application/octet-stream\n"
                b"Content-Transfer-Encoding: base64\n\n" +
                base64.encodebytes(blob) + b"--b1--\n")
