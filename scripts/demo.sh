@@ -2,8 +2,10 @@
 # The main job, on this machine: a hub and three terminals that share one
 # SIM card (FIG 16 of the source patent). The SIM moves A -> B -> C -> A -> B;
 # each terminal edits, uploads when the SIM leaves and downloads when it
-# arrives. Prints what happened. Everything lives in a temporary folder
-# (kept with --keep).
+# arrives. Then the hub backs A up on a schedule (A's daemon first says
+# BUSY: battery low), and a new terminal D restores the generation.
+# Prints what happened. Everything lives in a temporary folder (kept with
+# --keep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 keep=0; [ "${1:-}" = "--keep" ] && keep=1
@@ -13,7 +15,9 @@ cmake --build build -j"$(nproc)" --target simsync_cli >/dev/null
 S=$PWD/build/simsync
 D=$(mktemp -d /tmp/simsync-demo.XXXXXX)
 HUB_PID=
+DAEMON_PID=
 finish() {
+    [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null && wait "$DAEMON_PID" 2>/dev/null
     [ -n "$HUB_PID" ] && kill "$HUB_PID" 2>/dev/null && wait "$HUB_PID" 2>/dev/null
     if [ $keep = 1 ]; then echo "Files kept in $D"; else rm -rf "$D"; fi
 }
@@ -82,3 +86,40 @@ if grep -rqa "Alice" "$D/hub"; then echo "plaintext found at the hub!"; exit 1; 
 echo "The hub's files contain no plaintext (grep for 'Alice' finds nothing)."
 say "Status on A"
 "$S" --home "$D/A" sim insert "$D/card.sim"; "$S" --home "$D/A" status
+
+say "Backups the hub asks for: A's daemon answers BUSY while its battery is low"
+mkdir -p "$D/power/BAT0"; echo Battery >"$D/power/BAT0/type"
+echo 8 >"$D/power/BAT0/capacity"; echo Discharging >"$D/power/BAT0/status"
+"$S" --home "$D/A" daemon --power-supply-dir "$D/power" --busy-after-edit 0 --retry-after 1 \
+    2>"$D/daemon.log" &
+DAEMON_PID=$!
+run --home "$D/hub" hub schedule --subscriber 440101234567890 \
+    --terminal 35-000000-00000A --every 2s --retry-interval 1s --max-attempts 5
+for _ in $(seq 1 100); do
+    grep -q BUSY "$D/daemon.log" && break; sleep 0.1
+done
+echo "  (the battery charges)"; echo 90 >"$D/power/BAT0/capacity"
+for _ in $(seq 1 300); do
+    "$S" --home "$D/A" --json backup history | grep -q '"event":"completed"' && break
+    sleep 0.1
+done
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true; DAEMON_PID=
+"$S" --home "$D/hub" hub schedule --subscriber 440101234567890 \
+    --terminal 35-000000-00000A --remove >/dev/null
+sed 's/^/  /' "$D/daemon.log" | grep -v "control connection lost" || true
+run --home "$D/A" backup history
+run --home "$D/A" backup list
+
+say "A new terminal D (recovery secret) restores generation 1"
+"$S" --home "$D/A" sim remove
+"$S" --home "$D/D" init --role terminal --terminal-id 35-000000-00000D >/dev/null
+"$S" --home "$D/D" sim insert "$D/card.sim"
+SIMSYNC_PASSWORD=password-D "$S" --home "$D/D" register --hub "$ADDR" \
+    --hub-id "$HUB_ID" >/dev/null
+run --home "$D/D" restore 1
+files() { (cd "$D/$1/data" && find . -type f -exec sha256sum {} + | sort); }
+if [ "$(files A)" = "$(files D)" ]; then
+    echo "D holds exactly the files A backed up (same names, same bytes)."
+else
+    echo "D differs from A"; exit 1
+fi
