@@ -143,9 +143,10 @@ folder_make_tmp(int dirfd, char *tmpname, size_t len)
 
 int
 folder_commit_tmp(int dirfd, int tmpfd, const char *tmpname, const char *base,
-                  struct stat *st)
+                  int durable, struct stat *st)
 {
-    if (fsync(tmpfd) != 0 || renameat(dirfd, tmpname, dirfd, base) != 0) {
+    if ((durable && fsync(tmpfd) != 0) ||
+        renameat(dirfd, tmpname, dirfd, base) != 0) {
         int e = errno;
         unlinkat(dirfd, tmpname, 0);
         return errno_to_err(e);
@@ -154,7 +155,8 @@ folder_commit_tmp(int dirfd, int tmpfd, const char *tmpname, const char *base,
      * cache compares. */
     if (fstat(tmpfd, st) != 0)
         return errno_to_err(errno);
-    (void)fsync(dirfd);
+    if (durable)
+        (void)fsync(dirfd);
     return SIMSYNC_OK;
 }
 
@@ -303,7 +305,7 @@ folder_copy(const struct replica *r, int cls, const char *from, const char *to)
     if (n < 0)
         rc = SIMSYNC_EIO;
     if (rc == SIMSYNC_OK)
-        rc = folder_commit_tmp(d2, out, tmp, b2, &st);
+        rc = folder_commit_tmp(d2, out, tmp, b2, 1, &st);
     else
         unlinkat(d2, tmp, 0);
     close(in);

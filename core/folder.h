@@ -20,9 +20,11 @@ int folder_open_parent(const struct replica *r, int cls, const char *name,
                        int create, const char **base);
 
 /* Atomically replace `name` with the content of the open temp file
- * `tmpfd` named `tmpname` in `dirfd`: fsync, rename, fill *st. */
+ * `tmpfd` named `tmpname` in `dirfd`: fsync (when `durable`; otherwise the
+ * caller syncs the filesystem before recording the file), rename, fill
+ * *st. */
 int folder_commit_tmp(int dirfd, int tmpfd, const char *tmpname,
-                      const char *base, struct stat *st);
+                      const char *base, int durable, struct stat *st);
 /* Make a temp file next to `base` in dirfd; returns fd, writes its name. */
 int folder_make_tmp(int dirfd, char *tmpname, size_t len);
 

@@ -7,6 +7,7 @@
  * data key with the generation number as associated data, then cut into
  * pieces. Its digest (BLAKE2b-256 of the sealed bytes) is what the hub
  * checks and what the next manifest links to. */
+#define _GNU_SOURCE /* syncfs */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -1321,40 +1322,118 @@ fetch_chunks(struct replica *r, struct link *l, const Simsync__Version *v,
     return rc;
 }
 
+/* Restored items are written in batches: the files of a batch without
+ * fsync each, then one syncfs, then one transaction records them all. A
+ * crash before the commit leaves files the next scan records (as changes
+ * with equal content); after it, the records describe durable files. */
+#define RESTORE_BATCH_ITEMS 256
+#define RESTORE_BATCH_BYTES (64u << 20)
+
+enum restore_kind { RESTORED, OVERWRITTEN, KEPT_BOTH };
+
 struct restore_one {
-    struct replica *r;
     int cls;
     const uint8_t *id; /* the manifest item's id (inline body's AD) */
-    const char *name;  /* where it goes */
+    char *name;        /* where it goes (owned) */
     const Simsync__Version *v;
+    enum restore_kind kind;
+};
+
+struct restore_batch {
+    struct replica *r;
+    struct restore_one *v;
+    size_t n;
+    uint64_t bytes;
+    size_t failed; /* index of the item that failed */
 };
 
 static int
-restore_write_fn(struct store_txn *txn, void *arg)
+restore_write_one(struct replica *r, struct store_txn *txn,
+                  const struct restore_one *o)
 {
-    struct restore_one *o = arg;
     Simsync__ItemRecord *old = NULL;
     uint8_t id[ITEM_ID_BYTES];
     struct vv base = VV_INIT;
     struct stat st;
     int rc;
 
-    keys_item_id(&o->r->keys, o->cls, o->name, id);
-    rc = item_get(txn, o->r->sub, o->cls, id, &old);
+    keys_item_id(&r->keys, o->cls, o->name, id);
+    rc = item_get(txn, r->sub, o->cls, id, &old);
     if (rc == SIMSYNC_ENOTFOUND)
         rc = SIMSYNC_OK;
     if (rc == SIMSYNC_OK)
-        rc =
-            replica_write_version(o->r, txn, o->cls, o->id, o->name, o->v, &st);
+        rc = replica_write_version(r, txn, o->cls, o->id, o->name, o->v, &st);
     /* A new local change on top of what this node had: it syncs. */
     if (rc == SIMSYNC_OK && old != NULL)
         rc = vv_from_pb(&base, old->versions[0]->vv);
     if (rc == SIMSYNC_OK)
-        rc = folder_record(o->r, txn, o->cls, o->name, &base, NULL, old);
+        rc = folder_record(r, txn, o->cls, o->name, &base, NULL, old);
     if (rc == SIMSYNC_OK)
-        rc = replica_unstage(o->r, txn, o->v);
+        rc = replica_unstage(r, txn, o->v);
     item_record_free(old);
     vv_free(&base);
+    return rc;
+}
+
+static int
+restore_batch_fn(struct store_txn *txn, void *arg)
+{
+    struct restore_batch *b = arg;
+    int fd, rc = SIMSYNC_OK;
+
+    for (size_t i = 0; i < b->n; i++) {
+        rc = restore_write_one(b->r, txn, &b->v[i]);
+        if (rc != SIMSYNC_OK) {
+            b->failed = i;
+            return rc;
+        }
+    }
+    fd = open(b->r->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || syncfs(fd) != 0)
+        rc = SIMSYNC_EIO;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static void
+batch_clear(struct restore_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->v[i].name);
+    b->n = 0;
+    b->bytes = 0;
+}
+
+/* Write and record the batch; count what it did. */
+static int
+batch_flush(struct simsync_node *n, struct restore_batch *b, uint64_t gen,
+            struct simsync_restore_report *rep)
+{
+    int rc;
+
+    if (b->n == 0)
+        return SIMSYNC_OK;
+    b->failed = b->n;
+    rc = store_write(b->r->st, restore_batch_fn, b);
+    if (rc == SIMSYNC_OK) {
+        for (size_t i = 0; i < b->n; i++) {
+            if (b->v[i].kind == RESTORED)
+                rep->restored++;
+            else if (b->v[i].kind == KEPT_BOTH)
+                rep->kept_both++;
+            else
+                rep->overwritten++;
+        }
+    } else if ((rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) &&
+               b->failed < b->n) {
+        node_fail(n, rc,
+                  "%s/%s from generation %llu failed its integrity check (a "
+                  "chunk on the hub was changed); nothing was written for it",
+                  class_name(b->v[b->failed].cls), b->v[b->failed].name,
+                  (unsigned long long)gen);
+    }
+    batch_clear(b);
     return rc;
 }
 
@@ -1366,6 +1445,7 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
     Simsync__Manifest *m = NULL;
     struct replica r;
     struct link l = {0};
+    struct restore_batch batch = {0};
     uint64_t unasked = 0;
     int rc;
 
@@ -1381,6 +1461,13 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
         rc = replica_setup(n, &r);
     if (rc != SIMSYNC_OK)
         return rc;
+    r.defer_sync = 1;
+    batch.r = &r;
+    batch.v = calloc(RESTORE_BATCH_ITEMS, sizeof(*batch.v));
+    if (batch.v == NULL) {
+        keys_wipe(&r.keys);
+        return SIMSYNC_ENOMEM;
+    }
     rc = open_manifest(n, &r, &l, o->gen, &m);
     for (size_t i = 0; rc == SIMSYNC_OK && i < m->n_items; i++) {
         const Simsync__Change *c = m->items[i];
@@ -1475,11 +1562,8 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
         }
         fn(arg, action, class_name(cls), target, c->version->size);
         if (!o->dry_run) {
-            struct restore_one one = {&r, cls, c->item_id.data, target,
-                                      c->version};
+            struct restore_one *one = &batch.v[batch.n];
             rc = fetch_chunks(&r, &l, c->version, &rep->chunks_fetched);
-            if (rc == SIMSYNC_OK)
-                rc = store_write(r.st, restore_write_fn, &one);
             if (rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO)
                 node_fail(n, rc,
                           "%s/%s from generation %llu failed its integrity "
@@ -1488,16 +1572,30 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
                           class_name(cls), meta->name,
                           (unsigned long long)o->gen);
             if (rc == SIMSYNC_OK) {
-                if (!exists)
-                    rep->restored++;
-                else if (mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH)
-                    rep->kept_both++;
-                else
-                    rep->overwritten++;
+                one->cls = cls;
+                one->id = c->item_id.data;
+                one->v = c->version;
+                one->kind = !exists ? RESTORED
+                            : mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH ? KEPT_BOTH
+                                                                   : OVERWRITTEN;
+                one->name = strdup(target);
+                if (one->name == NULL)
+                    rc = SIMSYNC_ENOMEM;
+            }
+            if (rc == SIMSYNC_OK) {
+                batch.n++;
+                batch.bytes += c->version->size;
+                if (batch.n == RESTORE_BATCH_ITEMS ||
+                    batch.bytes >= RESTORE_BATCH_BYTES)
+                    rc = batch_flush(n, &batch, o->gen, rep);
             }
         }
         simsync__item_meta__free_unpacked(meta, NULL);
     }
+    if (rc == SIMSYNC_OK)
+        rc = batch_flush(n, &batch, o->gen, rep);
+    batch_clear(&batch);
+    free(batch.v);
     link_close(&l);
     if (m)
         simsync__manifest__free_unpacked(m, NULL);

@@ -758,7 +758,8 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
     if (rc == SIMSYNC_OK && !crypt_equal(hash, v->content_hash.data, 32))
         rc = SIMSYNC_ECRYPTO;
     if (rc == SIMSYNC_OK)
-        rc = folder_commit_tmp(dfd, fd, (char *)tmp_name, base, st);
+        rc = folder_commit_tmp(dfd, fd, (char *)tmp_name, base,
+                               !r->defer_sync, st);
     else
         unlinkat(dfd, (char *)tmp_name, 0);
     close(fd);

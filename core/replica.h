@@ -34,6 +34,9 @@ struct replica {
     struct datakeys keys;    /* trusted only */
     char data_dir[PATH_MAX]; /* trusted only: parent of class folders */
     uint64_t now_ms;         /* wall clock, set by the caller */
+    /* Trusted: write files without fsync; the caller syncs the filesystem
+     * before it commits the records of a batch of files (restore). */
+    int defer_sync;
 };
 
 struct apply_stats {
