@@ -1258,70 +1258,6 @@ restored_name(char *out, size_t len, const char *name, uint64_t gen)
              (unsigned long long)gen, dot && stem < strlen(name) ? dot : "");
 }
 
-struct chunk_acc {
-    struct replica *r;
-    uint64_t *fetched;
-};
-
-static int
-staged_chunk(const Simsync__Envelope *in, void *arg)
-{
-    struct chunk_acc *a = arg;
-    int rc;
-
-    if (in->chunk->id.len != 32)
-        return SIMSYNC_EPROTO;
-    if (in->chunk->blob.len == 0)
-        return SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
-    rc = replica_put_chunk(a->r, in->chunk->id.data, in->chunk->blob.data,
-                           in->chunk->blob.len);
-    if (rc == SIMSYNC_OK)
-        (*a->fetched)++;
-    return rc;
-}
-
-/* Fetch the chunks of v this node does not have staged. */
-static int
-fetch_chunks(struct replica *r, struct link *l, const Simsync__Version *v,
-             uint64_t *fetched)
-{
-    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
-    ProtobufCBinaryData *ids;
-    struct store_txn *txn;
-    size_t n = 0;
-    int rc;
-
-    if (v->n_chunks == 0)
-        return SIMSYNC_OK;
-    ids = calloc(v->n_chunks, sizeof(*ids));
-    if (ids == NULL)
-        return SIMSYNC_ENOMEM;
-    rc = store_txn_begin(r->st, 1, &txn);
-    for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
-        uint8_t key[SUB_BYTES + 32];
-        const void *val;
-        size_t vl;
-        if (v->chunks[j]->id.len != 32) {
-            rc = SIMSYNC_EPROTO;
-            break;
-        }
-        memcpy(key, r->sub, SUB_BYTES);
-        memcpy(key + SUB_BYTES, v->chunks[j]->id.data, 32);
-        if (store_get(txn, STORE_STAGE, key, sizeof(key), &val, &vl) !=
-            SIMSYNC_OK)
-            ids[n++] = v->chunks[j]->id;
-    }
-    store_txn_abort(txn);
-    for (size_t off = 0; rc == SIMSYNC_OK && off < n; off += QUERY_IDS) {
-        struct chunk_acc acc = {r, fetched};
-        f.chunk_ids = ids + off;
-        f.n_chunk_ids = n - off < QUERY_IDS ? n - off : QUERY_IDS;
-        rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_CHUNK, staged_chunk, &acc);
-    }
-    free(ids);
-    return rc;
-}
-
 /* Restored items are written in batches: the files of a batch without
  * fsync each, then one syncfs, then one transaction records them all. A
  * crash before the commit leaves files the next scan records (as changes
@@ -1405,17 +1341,161 @@ batch_clear(struct restore_batch *b)
     b->bytes = 0;
 }
 
-/* Write and record the batch; count what it did. */
+/* Chunks arriving for a batch: checked one by one, kept in memory and
+ * staged in one transaction per STAGE_BYTES. */
+#define STAGE_BYTES (16u << 20)
+
+struct chunk_acc {
+    struct replica *r;
+    uint64_t *fetched;
+    uint8_t (*ids)[32];
+    uint8_t **blobs;
+    size_t *lens;
+    size_t n, bytes;
+    uint8_t bad[32]; /* the chunk that failed its check */
+    int have_bad;
+};
+
 static int
-batch_flush(struct simsync_node *n, struct restore_batch *b, uint64_t gen,
-            struct simsync_restore_report *rep)
+acc_flush(struct chunk_acc *a)
 {
+    const uint8_t *ids[QUERY_IDS];
+    int rc;
+
+    for (size_t i = 0; i < a->n; i++)
+        ids[i] = a->ids[i];
+    rc = replica_put_chunks(a->r, a->n, ids, (const uint8_t *const *)a->blobs,
+                            a->lens);
+    for (size_t i = 0; i < a->n; i++)
+        free(a->blobs[i]);
+    if (rc == SIMSYNC_OK)
+        *a->fetched += a->n;
+    a->n = 0;
+    a->bytes = 0;
+    return rc;
+}
+
+static int
+staged_chunk(const Simsync__Envelope *in, void *arg)
+{
+    struct chunk_acc *a = arg;
+    int rc;
+
+    if (in->chunk->id.len != 32)
+        return SIMSYNC_EPROTO;
+    if (in->chunk->blob.len == 0)
+        rc = SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
+    else
+        rc = replica_check_chunk(a->r, in->chunk->id.data,
+                                 in->chunk->blob.data, in->chunk->blob.len);
+    if (rc != SIMSYNC_OK) {
+        memcpy(a->bad, in->chunk->id.data, 32);
+        a->have_bad = 1;
+        return rc;
+    }
+    if (a->n == QUERY_IDS || a->bytes >= STAGE_BYTES) {
+        rc = acc_flush(a);
+        if (rc != SIMSYNC_OK)
+            return rc;
+    }
+    a->blobs[a->n] = malloc(in->chunk->blob.len);
+    if (a->blobs[a->n] == NULL)
+        return SIMSYNC_ENOMEM;
+    memcpy(a->blobs[a->n], in->chunk->blob.data, in->chunk->blob.len);
+    memcpy(a->ids[a->n], in->chunk->id.data, 32);
+    a->lens[a->n] = in->chunk->blob.len;
+    a->bytes += in->chunk->blob.len;
+    a->n++;
+    return SIMSYNC_OK;
+}
+
+/* Fetch, in as few requests as possible, the chunks of the batch's items
+ * that are not staged here yet. */
+static int
+fetch_batch(struct restore_batch *b, struct link *l, struct chunk_acc *acc)
+{
+    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
+    ProtobufCBinaryData *ids = NULL;
+    struct store_txn *txn;
+    size_t n = 0, cap = 0;
+    int rc = store_txn_begin(b->r->st, 1, &txn);
+
+    for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
+        const Simsync__Version *v = b->v[i].v;
+        for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
+            uint8_t key[SUB_BYTES + 32];
+            const void *val;
+            size_t vl;
+            if (v->chunks[j]->id.len != 32) {
+                rc = SIMSYNC_EPROTO;
+                break;
+            }
+            memcpy(key, b->r->sub, SUB_BYTES);
+            memcpy(key + SUB_BYTES, v->chunks[j]->id.data, 32);
+            if (store_get(txn, STORE_STAGE, key, sizeof(key), &val, &vl) ==
+                SIMSYNC_OK)
+                continue;
+            if (n == cap) {
+                size_t nc = cap ? cap * 2 : 256;
+                ProtobufCBinaryData *ni = realloc(ids, nc * sizeof(*ni));
+                if (ni == NULL) {
+                    rc = SIMSYNC_ENOMEM;
+                    break;
+                }
+                ids = ni;
+                cap = nc;
+            }
+            ids[n++] = v->chunks[j]->id;
+        }
+    }
+    store_txn_abort(txn);
+    for (size_t off = 0; rc == SIMSYNC_OK && off < n; off += QUERY_IDS) {
+        f.chunk_ids = ids + off;
+        f.n_chunk_ids = n - off < QUERY_IDS ? n - off : QUERY_IDS;
+        rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_CHUNK, staged_chunk, acc);
+    }
+    if (rc == SIMSYNC_OK)
+        rc = acc_flush(acc);
+    for (size_t i = 0; i < acc->n; i++)
+        free(acc->blobs[i]);
+    acc->n = 0;
+    free(ids);
+    return rc;
+}
+
+/* Fetch the batch's chunks, write and record its items; count what it
+ * did. */
+static int
+batch_flush(struct simsync_node *n, struct restore_batch *b, struct link *l,
+            uint64_t gen, struct simsync_restore_report *rep)
+{
+    struct chunk_acc acc;
     int rc;
 
     if (b->n == 0)
         return SIMSYNC_OK;
+    memset(&acc, 0, sizeof(acc));
+    acc.r = b->r;
+    acc.fetched = &rep->chunks_fetched;
+    acc.ids = malloc(QUERY_IDS * sizeof(*acc.ids));
+    acc.blobs = malloc(QUERY_IDS * sizeof(*acc.blobs));
+    acc.lens = malloc(QUERY_IDS * sizeof(*acc.lens));
     b->failed = b->n;
-    rc = store_write(b->r->st, restore_batch_fn, b);
+    rc = acc.ids && acc.blobs && acc.lens ? fetch_batch(b, l, &acc)
+                                          : SIMSYNC_ENOMEM;
+    /* Name the item a bad chunk belongs to. */
+    for (size_t i = 0; acc.have_bad && i < b->n && b->failed == b->n; i++)
+        for (size_t j = 0; j < b->v[i].v->n_chunks; j++)
+            if (b->v[i].v->chunks[j]->id.len == 32 &&
+                memcmp(b->v[i].v->chunks[j]->id.data, acc.bad, 32) == 0) {
+                b->failed = i;
+                break;
+            }
+    free(acc.ids);
+    free(acc.blobs);
+    free(acc.lens);
+    if (rc == SIMSYNC_OK)
+        rc = store_write(b->r->st, restore_batch_fn, b);
     if (rc == SIMSYNC_OK) {
         for (size_t i = 0; i < b->n; i++) {
             if (b->v[i].kind == RESTORED)
@@ -1432,6 +1512,12 @@ batch_flush(struct simsync_node *n, struct restore_batch *b, uint64_t gen,
                   "chunk on the hub was changed); nothing was written for it",
                   class_name(b->v[b->failed].cls), b->v[b->failed].name,
                   (unsigned long long)gen);
+    } else if (rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) {
+        node_fail(n, rc,
+                  "a chunk of generation %llu failed its integrity check (a "
+                  "chunk on the hub was changed); nothing was written for the "
+                  "%zu items restored with it",
+                  (unsigned long long)gen, b->n);
     }
     batch_clear(b);
     return rc;
@@ -1563,37 +1649,27 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
         fn(arg, action, class_name(cls), target, c->version->size);
         if (!o->dry_run) {
             struct restore_one *one = &batch.v[batch.n];
-            rc = fetch_chunks(&r, &l, c->version, &rep->chunks_fetched);
-            if (rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO)
-                node_fail(n, rc,
-                          "%s/%s from generation %llu failed its integrity "
-                          "check (a chunk on the hub was changed); nothing "
-                          "was written for it",
-                          class_name(cls), meta->name,
-                          (unsigned long long)o->gen);
-            if (rc == SIMSYNC_OK) {
-                one->cls = cls;
-                one->id = c->item_id.data;
-                one->v = c->version;
-                one->kind = !exists ? RESTORED
-                            : mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH ? KEPT_BOTH
-                                                                   : OVERWRITTEN;
-                one->name = strdup(target);
-                if (one->name == NULL)
-                    rc = SIMSYNC_ENOMEM;
-            }
+            one->cls = cls;
+            one->id = c->item_id.data;
+            one->v = c->version;
+            one->kind = !exists ? RESTORED
+                        : mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH ? KEPT_BOTH
+                                                               : OVERWRITTEN;
+            one->name = strdup(target);
+            if (one->name == NULL)
+                rc = SIMSYNC_ENOMEM;
             if (rc == SIMSYNC_OK) {
                 batch.n++;
                 batch.bytes += c->version->size;
                 if (batch.n == RESTORE_BATCH_ITEMS ||
                     batch.bytes >= RESTORE_BATCH_BYTES)
-                    rc = batch_flush(n, &batch, o->gen, rep);
+                    rc = batch_flush(n, &batch, &l, o->gen, rep);
             }
         }
         simsync__item_meta__free_unpacked(meta, NULL);
     }
     if (rc == SIMSYNC_OK)
-        rc = batch_flush(n, &batch, o->gen, rep);
+        rc = batch_flush(n, &batch, &l, o->gen, rep);
     batch_clear(&batch);
     free(batch.v);
     link_close(&l);

@@ -194,46 +194,70 @@ replica_missing_chunks(struct replica *r, Simsync__Change *const *ch, size_t n,
     return SIMSYNC_OK;
 }
 
-struct put_chunk_arg {
+struct put_chunks_arg {
     struct replica *r;
-    const uint8_t *id;
-    const uint8_t *blob;
-    size_t len;
+    size_t n;
+    const uint8_t *const *ids;
+    const uint8_t *const *blobs;
+    const size_t *lens;
 };
 
 static int
-put_chunk_fn(struct store_txn *txn, void *arg)
+put_chunks_fn(struct store_txn *txn, void *arg)
 {
-    struct put_chunk_arg *a = arg;
+    struct put_chunks_arg *a = arg;
     uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
+    int rc = SIMSYNC_OK;
 
-    chunk_key(key, a->r->sub, a->id);
-    return store_put(txn, chunk_db(a->r), key, sizeof(key), a->blob, a->len);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < a->n; i++) {
+        chunk_key(key, a->r->sub, a->ids[i]);
+        rc = store_put(txn, chunk_db(a->r), key, sizeof(key), a->blobs[i],
+                       a->lens[i]);
+    }
+    return rc;
+}
+
+int
+replica_check_chunk(struct replica *r, const uint8_t id[CHUNK_ID_BYTES],
+                    const uint8_t *blob, size_t len)
+{
+    uint8_t *plain, check[CHUNK_ID_BYTES];
+    size_t plen;
+    int rc;
+
+    if (!r->trusted)
+        return SIMSYNC_OK;
+    rc = blob_decode(r->keys.seal, id, CHUNK_ID_BYTES, blob, len,
+                     CHUNKER_MAX_DEFAULT, &plain, &plen);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    keys_chunk_id(&r->keys, plain, plen, check);
+    crypt_wipe(plain, plen);
+    free(plain);
+    return crypt_equal(check, id, CHUNK_ID_BYTES) ? SIMSYNC_OK
+                                                  : SIMSYNC_ECRYPTO;
+}
+
+int
+replica_put_chunks(struct replica *r, size_t n, const uint8_t *const *ids,
+                   const uint8_t *const *blobs, const size_t *lens)
+{
+    struct put_chunks_arg a = {r, n, ids, blobs, lens};
+
+    return n == 0 ? SIMSYNC_OK : store_write(r->st, put_chunks_fn, &a);
 }
 
 int
 replica_put_chunk(struct replica *r, const uint8_t id[CHUNK_ID_BYTES],
                   const uint8_t *blob, size_t len)
 {
-    struct put_chunk_arg a = {r, id, blob, len};
+    /* Check before staging: a bad blob staged would count as present and
+     * block every later attempt. */
+    int rc = replica_check_chunk(r, id, blob, len);
 
-    if (r->trusted) {
-        /* Check before staging: a bad blob staged would count as present
-         * and block every later attempt. */
-        uint8_t *plain, check[CHUNK_ID_BYTES];
-        size_t plen;
-        int rc = blob_decode(r->keys.seal, id, CHUNK_ID_BYTES, blob, len,
-                             CHUNKER_MAX_DEFAULT, &plain, &plen);
-        if (rc != SIMSYNC_OK)
-            return rc;
-        keys_chunk_id(&r->keys, plain, plen, check);
-        crypt_wipe(plain, plen);
-        free(plain);
-        if (!crypt_equal(check, id, CHUNK_ID_BYTES))
-            return SIMSYNC_ECRYPTO;
-    }
-
-    return store_write(r->st, put_chunk_fn, &a);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    return replica_put_chunks(r, 1, &id, &blob, &len);
 }
 
 int

@@ -55,6 +55,13 @@ int replica_missing_chunks(struct replica *r, Simsync__Change *const *ch,
  * never re-sends it). */
 int replica_put_chunk(struct replica *r, const uint8_t id[CHUNK_ID_BYTES],
                       const uint8_t *blob, size_t len);
+/* Trusted: does the blob open under the seal key and hash to its id?
+ * (SIMSYNC_OK on the hub, which cannot tell.) */
+int replica_check_chunk(struct replica *r, const uint8_t id[CHUNK_ID_BYTES],
+                        const uint8_t *blob, size_t len);
+/* Keep n checked chunks in one committed transaction. */
+int replica_put_chunks(struct replica *r, size_t n, const uint8_t *const *ids,
+                       const uint8_t *const *blobs, const size_t *lens);
 /* The blob of one chunk of an item version this node sends. *blob
  * returned to the caller. SIMSYNC_ENOTFOUND if it is gone or changed. */
 int replica_get_chunk(struct replica *r, int cls,
