@@ -1078,6 +1078,25 @@ node_hello_next(struct simsync_node *n, struct link *l, int op,
 }
 
 int
+node_request(struct simsync_node *n, int op, const void *req, int kind,
+             void **out)
+{
+    struct link l = {0};
+    uint32_t mask;
+    int rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
+
+    *out = NULL;
+    if (rc == SIMSYNC_OK)
+        rc = node_hello(n, &l, op, n->classes, &mask);
+    if (rc == SIMSYNC_OK && req != NULL)
+        rc = node_send_env(l.ch, req);
+    if (rc == SIMSYNC_OK)
+        rc = node_recv_kind(l.ch, kind, out);
+    link_close(&l);
+    return rc;
+}
+
+int
 simsync_sync(struct simsync_node *n, const char *hub_addr,
              int allow_mass_delete, struct simsync_sync_report *rep)
 {

@@ -103,6 +103,12 @@ int node_job_store(struct simsync_node *n, const Simsync__RestoreJob *j);
 /* node_backup.c: is a backup of this terminal running (lock held)? */
 int node_backup_running(struct simsync_node *n);
 
+/* One request on a fresh link to the registered hub: Hello{op}, the
+ * envelope `req` (NULL: none), then one answer of kind `kind` into *out
+ * (free_unpacked by the caller). */
+int node_request(struct simsync_node *n, int op, const void *req, int kind,
+                 void **out);
+
 /* The inserted SIM must be the bound subscriber's. */
 int check_sim_binding(struct simsync_node *n);
 /* The terminal's replica: data keys, store, subscriber, data folder. */

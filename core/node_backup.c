@@ -694,18 +694,8 @@ out:
 static int
 fetch_list(struct simsync_node *n, Simsync__Envelope **out)
 {
-    struct link l = {0};
-    uint32_t mask;
-    int rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
-
-    *out = NULL;
-    if (rc == SIMSYNC_OK)
-        rc = node_hello(n, &l, SIMSYNC__OP__OP_GENERATIONS, n->classes, &mask);
-    if (rc == SIMSYNC_OK)
-        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_GENERATIONS,
-                            (void **)out);
-    link_close(&l);
-    return rc;
+    return node_request(n, SIMSYNC__OP__OP_GENERATIONS, NULL,
+                        SIMSYNC__ENVELOPE__MSG_GENERATIONS, (void **)out);
 }
 
 /* The token a terminal gives the hub with a generation it forgets: only
@@ -913,8 +903,6 @@ forget_send(struct simsync_node *n, const Simsync__GenerationList *gl,
     ProtobufCBinaryData *toks = calloc(count + 1, sizeof(*toks));
     uint8_t *tokbuf = malloc(count * 32 + 1);
     struct replica r;
-    struct link l = {0};
-    uint32_t mask;
     int rc = toks && tokbuf ? replica_setup(n, &r) : SIMSYNC_ENOMEM;
 
     for (size_t i = 0; rc == SIMSYNC_OK && i < count; i++) {
@@ -927,29 +915,21 @@ forget_send(struct simsync_node *n, const Simsync__GenerationList *gl,
     }
     if (rc == SIMSYNC_OK) {
         keys_wipe(&r.keys);
-        rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
-    }
-    if (rc == SIMSYNC_OK)
-        rc = node_hello(n, &l, SIMSYNC__OP__OP_FORGET, n->classes, &mask);
-    if (rc == SIMSYNC_OK) {
         req.gens = (uint64_t *)gens;
         req.n_gens = count;
         req.tokens = toks;
         req.n_tokens = count;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_FORGET;
         env.forget = &req;
-        rc = node_send_env(l.ch, &env);
+        rc = node_request(n, SIMSYNC__OP__OP_FORGET, &env,
+                          SIMSYNC__ENVELOPE__MSG_FORGET_DONE, (void **)&in);
     }
-    if (rc == SIMSYNC_OK)
-        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_FORGET_DONE,
-                            (void **)&in);
     if (rc == SIMSYNC_OK) {
         rep->forgotten += in->forget_done->forgotten;
         rep->chunks_freed += in->forget_done->chunks_freed;
         rep->bytes_freed += in->forget_done->bytes_freed;
         simsync__envelope__free_unpacked(in, NULL);
     }
-    link_close(&l);
     free(toks);
     free(tokbuf);
     if (rc != SIMSYNC_OK && n->err[0] == '\0')

@@ -272,8 +272,6 @@ simsync_backup_history(struct simsync_node *n,
 {
     Simsync__Envelope *in = NULL;
     struct simsync_history_event *v;
-    struct link l = {0};
-    uint32_t mask;
     int rc;
 
     *out = NULL;
@@ -281,12 +279,8 @@ simsync_backup_history(struct simsync_node *n,
     n->err[0] = '\0';
     if (!n->bound)
         return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
-    rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
-    if (rc == SIMSYNC_OK)
-        rc = node_hello(n, &l, SIMSYNC__OP__OP_HISTORY, n->classes, &mask);
-    if (rc == SIMSYNC_OK)
-        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_HISTORY, (void **)&in);
-    link_close(&l);
+    rc = node_request(n, SIMSYNC__OP__OP_HISTORY, NULL,
+                      SIMSYNC__ENVELOPE__MSG_HISTORY, (void **)&in);
     if (rc != SIMSYNC_OK) {
         if (n->err[0] == '\0')
             node_fail(n, rc, "cannot read the backup history: %s",
@@ -335,11 +329,10 @@ node_job_leave(struct simsync_node *n, const struct simsync_restore_opts *o,
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
     Simsync__RestoreJob job = SIMSYNC__RESTORE_JOB__INIT;
     Simsync__RestoreJobBody body = SIMSYNC__RESTORE_JOB_BODY__INIT;
-    uint32_t cls[CLS_COUNT], ncls = 0, mask;
+    uint32_t cls[CLS_COUNT], ncls = 0;
     uint8_t ad[96], *plain = NULL, *sealed = NULL;
     size_t adlen, plen, slen;
     struct replica r;
-    struct link l = {0};
     int rc;
 
     *id = 0;
@@ -374,21 +367,16 @@ node_job_leave(struct simsync_node *n, const struct simsync_restore_opts *o,
         rc = blob_encode(r.keys.seal, ad, adlen, plain, plen, &sealed, &slen);
     keys_wipe(&r.keys);
     free(plain);
-    if (rc == SIMSYNC_OK)
-        rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
-    if (rc == SIMSYNC_OK)
-        rc = node_hello(n, &l, SIMSYNC__OP__OP_RESTORE_JOB, n->classes, &mask);
     if (rc == SIMSYNC_OK) {
         job.terminal_id = (char *)o->to_terminal;
         job.sealed.data = sealed;
         job.sealed.len = slen;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_RESTORE_JOB;
         env.restore_job = &job;
-        rc = node_send_env(l.ch, &env);
+        rc = node_request(n, SIMSYNC__OP__OP_RESTORE_JOB, &env,
+                          SIMSYNC__ENVELOPE__MSG_RESTORE_JOB_ACK,
+                          (void **)&in);
     }
-    if (rc == SIMSYNC_OK)
-        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_RESTORE_JOB_ACK,
-                            (void **)&in);
     if (rc == SIMSYNC_OK)
         *id = in->restore_job_ack->id;
     else if (rc == SIMSYNC_ENOTFOUND)
@@ -398,7 +386,6 @@ node_job_leave(struct simsync_node *n, const struct simsync_restore_opts *o,
                   o->to_terminal);
     if (in)
         simsync__envelope__free_unpacked(in, NULL);
-    link_close(&l);
     free(sealed);
     return rc;
 }
