@@ -10,7 +10,6 @@
 
 #include "blob.h"
 #include "node.h"
-#include "transport.h"
 
 #define LOCAL_NOTICES_MAX 200
 #define JOB_BODY_MAX (64u * 1024)
