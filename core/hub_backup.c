@@ -106,6 +106,15 @@ latest_gen(struct store *st, const uint8_t sub[SUB_BYTES], struct latest *l)
     return rc;
 }
 
+/* Arriving chunks are committed in groups: at most GROUP_CHUNKS or
+ * GROUP_BYTES, and always before the manifest is checked and when the
+ * connection ends for any reason. A terminal killed mid-upload therefore
+ * re-sends at most the chunk that was in flight; only a crash of the hub
+ * itself loses the group (nothing of it was acknowledged). */
+#define GROUP_CHUNKS 256
+#define GROUP_BYTES (8u << 20)
+#define GROUP_MS 200 /* on a slow link, commit at least this often */
+
 /* The state of one backup upload. */
 struct upload {
     struct replica r; /* hub replica of the subscriber */
@@ -116,15 +125,63 @@ struct upload {
     size_t nrefs, caprefs;
     uint8_t *want; /* sorted: the ids of the last ChunkWant */
     size_t nwant;
+    uint8_t (*gids)[32]; /* the group of chunks not yet committed */
+    uint8_t *gblob[GROUP_CHUNKS];
+    size_t glen[GROUP_CHUNKS];
+    size_t ng, gbytes;
+    uint64_t gstart_ms; /* when the group's first chunk arrived */
     uint8_t **pieces;
     size_t *piece_len;
     size_t npieces, cappieces, manifest_bytes;
     struct crypt_hash_state digest;
 };
 
+static int
+group_flush(struct upload *u)
+{
+    const uint8_t *ids[GROUP_CHUNKS];
+    int rc;
+
+    for (size_t i = 0; i < u->ng; i++)
+        ids[i] = u->gids[i];
+    rc = replica_put_chunks(&u->r, u->ng, ids,
+                            (const uint8_t *const *)u->gblob, u->glen);
+    for (size_t i = 0; i < u->ng; i++)
+        free(u->gblob[i]);
+    u->ng = 0;
+    u->gbytes = 0;
+    return rc;
+}
+
+static int
+group_add(struct upload *u, const uint8_t *id, const uint8_t *blob, size_t len)
+{
+    if (u->gids == NULL) {
+        u->gids = malloc(GROUP_CHUNKS * sizeof(*u->gids));
+        if (u->gids == NULL)
+            return SIMSYNC_ENOMEM;
+    }
+    u->gblob[u->ng] = malloc(len);
+    if (u->gblob[u->ng] == NULL)
+        return SIMSYNC_ENOMEM;
+    memcpy(u->gblob[u->ng], blob, len);
+    memcpy(u->gids[u->ng], id, 32);
+    u->glen[u->ng] = len;
+    if (u->ng++ == 0)
+        u->gstart_ms = node_now_ms();
+    u->gbytes += len;
+    if (u->ng == GROUP_CHUNKS || u->gbytes >= GROUP_BYTES ||
+        node_now_ms() - u->gstart_ms >= GROUP_MS)
+        return group_flush(u);
+    return SIMSYNC_OK;
+}
+
 static void
 upload_free(struct upload *u)
 {
+    for (size_t i = 0; i < u->ng; i++)
+        free(u->gblob[i]);
+    free(u->gids);
     for (size_t i = 0; i < u->npieces; i++)
         free(u->pieces[i]);
     free(u->pieces);
@@ -386,24 +443,30 @@ hub_backup(struct simsync_node *n, struct chan *ch,
             break;
         switch (in->msg_case) {
         case SIMSYNC__ENVELOPE__MSG_CHUNK_QUERY:
-            rc = on_query(&u, ch, in->chunk_query);
+            /* The answer must see every chunk received so far. */
+            rc = group_flush(&u);
+            if (rc == SIMSYNC_OK)
+                rc = on_query(&u, ch, in->chunk_query);
             break;
         case SIMSYNC__ENVELOPE__MSG_CHUNK:
-            /* Only chunks this backup asked about, each committed at once. */
+            /* Only chunks this backup asked about, committed in groups. */
             if (in->chunk->id.len != 32 || in->chunk->blob.len == 0 ||
                 in->chunk->blob.len > CHUNK_BLOB_MAX ||
                 !wanted(&u, in->chunk->id.data))
                 rc = SIMSYNC_EPROTO;
             else
-                rc = replica_put_chunk(&u.r, in->chunk->id.data,
-                                       in->chunk->blob.data,
-                                       in->chunk->blob.len);
+                rc = group_add(&u, in->chunk->id.data, in->chunk->blob.data,
+                               in->chunk->blob.len);
             break;
         case SIMSYNC__ENVELOPE__MSG_PIECE:
-            rc = on_piece(&u, in->piece);
+            rc = group_flush(&u);
+            if (rc == SIMSYNC_OK)
+                rc = on_piece(&u, in->piece);
             break;
         case SIMSYNC__ENVELOPE__MSG_BACKUP_END:
-            rc = on_end(&u, ch, in->backup_end, terminal_id);
+            rc = group_flush(&u);
+            if (rc == SIMSYNC_OK)
+                rc = on_end(&u, ch, in->backup_end, terminal_id);
             finished = rc == SIMSYNC_OK;
             break;
         default:
@@ -411,6 +474,12 @@ hub_backup(struct simsync_node *n, struct chan *ch,
         }
         simsync__envelope__free_unpacked(in, NULL);
         in = NULL;
+    }
+    /* Keep what arrived whole, whatever ended the upload. */
+    if (u.ng > 0) {
+        int frc = group_flush(&u);
+        if (rc == SIMSYNC_OK)
+            rc = frc;
     }
     if (rc == SIMSYNC_EPROTO)
         node_send_error(ch, rc, "malformed or incomplete backup");
