@@ -364,7 +364,8 @@ read_all(int fd, uint8_t *buf, size_t len)
     return SIMSYNC_OK;
 }
 
-/* The content of a renamed file: the version it had under its old name. */
+/* The content of a renamed file: the version it had under its old name
+ * (from NULL: a file just written from that version). */
 struct move_src {
     const char *from;
     const Simsync__Version *v;
@@ -532,6 +533,16 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
               const Simsync__Version *clock, const Simsync__ItemRecord *old)
 {
     return record_file(r, txn, cls, name, base, clock, old, NULL);
+}
+
+int
+folder_record_written(struct replica *r, struct store_txn *txn, int cls,
+                      const char *name, const struct vv *base,
+                      const Simsync__ItemRecord *old, const Simsync__Version *v)
+{
+    struct move_src src = {NULL, v};
+
+    return record_file(r, txn, cls, name, base, NULL, old, &src);
 }
 
 /* ---------------------------------------------------------------- scan */

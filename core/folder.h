@@ -59,6 +59,14 @@ int folder_record(struct replica *r, struct store_txn *txn, int cls,
                   const Simsync__Version *clock,
                   const Simsync__ItemRecord *old);
 
+/* folder_record for a file just written from version `v` and checked
+ * against its content hash: a chunked version's chunk list and hash are
+ * kept instead of reading and chunking the file again. */
+int folder_record_written(struct replica *r, struct store_txn *txn, int cls,
+                          const char *name, const struct vv *base,
+                          const Simsync__ItemRecord *old,
+                          const Simsync__Version *v);
+
 /* Bring the record of `name` up to date with its file: nothing when the
  * stat cache matches, a stat refresh when only metadata changed (same
  * content hash), else a new local version (or tombstone). *changed tells

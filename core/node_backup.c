@@ -1283,7 +1283,7 @@ restore_write_one(struct replica *r, struct store_txn *txn,
     if (rc == SIMSYNC_OK && old != NULL)
         rc = vv_from_pb(&base, old->versions[0]->vv);
     if (rc == SIMSYNC_OK)
-        rc = folder_record(r, txn, o->cls, o->name, &base, NULL, old);
+        rc = folder_record_written(r, txn, o->cls, o->name, &base, old, o->v);
     if (rc == SIMSYNC_OK)
         rc = replica_unstage(r, txn, o->v);
     item_record_free(old);
