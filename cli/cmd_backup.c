@@ -428,10 +428,9 @@ int
 cmd_backup_forget(struct cli *c, int argc, char **argv)
 {
     const char *last = NULL, *daily = NULL, *weekly = NULL, *monthly = NULL;
-    const char *pos[CLI_MAX_POS];
-    char *gens_args[MAX_FORGET], *rest[64];
+    const char *pos[MAX_FORGET];
     uint64_t gens[MAX_FORGET];
-    int dry = 0, nrest = 0;
+    int dry = 0;
     const struct cli_opt opts[] = {
         {"--keep-last", &last, NULL},
         {"--keep-daily", &daily, NULL},
@@ -449,33 +448,10 @@ cmd_backup_forget(struct cli *c, int argc, char **argv)
     struct simsync_node *n = NULL;
     struct forget_lines l = {c, 1};
     enum cli_parse_result parsed;
-    size_t npos, ngens = 0;
+    size_t ngens = 0;
     int rc, code;
 
-    /* Generation numbers may be many: take them out first. */
-    for (int i = 0; i < argc; i++) {
-        if (argv[i][0] >= '0' && argv[i][0] <= '9') {
-            if (ngens == MAX_FORGET)
-                return out_usage(c, "at most %d generations at once",
-                                 MAX_FORGET);
-            gens_args[ngens++] = argv[i];
-        } else if (nrest < 64) {
-            /* An option's value stays with its option. */
-            int takes_value = strchr(argv[i], '=') == NULL &&
-                              (strncmp(argv[i], "--keep-", 7) == 0 ||
-                               strcmp(argv[i], "--home") == 0 ||
-                               (strncmp(argv[i], "--", 2) == 0 &&
-                                strlen(argv[i]) > 5 &&
-                                strcmp(argv[i] + strlen(argv[i]) - 5,
-                                       "-file") == 0));
-            rest[nrest++] = argv[i];
-            if (takes_value && i + 1 < argc && nrest < 64)
-                rest[nrest++] = argv[++i];
-        } else {
-            return out_usage(c, "too many arguments");
-        }
-    }
-    parsed = cli_parse(c, nrest, rest, opts, pos, 0, 0, &npos);
+    parsed = cli_parse(c, argc, argv, opts, pos, 0, MAX_FORGET, &ngens);
     if (parsed != CLI_PARSE_OK)
         return cli_parse_exit(parsed);
     for (int i = 0; i < 4; i++) {
@@ -488,7 +464,7 @@ cmd_backup_forget(struct cli *c, int argc, char **argv)
         keep[i] = (uint32_t)v;
     }
     for (size_t i = 0; i < ngens; i++) {
-        code = parse_gen(c, gens_args[i], &gens[i]);
+        code = parse_gen(c, pos[i], &gens[i]);
         if (code != 0)
             return code;
     }

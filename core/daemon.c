@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,25 +164,6 @@ newest_change(const char *dir)
     return newest_ns;
 }
 
-/* A lock probe that leaves the node's error alone. */
-static int
-lock_held(const struct simsync_node *n)
-{
-    char path[PATH_MAX];
-    int fd, held = 0;
-
-    if (snprintf(path, sizeof(path), "%s/backup.lock", n->home) >=
-        (int)sizeof(path))
-        return 0;
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return 0;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0)
-        held = errno == EWOULDBLOCK;
-    close(fd);
-    return held;
-}
-
 int
 simsync_busy_reason(struct simsync_node *n, const struct simsync_daemon_opts *o,
                     char *why, size_t len)
@@ -193,7 +173,7 @@ simsync_busy_reason(struct simsync_node *n, const struct simsync_daemon_opts *o,
     int cap;
 
     why[0] = '\0';
-    if (lock_held(n)) {
+    if (node_backup_running(n)) {
         snprintf(why, len, "building a backup already");
         return SIMSYNC_OK;
     }

@@ -100,8 +100,9 @@ int node_jobs_waiting(struct simsync_node *n, size_t *count);
 /* Keep a job the hub pushed on a control connection. */
 int node_job_store(struct simsync_node *n, const Simsync__RestoreJob *j);
 
-/* node_backup.c: is a backup of this terminal running (lock held)? */
-int node_backup_running(struct simsync_node *n);
+/* node_backup.c: is a backup of this terminal running (lock held)?
+ * Leaves the node's error alone. */
+int node_backup_running(const struct simsync_node *n);
 
 /* One request on a fresh link to the registered hub: Hello{op}, the
  * envelope `req` (NULL: none), then one answer of kind `kind` into *out

@@ -346,41 +346,53 @@ simsync_backup_pending(struct simsync_node *n, uint64_t *items,
 /* ------------------------------------------------------------ lock */
 
 /* One backup at a time per terminal (the CLI, the daemon's thread): an
- * advisory lock on <home>/backup.lock, held while a backup runs. */
+ * advisory lock on <home>/backup.lock, held while a backup runs. Takes it
+ * into *fd, or gives SIMSYNC_EBUSY (held elsewhere) or an errno. Leaves the
+ * node's error alone. */
 static int
-backup_lock(struct simsync_node *n, int *fd)
+lock_take(const struct simsync_node *n, int *fd, int *err)
 {
     char path[PATH_MAX];
 
     *fd = -1;
+    *err = 0;
     if (snprintf(path, sizeof(path), "%s/backup.lock", n->home) >=
         (int)sizeof(path))
         return SIMSYNC_EINVAL;
     *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (*fd < 0)
-        return node_fail(n, SIMSYNC_EIO, "cannot open %s: %s", path,
-                         strerror(errno));
+    if (*fd < 0) {
+        *err = errno;
+        return SIMSYNC_EIO;
+    }
     if (flock(*fd, LOCK_EX | LOCK_NB) != 0) {
-        int busy = errno == EWOULDBLOCK;
+        *err = errno;
         close(*fd);
         *fd = -1;
-        if (busy)
-            return node_fail(n, SIMSYNC_EBUSY,
-                             "another backup of this terminal is running");
-        return node_fail(n, SIMSYNC_EIO, "cannot lock %s: %s", path,
-                         strerror(errno));
+        return *err == EWOULDBLOCK ? SIMSYNC_EBUSY : SIMSYNC_EIO;
     }
     return SIMSYNC_OK;
 }
 
-int
-node_backup_running(struct simsync_node *n)
+static int
+backup_lock(struct simsync_node *n, int *fd)
 {
-    int fd, rc = backup_lock(n, &fd);
+    int err, rc = lock_take(n, fd, &err);
+
+    if (rc == SIMSYNC_EBUSY)
+        return node_fail(n, rc, "another backup of this terminal is running");
+    if (rc != SIMSYNC_OK)
+        return node_fail(n, rc, "cannot lock %s/backup.lock: %s", n->home,
+                         err ? strerror(err) : simsync_strerror(rc));
+    return SIMSYNC_OK;
+}
+
+int
+node_backup_running(const struct simsync_node *n)
+{
+    int fd, err, rc = lock_take(n, &fd, &err);
 
     if (rc == SIMSYNC_OK)
         close(fd);
-    n->err[0] = '\0';
     return rc == SIMSYNC_EBUSY;
 }
 

@@ -150,8 +150,7 @@ absorb_fn(struct store_txn *txn, void *arg)
         for (size_t i = 0; i < a->nnotices; i++)
             if (a->notices[i]->seq > seen) {
                 fresh[nf++] = a->notices[i];
-                if (a->notices[i]->seq > seen)
-                    seen = a->notices[i]->seq;
+                seen = a->notices[i]->seq;
             }
         rc = nf > 0 ? notices_append(txn, fresh, nf) : SIMSYNC_OK;
         free(fresh);

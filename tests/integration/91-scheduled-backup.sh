@@ -78,7 +78,8 @@ battery "$T/ps" 3 Discharging
 ss --home "$T/A" backup now --next 1s >/dev/null || fail "backup now --next"
 wait_for has_events A gave-up 1 || fail "the hub did not give up: $(cat "$T/hist.json")"
 [ "$(count_events A busy)" -ge 5 ] || fail "expected 2 + 3 BUSY answers: $(cat "$T/hist.json")"
-wait_for sh -c "ss() { \"$SIMSYNC\" \"\$@\"; }; \"$SIMSYNC\" --home '$T/A' notices | grep -q 'could not back up'" \
+notice_on_A() { ss --home "$T/A" notices | grep -q "$1"; }
+wait_for notice_on_A 'could not back up' \
     || fail "no notice on the terminal: $(ss --home "$T/A" notices)"
 ok "a terminal that stays busy: the hub gave up after 3 attempts, notice delivered"
 
@@ -87,7 +88,8 @@ kill -STOP "$DAEMON_PID"
 ss --home "$T/hub" hub schedule --subscriber 44123000555 --terminal imei-A \
     --every 1s --max-attempts 1 --answer-timeout 1s >/dev/null || fail "reschedule 2"
 before=$(count_events A no-answer)
-wait_for sh -c "[ \$(\"$SIMSYNC\" --home '$T/A' --json backup history | grep -o '\"event\":\"no-answer\"' | wc -l) -gt $before ]" \
+more_no_answers() { [ "$(count_events A no-answer)" -gt "$before" ]; }
+wait_for more_no_answers \
     || fail "no no-answer event: $(ss --home "$T/A" backup history 2>&1 | tail -5)"
 kill -CONT "$DAEMON_PID"
 ok "a request without an answer in time counts as a failed attempt"
