@@ -84,15 +84,14 @@ hub_tid_valid(const char *s)
     return 1;
 }
 
-static void
-reg_key(uint8_t *key, size_t *klen, const uint8_t sub[SUB_BYTES],
-        const char *tid)
+size_t
+hub_tid_key(uint8_t *key, const uint8_t sub[SUB_BYTES], const char *tid)
 {
     size_t tl = strlen(tid);
 
     memcpy(key, sub, SUB_BYTES);
     memcpy(key + SUB_BYTES, tid, tl);
-    *klen = SUB_BYTES + tl;
+    return SUB_BYTES + tl;
 }
 
 static int
@@ -107,7 +106,7 @@ get_reg(struct simsync_node *n, const uint8_t sub[SUB_BYTES], const char *tid,
     int rc;
 
     *out = NULL;
-    reg_key(key, &klen, sub, tid);
+    klen = hub_tid_key(key, sub, tid);
     rc = store_txn_begin(n->st, 1, &txn);
     if (rc != SIMSYNC_OK)
         return rc;
@@ -144,7 +143,7 @@ reg_write_fn(struct store_txn *txn, void *arg)
         if (rc != SIMSYNC_OK)
             return rc;
     }
-    reg_key(key, &klen, w->sub, w->reg->terminal_id);
+    klen = hub_tid_key(key, w->sub, w->reg->terminal_id);
     rc = record_pack(&w->reg->base, &buf, &len);
     if (rc != SIMSYNC_OK)
         return rc;

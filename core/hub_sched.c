@@ -230,13 +230,11 @@ static size_t
 job_key(uint8_t *key, const uint8_t sub[SUB_BYTES], const char *tid,
         uint64_t id)
 {
-    size_t tl = strlen(tid);
+    size_t kl = hub_tid_key(key, sub, tid);
 
-    memcpy(key, sub, SUB_BYTES);
-    memcpy(key + SUB_BYTES, tid, tl);
-    key[SUB_BYTES + tl] = 0;
-    store_be64(key + SUB_BYTES + tl + 1, id);
-    return SUB_BYTES + tl + 9;
+    key[kl] = 0;
+    store_be64(key + kl + 1, id);
+    return kl + 9;
 }
 
 struct jobs_acc {
@@ -1368,15 +1366,12 @@ job_put_fn(struct store_txn *txn, void *arg)
     struct job_put *j = arg;
     uint8_t key[SUB_BYTES + 64 + 9], rk[SUB_BYTES + 64], *buf;
     size_t kl = job_key(key, j->sub, j->job->terminal_id, j->job->id), len;
-    size_t tl = strlen(j->job->terminal_id);
+    size_t rkl = hub_tid_key(rk, j->sub, j->job->terminal_id);
     const void *v;
     size_t vl;
     int rc;
 
-    memcpy(rk, j->sub, SUB_BYTES);
-    memcpy(rk + SUB_BYTES, j->job->terminal_id, tl);
-    if (store_get(txn, STORE_REGISTRY, rk, SUB_BYTES + tl, &v, &vl) !=
-        SIMSYNC_OK)
+    if (store_get(txn, STORE_REGISTRY, rk, rkl, &v, &vl) != SIMSYNC_OK)
         return SIMSYNC_ENOTFOUND;
     rc = record_pack(&j->job->base, &buf, &len);
     if (rc != SIMSYNC_OK)
@@ -1443,15 +1438,6 @@ hub_restore_job(struct simsync_node *n, struct chan *ch,
 #define DEFAULT_ATTEMPTS 3
 #define DEFAULT_ANSWER_MS 60000
 
-static size_t
-sched_key(uint8_t *key, const uint8_t sub[SUB_BYTES], const char *tid)
-{
-    size_t tl = strlen(tid);
-
-    memcpy(key, sub, SUB_BYTES);
-    memcpy(key + SUB_BYTES, tid, tl);
-    return SUB_BYTES + tl;
-}
 
 struct sched_put {
     const uint8_t *sub;
@@ -1464,7 +1450,7 @@ sched_put_fn(struct store_txn *txn, void *arg)
 {
     struct sched_put *p = arg;
     uint8_t key[SUB_BYTES + 64], *buf;
-    size_t kl = sched_key(key, p->sub, p->rec->terminal_id), len;
+    size_t kl = hub_tid_key(key, p->sub, p->rec->terminal_id), len;
     Simsync__ScheduleRecord *old = NULL;
     const void *v;
     size_t vl;
@@ -1663,7 +1649,7 @@ simsync_hub_schedule_remove(struct simsync_node *n, const char *subscriber,
         return rc;
     if (strlen(terminal_id) > 63)
         return node_fail(n, SIMSYNC_EINVAL, "terminal ID too long");
-    d.kl = sched_key(d.key, sub, terminal_id);
+    d.kl = hub_tid_key(d.key, sub, terminal_id);
     rc = store_write(n->st, sched_del_fn, &d);
     if (rc == SIMSYNC_ENOTFOUND)
         return node_fail(n, rc, "there is no such schedule");

@@ -29,6 +29,10 @@ struct conn;
 void hub_sub_key(const struct simsync_node *n, const char *subscriber,
                  uint8_t out[SUB_BYTES]);
 int hub_sub_valid(const char *s);
+/* Key of (subscriber, terminal ID) in the registry and sched dbs (and the
+ * prefix of a terminal's jobs): subscriber | terminal ID. key holds
+ * SUB_BYTES + 63 bytes; returns its length. */
+size_t hub_tid_key(uint8_t *key, const uint8_t sub[SUB_BYTES], const char *tid);
 int hub_tid_valid(const char *s);
 
 /* Start / stop the scheduler thread of a serving hub. */
