@@ -111,6 +111,29 @@ hub_event(struct store *st, const uint8_t sub[SUB_BYTES],
     return store_write(st, event_put_fn, &e);
 }
 
+struct events_scan {
+    int (*fn)(Simsync__HistoryEvent *ev, void *arg);
+    void *arg;
+};
+
+static int
+event_entry(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    struct events_scan *e = arg;
+    Simsync__HistoryEvent *ev;
+    int rc;
+
+    if (kl != SUB_BYTES + 8)
+        return SIMSYNC_OK;
+    (void)k;
+    ev = simsync__history_event__unpack(NULL, vl, v);
+    if (ev == NULL)
+        return SIMSYNC_EPROTO;
+    rc = e->fn(ev, e->arg);
+    simsync__history_event__free_unpacked(ev, NULL);
+    return rc;
+}
+
 /* Visit the events of a subscriber with seq > after, in order; fn returns
  * non-zero to stop (that value is returned). */
 static int
@@ -118,35 +141,13 @@ events_each(struct store_txn *txn, const uint8_t sub[SUB_BYTES],
             uint64_t after, int (*fn)(Simsync__HistoryEvent *ev, void *arg),
             void *arg)
 {
-    struct store_cursor *cur;
+    struct events_scan e = {fn, arg};
     uint8_t key[SUB_BYTES + 8];
-    const uint8_t *k, *v;
-    size_t kl, vl;
-    int rc = store_cursor_open(txn, STORE_EVENTS, &cur);
 
-    if (rc != SIMSYNC_OK)
-        return rc;
     memcpy(key, sub, SUB_BYTES);
     store_be64(key + SUB_BYTES, after == UINT64_MAX ? after : after + 1);
-    rc = store_cursor_seek(cur, key, sizeof(key), (const void **)&k, &kl,
-                           (const void **)&v, &vl);
-    while (rc == SIMSYNC_OK && kl == sizeof(key) &&
-           memcmp(k, sub, SUB_BYTES) == 0) {
-        Simsync__HistoryEvent *ev =
-            simsync__history_event__unpack(NULL, vl, v);
-        if (ev == NULL) {
-            rc = SIMSYNC_EPROTO;
-            break;
-        }
-        rc = fn(ev, arg);
-        simsync__history_event__free_unpacked(ev, NULL);
-        if (rc != SIMSYNC_OK)
-            break;
-        rc = store_cursor_next(cur, (const void **)&k, &kl, (const void **)&v,
-                               &vl);
-    }
-    store_cursor_close(cur);
-    return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
+    return store_scan(txn, STORE_EVENTS, key, sizeof(key), SUB_BYTES,
+                      event_entry, &e);
 }
 
 /* ------------------------------------------------------------ notices */
@@ -244,15 +245,29 @@ struct jobs_acc {
 };
 
 static int
+job_entry(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    struct jobs_acc *a = arg;
+    Simsync__RestoreJob *j;
+
+    (void)k;
+    (void)kl;
+    if (a->n == JOBS_MAX)
+        return 1; /* the rest next time */
+    j = simsync__restore_job__unpack(NULL, vl, v);
+    if (j == NULL)
+        return SIMSYNC_EPROTO;
+    a->v[a->n++] = j;
+    return SIMSYNC_OK;
+}
+
+static int
 jobs_collect(struct store *st, const uint8_t sub[SUB_BYTES], const char *tid,
              struct jobs_acc *a)
 {
     struct store_txn *txn;
-    struct store_cursor *cur;
     uint8_t key[SUB_BYTES + 64 + 9];
-    size_t plen = job_key(key, sub, tid, 0) - 8;
-    const uint8_t *k, *v;
-    size_t kl, vl;
+    size_t klen = job_key(key, sub, tid, a->after + 1);
     int rc;
 
     a->n = 0;
@@ -262,26 +277,9 @@ jobs_collect(struct store *st, const uint8_t sub[SUB_BYTES], const char *tid,
     rc = store_txn_begin(st, 1, &txn);
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = store_cursor_open(txn, STORE_JOBS, &cur);
-    if (rc == SIMSYNC_OK) {
-        store_be64(key + plen, a->after + 1);
-        rc = store_cursor_seek(cur, key, plen + 8, (const void **)&k, &kl,
-                               (const void **)&v, &vl);
-        while (rc == SIMSYNC_OK && kl == plen + 8 &&
-               memcmp(k, key, plen) == 0 && a->n < JOBS_MAX) {
-            Simsync__RestoreJob *j = simsync__restore_job__unpack(NULL, vl, v);
-            if (j == NULL) {
-                rc = SIMSYNC_EPROTO;
-                break;
-            }
-            a->v[a->n++] = j;
-            rc = store_cursor_next(cur, (const void **)&k, &kl,
-                                   (const void **)&v, &vl);
-        }
-        store_cursor_close(cur);
-    }
+    rc = store_scan(txn, STORE_JOBS, key, klen, klen - 8, job_entry, a);
     store_txn_abort(txn);
-    return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
+    return rc == 1 ? SIMSYNC_OK : rc;
 }
 
 static void
@@ -696,72 +694,92 @@ sched_write_fn(struct store_txn *txn, void *arg)
     return SIMSYNC_OK;
 }
 
+struct sched_list {
+    struct sched_item *v;
+    size_t n, cap;
+};
+
+static int
+sched_entry(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    struct sched_list *l = arg;
+    Simsync__ScheduleRecord *rec;
+
+    if (kl < SUB_BYTES || kl > sizeof(l->v->key))
+        return SIMSYNC_OK;
+    rec = simsync__schedule_record__unpack(NULL, vl, v);
+    if (rec == NULL)
+        return SIMSYNC_OK; /* unreadable: skipped, never rewritten */
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 16;
+        struct sched_item *nv = realloc(l->v, nc * sizeof(*nv));
+        if (nv == NULL) {
+            simsync__schedule_record__free_unpacked(rec, NULL);
+            return SIMSYNC_ENOMEM;
+        }
+        l->v = nv;
+        l->cap = nc;
+    }
+    memcpy(l->v[l->n].key, k, kl);
+    l->v[l->n].klen = kl;
+    l->v[l->n].rec = rec;
+    l->v[l->n].created = rec->created_ms;
+    l->n++;
+    return SIMSYNC_OK;
+}
+
+static void
+sched_list_free(struct sched_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        simsync__schedule_record__free_unpacked(l->v[i].rec, NULL);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+/* The schedules whose key starts with prefix (plen 0: all of them). */
+static int
+sched_load(struct store *st, const void *prefix, size_t plen,
+           struct sched_list *l)
+{
+    struct store_txn *txn;
+    int rc = store_txn_begin(st, 1, &txn);
+
+    memset(l, 0, sizeof(*l));
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_scan(txn, STORE_SCHED, prefix, plen, plen, sched_entry, l);
+    store_txn_abort(txn);
+    if (rc != SIMSYNC_OK)
+        sched_list_free(l);
+    return rc;
+}
+
 static int
 sched_tick(struct sched *sc)
 {
-    struct store_txn *txn;
-    struct store_cursor *cur;
-    struct sched_item *v = NULL, *changed = NULL;
-    size_t n = 0, cap = 0, nch = 0;
-    const uint8_t *k, *val;
-    size_t kl, vl;
+    struct sched_list l;
+    struct sched_item *changed = NULL;
+    size_t nch = 0;
     uint64_t now;
-    int rc = store_txn_begin(sc->n->st, 1, &txn);
+    int rc = sched_load(sc->n->st, "", 0, &l);
 
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = store_cursor_open(txn, STORE_SCHED, &cur);
-    if (rc == SIMSYNC_OK) {
-        rc = store_cursor_seek(cur, "", 0, (const void **)&k, &kl,
-                               (const void **)&val, &vl);
-        while (rc == SIMSYNC_OK) {
-            Simsync__ScheduleRecord *rec;
-            if (kl < SUB_BYTES || kl > sizeof(v->key))
-                goto next;
-            rec = simsync__schedule_record__unpack(NULL, vl, val);
-            if (rec == NULL)
-                goto next;
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 16;
-                struct sched_item *nv = realloc(v, nc * sizeof(*nv));
-                if (nv == NULL) {
-                    simsync__schedule_record__free_unpacked(rec, NULL);
-                    rc = SIMSYNC_ENOMEM;
-                    break;
-                }
-                v = nv;
-                cap = nc;
-            }
-            memcpy(v[n].key, k, kl);
-            v[n].klen = kl;
-            v[n].rec = rec;
-            v[n].created = rec->created_ms;
-            n++;
-        next:
-            rc = store_cursor_next(cur, (const void **)&k, &kl,
-                                   (const void **)&val, &vl);
-        }
-        store_cursor_close(cur);
-    }
-    store_txn_abort(txn);
-    if (rc == SIMSYNC_ENOTFOUND)
-        rc = SIMSYNC_OK;
     now = node_now_ms();
-    if (rc == SIMSYNC_OK && n > 0) {
-        changed = malloc(n * sizeof(*changed));
+    if (l.n > 0) {
+        changed = malloc(l.n * sizeof(*changed));
         if (changed == NULL)
             rc = SIMSYNC_ENOMEM;
     }
-    for (size_t i = 0; rc == SIMSYNC_OK && i < n; i++)
-        if (sched_step(sc, v[i].key, v[i].rec, now))
-            changed[nch++] = v[i];
+    for (size_t i = 0; rc == SIMSYNC_OK && i < l.n; i++)
+        if (sched_step(sc, l.v[i].key, l.v[i].rec, now))
+            changed[nch++] = l.v[i];
     if (rc == SIMSYNC_OK && nch > 0) {
         struct sched_write w = {changed, nch};
         rc = store_write(sc->n->st, sched_write_fn, &w);
     }
-    for (size_t i = 0; i < n; i++)
-        simsync__schedule_record__free_unpacked(v[i].rec, NULL);
-    free(v);
+    sched_list_free(&l);
     free(changed);
     return rc;
 }
@@ -1155,76 +1173,71 @@ mark_gen_refs(Simsync__GenerationRecord *rec, void *arg)
 /* Mark every chunk an item version or a kept generation of the
  * subscriber uses, then sweep the others. */
 static int
+mark_item_refs(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    struct idset *live = arg;
+    Simsync__ItemRecord *rec = simsync__item_record__unpack(NULL, vl, v);
+    int rc = SIMSYNC_OK;
+
+    (void)k;
+    (void)kl;
+    if (rec == NULL)
+        return SIMSYNC_EPROTO;
+    for (size_t i = 0; rc == SIMSYNC_OK && i < rec->n_versions; i++)
+        for (size_t j = 0; rc == SIMSYNC_OK && j < rec->versions[i]->n_chunks;
+             j++)
+            if (rec->versions[i]->chunks[j]->id.len == 32)
+                rc = idset_add(live, rec->versions[i]->chunks[j]->id.data);
+    item_record_free(rec);
+    return rc;
+}
+
+struct sweep {
+    struct forget *f;
+    const struct idset *live;
+    struct idset dead;
+};
+
+static int
+sweep_chunk(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    struct sweep *w = arg;
+    const uint8_t *id = (const uint8_t *)k + SUB_BYTES;
+
+    (void)v;
+    if (kl != SUB_BYTES + 32 ||
+        (w->live->n > 0 &&
+         bsearch(id, w->live->ids, w->live->n, 32, cmp32) != NULL))
+        return SIMSYNC_OK;
+    w->f->chunks_freed++;
+    w->f->bytes_freed += vl;
+    return idset_add(&w->dead, id);
+}
+
+static int
 reclaim(struct store_txn *txn, struct forget *f)
 {
-    struct idset live = {0}, dead = {0};
-    struct store_cursor *cur;
-    const uint8_t *k, *v;
-    size_t kl, vl;
-    int rc = store_cursor_open(txn, STORE_ITEMS, &cur);
+    struct idset live = {0};
+    struct sweep w = {f, &live, {0}};
+    int rc = store_scan(txn, STORE_ITEMS, f->sub, SUB_BYTES, SUB_BYTES,
+                        mark_item_refs, &live);
 
-    if (rc != SIMSYNC_OK)
-        return rc;
-    rc = store_cursor_seek(cur, f->sub, SUB_BYTES, (const void **)&k, &kl,
-                           (const void **)&v, &vl);
-    while (rc == SIMSYNC_OK && kl >= SUB_BYTES &&
-           memcmp(k, f->sub, SUB_BYTES) == 0) {
-        Simsync__ItemRecord *rec = simsync__item_record__unpack(NULL, vl, v);
-        if (rec == NULL) {
-            rc = SIMSYNC_EPROTO;
-            break;
-        }
-        for (size_t i = 0; rc == SIMSYNC_OK && i < rec->n_versions; i++)
-            for (size_t j = 0; rc == SIMSYNC_OK && j < rec->versions[i]->n_chunks;
-                 j++)
-                if (rec->versions[i]->chunks[j]->id.len == 32)
-                    rc = idset_add(&live, rec->versions[i]->chunks[j]->id.data);
-        item_record_free(rec);
-        if (rc == SIMSYNC_OK)
-            rc = store_cursor_next(cur, (const void **)&k, &kl,
-                                   (const void **)&v, &vl);
-    }
-    store_cursor_close(cur);
-    if (rc == SIMSYNC_ENOTFOUND)
-        rc = SIMSYNC_OK;
     if (rc == SIMSYNC_OK)
         rc = hub_gen_each(txn, f->sub, mark_gen_refs, &live);
-    if (rc != SIMSYNC_OK) {
-        free(live.ids);
-        return rc;
-    }
-    if (live.n > 1)
+    if (rc == SIMSYNC_OK && live.n > 1)
         qsort(live.ids, live.n, 32, cmp32);
-    rc = store_cursor_open(txn, STORE_CHUNKS, &cur);
-    if (rc != SIMSYNC_OK) {
-        free(live.ids);
-        return rc;
-    }
-    rc = store_cursor_seek(cur, f->sub, SUB_BYTES, (const void **)&k, &kl,
-                           (const void **)&v, &vl);
-    while (rc == SIMSYNC_OK && kl == SUB_BYTES + 32 &&
-           memcmp(k, f->sub, SUB_BYTES) == 0) {
-        if (live.n == 0 ||
-            bsearch(k + SUB_BYTES, live.ids, live.n, 32, cmp32) == NULL) {
-            f->chunks_freed++;
-            f->bytes_freed += vl;
-            rc = idset_add(&dead, k + SUB_BYTES);
-        }
-        if (rc == SIMSYNC_OK)
-            rc = store_cursor_next(cur, (const void **)&k, &kl,
-                                   (const void **)&v, &vl);
-    }
-    store_cursor_close(cur);
-    if (rc == SIMSYNC_ENOTFOUND)
-        rc = SIMSYNC_OK;
-    for (size_t i = 0; rc == SIMSYNC_OK && i < dead.n; i++) {
+    /* Collect first, then delete: the scan's cursor is not disturbed. */
+    if (rc == SIMSYNC_OK)
+        rc = store_scan(txn, STORE_CHUNKS, f->sub, SUB_BYTES, SUB_BYTES,
+                        sweep_chunk, &w);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < w.dead.n; i++) {
         uint8_t key[SUB_BYTES + 32];
         memcpy(key, f->sub, SUB_BYTES);
-        memcpy(key + SUB_BYTES, dead.ids + i * 32, 32);
+        memcpy(key + SUB_BYTES, w.dead.ids + i * 32, 32);
         rc = store_del(txn, STORE_CHUNKS, key, sizeof(key));
     }
     free(live.ids);
-    free(dead.ids);
+    free(w.dead.ids);
     return rc;
 }
 
@@ -1557,70 +1570,36 @@ simsync_hub_schedule_list(struct simsync_node *n, const char *subscriber,
                           struct simsync_schedule **out, size_t *count)
 {
     uint8_t sub[SUB_BYTES];
-    struct store_txn *txn;
-    struct store_cursor *cur;
-    struct simsync_schedule *v = NULL;
-    size_t cnt = 0, cap = 0;
-    const uint8_t *k, *val;
-    size_t kl, vl;
+    struct sched_list l;
+    struct simsync_schedule *v;
     int rc = hub_only(n, subscriber, sub);
 
     *out = NULL;
     *count = 0;
+    if (rc == SIMSYNC_OK)
+        rc = sched_load(n->st, sub, SUB_BYTES, &l);
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = store_txn_begin(n->st, 1, &txn);
-    if (rc != SIMSYNC_OK)
-        return rc;
-    rc = store_cursor_open(txn, STORE_SCHED, &cur);
-    if (rc == SIMSYNC_OK) {
-        rc = store_cursor_seek(cur, sub, SUB_BYTES, (const void **)&k, &kl,
-                               (const void **)&val, &vl);
-        while (rc == SIMSYNC_OK && kl >= SUB_BYTES &&
-               memcmp(k, sub, SUB_BYTES) == 0) {
-            Simsync__ScheduleRecord *rec =
-                simsync__schedule_record__unpack(NULL, vl, val);
-            if (rec == NULL) {
-                rc = SIMSYNC_EPROTO;
-                break;
-            }
-            if (cnt == cap) {
-                size_t nc = cap ? cap * 2 : 4;
-                struct simsync_schedule *nv = realloc(v, nc * sizeof(*nv));
-                if (nv == NULL) {
-                    simsync__schedule_record__free_unpacked(rec, NULL);
-                    rc = SIMSYNC_ENOMEM;
-                    break;
-                }
-                v = nv;
-                cap = nc;
-            }
-            memset(&v[cnt], 0, sizeof(v[cnt]));
-            snprintf(v[cnt].terminal_id, sizeof(v[cnt].terminal_id), "%s",
-                     rec->terminal_id);
-            v[cnt].every_ms = rec->every_ms;
-            v[cnt].at_minute = rec->at_minute;
-            v[cnt].retry_ms = rec->retry_ms;
-            v[cnt].max_attempts = rec->max_attempts;
-            v[cnt].answer_timeout_ms = rec->answer_timeout_ms;
-            v[cnt].next_ms = rec->job ? rec->retry_at_ms : rec->next_ms;
-            v[cnt].attempt = rec->attempt;
-            cnt++;
-            simsync__schedule_record__free_unpacked(rec, NULL);
-            rc = store_cursor_next(cur, (const void **)&k, &kl,
-                                   (const void **)&val, &vl);
-        }
-        store_cursor_close(cur);
+    v = calloc(l.n + 1, sizeof(*v));
+    if (v == NULL) {
+        sched_list_free(&l);
+        return SIMSYNC_ENOMEM;
     }
-    store_txn_abort(txn);
-    if (rc == SIMSYNC_ENOTFOUND)
-        rc = SIMSYNC_OK;
-    if (rc != SIMSYNC_OK) {
-        free(v);
-        return rc;
+    for (size_t i = 0; i < l.n; i++) {
+        const Simsync__ScheduleRecord *rec = l.v[i].rec;
+        snprintf(v[i].terminal_id, sizeof(v[i].terminal_id), "%s",
+                 rec->terminal_id);
+        v[i].every_ms = rec->every_ms;
+        v[i].at_minute = rec->at_minute;
+        v[i].retry_ms = rec->retry_ms;
+        v[i].max_attempts = rec->max_attempts;
+        v[i].answer_timeout_ms = rec->answer_timeout_ms;
+        v[i].next_ms = rec->job ? rec->retry_at_ms : rec->next_ms;
+        v[i].attempt = rec->attempt;
     }
     *out = v;
-    *count = cnt;
+    *count = l.n;
+    sched_list_free(&l);
     return SIMSYNC_OK;
 }
 

@@ -468,3 +468,25 @@ store_cursor_close(struct store_cursor *c)
     mdb_cursor_close(c->cur);
     free(c);
 }
+
+int
+store_scan(struct store_txn *txn, enum store_db db, const void *seek,
+           size_t seeklen, size_t plen, store_scan_fn fn, void *arg)
+{
+    struct store_cursor *cur;
+    const void *k, *v;
+    size_t kl, vl;
+    int rc = store_cursor_open(txn, db, &cur);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_cursor_seek(cur, seek, seeklen, &k, &kl, &v, &vl);
+    while (rc == SIMSYNC_OK && kl >= plen && memcmp(k, seek, plen) == 0) {
+        rc = fn(k, kl, v, vl, arg);
+        if (rc != SIMSYNC_OK)
+            break;
+        rc = store_cursor_next(cur, &k, &kl, &v, &vl);
+    }
+    store_cursor_close(cur);
+    return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
+}

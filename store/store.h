@@ -112,6 +112,14 @@ int store_cursor_next(struct store_cursor *cur, const void **k, size_t *kl,
 int store_cursor_del(struct store_cursor *cur);
 void store_cursor_close(struct store_cursor *cur); /* NULL-safe */
 
+/* Call fn for every entry from the first key >= seek while the key's
+ * first plen bytes equal seek's (plen 0: to the end). fn returns
+ * SIMSYNC_OK to go on; anything else stops the scan and is returned. */
+typedef int (*store_scan_fn)(const void *k, size_t kl, const void *v,
+                             size_t vl, void *arg);
+int store_scan(struct store_txn *txn, enum store_db db, const void *seek,
+               size_t seeklen, size_t plen, store_scan_fn fn, void *arg);
+
 /* Fault injection for tests: the Nth put/commit from now fails with
  * SIMSYNC_EIO (0 disables). Process-wide. */
 void store_fault_fail_nth(long n);
