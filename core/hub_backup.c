@@ -36,40 +36,40 @@ gen_key(uint8_t key[GEN_KEY_BYTES], const uint8_t sub[SUB_BYTES], uint64_t gen,
     key[SUB_BYTES + 12] = (uint8_t)piece;
 }
 
+struct gen_scan {
+    int (*fn)(Simsync__GenerationRecord *rec, void *arg);
+    void *arg;
+};
+
+static int
+gen_entry(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    struct gen_scan *g = arg;
+    Simsync__GenerationRecord *rec;
+    int rc;
+
+    if (kl != GEN_KEY_BYTES ||
+        ((const uint8_t *)k)[SUB_BYTES + 8] != GEN_KIND_RECORD)
+        return SIMSYNC_OK; /* a manifest piece */
+    rec = simsync__generation_record__unpack(NULL, vl, v);
+    if (rec == NULL || rec->info == NULL) {
+        if (rec)
+            simsync__generation_record__free_unpacked(rec, NULL);
+        return SIMSYNC_EPROTO;
+    }
+    rc = g->fn(rec, g->arg);
+    simsync__generation_record__free_unpacked(rec, NULL);
+    return rc;
+}
+
 int
 hub_gen_each(struct store_txn *txn, const uint8_t sub[SUB_BYTES],
              int (*fn)(Simsync__GenerationRecord *rec, void *arg), void *arg)
 {
-    struct store_cursor *cur;
-    const uint8_t *k, *v;
-    size_t kl, vl;
-    int rc = store_cursor_open(txn, STORE_GENS, &cur);
+    struct gen_scan g = {fn, arg};
 
-    if (rc != SIMSYNC_OK)
-        return rc;
-    rc = store_cursor_seek(cur, sub, SUB_BYTES, (const void **)&k, &kl,
-                           (const void **)&v, &vl);
-    while (rc == SIMSYNC_OK && kl == GEN_KEY_BYTES &&
-           memcmp(k, sub, SUB_BYTES) == 0) {
-        if (k[SUB_BYTES + 8] == GEN_KIND_RECORD) {
-            Simsync__GenerationRecord *rec =
-                simsync__generation_record__unpack(NULL, vl, v);
-            if (rec == NULL || rec->info == NULL) {
-                if (rec)
-                    simsync__generation_record__free_unpacked(rec, NULL);
-                rc = SIMSYNC_EPROTO;
-                break;
-            }
-            rc = fn(rec, arg);
-            simsync__generation_record__free_unpacked(rec, NULL);
-            if (rc != SIMSYNC_OK)
-                break;
-        }
-        rc = store_cursor_next(cur, (const void **)&k, &kl, (const void **)&v,
-                               &vl);
-    }
-    store_cursor_close(cur);
-    return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
+    return store_scan(txn, STORE_GENS, sub, SUB_BYTES, SUB_BYTES, gen_entry,
+                      &g);
 }
 
 struct latest {
