@@ -51,7 +51,9 @@ struct daemon {
     struct simsync_backup_report rep;
     char err[512];
     size_t jobs_ran;
-    uint64_t jobs_after; /* a failed run of jobs waits until then */
+    /* When to look for restore jobs (0: nothing new since the last look):
+     * at connect, when one is pushed, and 30 s after a failed run. */
+    uint64_t jobs_check_at;
 };
 
 enum { WORK_BACKUP, WORK_JOBS };
@@ -255,7 +257,7 @@ worker_reap(struct daemon *d, struct chan *ch)
         dlog(d, "restore jobs: %zu run%s%s", d->jobs_ran,
              d->rc ? ", then: " : "", d->rc ? d->err : "");
         if (d->rc != SIMSYNC_OK)
-            d->jobs_after = node_now_ms() + 30000;
+            d->jobs_check_at = node_now_ms() + 30000;
         return SIMSYNC_OK;
     }
     if (d->rc == SIMSYNC_OK)
@@ -387,6 +389,7 @@ control_loop(struct daemon *d, struct link *l)
                      (unsigned long long)in->restore_job->id,
                      in->restore_job->from_terminal);
                 rc = node_job_store(d->n, in->restore_job);
+                d->jobs_check_at = node_now_ms();
                 break;
             default:
                 rc = SIMSYNC_EPROTO;
@@ -414,9 +417,10 @@ control_loop(struct daemon *d, struct link *l)
             /* Jobs first (delivered at connect or pushed), then the
              * pending-size trigger. */
             size_t njobs = 0;
-            if (now >= d->jobs_after &&
-                node_jobs_waiting(d->n, &njobs) == SIMSYNC_OK && njobs > 0) {
-                rc = worker_start(d, WORK_JOBS, 0);
+            if (d->jobs_check_at != 0 && now >= d->jobs_check_at) {
+                d->jobs_check_at = 0;
+                if (node_jobs_waiting(d->n, &njobs) == SIMSYNC_OK && njobs > 0)
+                    rc = worker_start(d, WORK_JOBS, 0);
             } else if (d->o.backup_pending_bytes > 0 &&
                        now - last_check >= (uint64_t)d->o.check_every_s * 1000) {
                 last_check = now;
@@ -473,6 +477,7 @@ simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
         }
         backoff = BACKOFF_MIN_MS;
         dlog(&d, "connected to the hub at %s", n->hub_addr);
+        d.jobs_check_at = node_now_ms(); /* the HelloReply may bring some */
         rc = control_loop(&d, &l);
         link_close(&l);
         if (d.running) {

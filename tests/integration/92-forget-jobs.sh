@@ -106,3 +106,19 @@ done
 grep -q "bytes in 2 changed items are in no generation" "$T/daemon.log" \
     || fail "daemon log: $(cat "$T/daemon.log")"
 ok "pending-size trigger: nothing at 50 KB, a backup at 130 KB (limit 100 KB)"
+
+# A job pushed to a running daemon: it runs it without a sync.
+gen=$(ss --home "$T/B" --json backup list | grep -o '"generation":[0-9]*' | tail -n1 | cut -d: -f2)
+[ -n "$gen" ] || fail "no generation to restore"
+put A contacts a.vcf "FN:A edited after"
+ss --home "$T/B" restore "$gen" --to-terminal imei-A --item contacts/a.vcf \
+    --on-conflict keep-both >/dev/null || fail "leave a job for A"
+for _ in $(seq 1 100); do
+    ss --home "$T/A" notices | grep -q "as asked from terminal imei-B" && break
+    sleep 0.2
+done
+ss --home "$T/A" notices | grep -q "as asked from terminal imei-B" \
+    || fail "A's daemon did not run the job: $(cat "$T/daemon.log")"
+ls "$T/A/data/contacts/" | grep -q "a.restored-" || fail "no kept-both copy on A"
+grep -q "restore job .* from terminal imei-B" "$T/daemon.log" || fail "daemon log: $(cat "$T/daemon.log")"
+ok "a restore job pushed to a running daemon ran at once"
