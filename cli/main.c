@@ -5,6 +5,7 @@
  *   simsync [--home DIR] [--json] COMMAND [ARGS...]
  *
  * The home defaults to $SIMSYNC_HOME, else ~/.local/share/simsync. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -299,6 +300,12 @@ main(int argc, char **argv)
     memset(&c, 0, sizeof(c));
     /* A peer that goes away must give an error, not kill the program. */
     signal(SIGPIPE, SIG_IGN);
+    /* Chunks and LMDB overflow pages are a few MiB each: served from mmap
+     * or trimmed back to the kernel after every free, each new one costs a
+     * page fault per 4 KiB (measured: half of the hub's CPU during a
+     * backup). Keep freed memory for reuse instead. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     code = run(&c, argc, argv);
     if (fflush(stdout) != 0 && code == CLI_EXIT_OK) {
         fprintf(stderr, "simsync: cannot write the output: the standard "

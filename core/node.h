@@ -104,6 +104,20 @@ int node_job_store(struct simsync_node *n, const Simsync__RestoreJob *j);
  * Leaves the node's error alone. */
 int node_backup_running(const struct simsync_node *n);
 
+/* Chunk ids asked or fetched per message. */
+#define NODE_QUERY_IDS 4096
+/* Largest manifest plaintext a terminal opens. */
+#define NODE_MANIFEST_PLAIN_MAX (1u << 30)
+/* Associated data of generation `gen`'s sealed manifest. */
+#define NODE_MANIFEST_AD_BYTES (16 + 8)
+void node_manifest_ad(uint8_t ad[NODE_MANIFEST_AD_BYTES], uint64_t gen);
+/* The hub's generation listing (an Envelope holding a GenerationList). */
+int node_gen_list(struct simsync_node *n, Simsync__Envelope **out);
+/* Check a listing against the newest generation this terminal has seen
+ * (rollback, foreign or forged entries: SIMSYNC_ECRYPTO with the node's
+ * error set), then remember its newest generation. */
+int node_gen_check(struct simsync_node *n, const Simsync__GenerationList *gl);
+
 /* One request on a fresh link to the registered hub: Hello{op}, the
  * envelope `req` (NULL: none), then one answer of kind `kind` into *out
  * (free_unpacked by the caller). */

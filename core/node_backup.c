@@ -1,6 +1,7 @@
 /* node_backup.c -- the terminal's side of backup generations: building a
  * manifest from a read snapshot, uploading what the hub lacks, listing
- * generations with the rollback check, and restoring.
+ * generations with the rollback check, and forgetting them (restoring is
+ * in node_restore.c).
  *
  * The manifest is the list of the live items' versions (sealed names,
  * inline bodies, chunk lists) at one instant, sealed as one blob under the
@@ -25,13 +26,13 @@
 #include "transport.h"
 
 #define PIECE_BYTES (512u * 1024)
-#define QUERY_IDS 4096
-#define MANIFEST_PLAIN_MAX (1u << 30)
 
 static const char manifest_ad_prefix[] = "simsync-manifest";
+_Static_assert(sizeof(manifest_ad_prefix) - 1 + 8 == NODE_MANIFEST_AD_BYTES,
+               "manifest associated data size");
 
-static void
-manifest_ad(uint8_t ad[sizeof(manifest_ad_prefix) - 1 + 8], uint64_t gen)
+void
+node_manifest_ad(uint8_t ad[NODE_MANIFEST_AD_BYTES], uint64_t gen)
 {
     memcpy(ad, manifest_ad_prefix, sizeof(manifest_ad_prefix) - 1);
     store_be64(ad + sizeof(manifest_ad_prefix) - 1, gen);
@@ -441,9 +442,9 @@ upload_chunks(struct replica *r, struct link *l, struct snapshot *s,
     for (size_t i = 0; rc == SIMSYNC_OK && i < nsrc;) {
         Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
         Simsync__ChunkQuery q = SIMSYNC__CHUNK_QUERY__INIT;
-        ProtobufCBinaryData ids[QUERY_IDS];
+        ProtobufCBinaryData ids[NODE_QUERY_IDS];
         size_t nq = 0;
-        while (i < nsrc && nq < QUERY_IDS) {
+        while (i < nsrc && nq < NODE_QUERY_IDS) {
             if (nq == 0 || memcmp(ids[nq - 1].data, src[i].id, 32) != 0) {
                 ids[nq].data = (uint8_t *)src[i].id;
                 ids[nq].len = 32;
@@ -550,7 +551,7 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
     struct replica r;
     struct link l = {0};
     uint32_t cls_list[CLS_COUNT], ncls = 0, mask = 0;
-    uint8_t ad[sizeof(manifest_ad_prefix) - 1 + 8], digest[32], prev[32];
+    uint8_t ad[NODE_MANIFEST_AD_BYTES], digest[32], prev[32];
     uint8_t *plain = NULL, *sealed = NULL;
     size_t plen = 0, slen = 0, nitems = 0, prevlen = 0;
     uint64_t t0 = node_now_ms(), gen = 0;
@@ -629,7 +630,7 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
     m.n_classes = ncls;
     m.items = items;
     m.n_items = nitems;
-    manifest_ad(ad, gen);
+    node_manifest_ad(ad, gen);
     rc = record_pack(&m.base, &plain, &plen);
     if (rc == SIMSYNC_OK)
         rc = blob_encode(r.keys.seal, ad, sizeof(ad), plain, plen, &sealed,
@@ -703,8 +704,8 @@ out:
 
 /* ------------------------------------------------------------ listing */
 
-static int
-fetch_list(struct simsync_node *n, Simsync__Envelope **out)
+int
+node_gen_list(struct simsync_node *n, Simsync__Envelope **out)
 {
     return node_request(n, SIMSYNC__OP__OP_GENERATIONS, NULL,
                         SIMSYNC__ENVELOPE__MSG_GENERATIONS, (void **)out);
@@ -731,8 +732,8 @@ forget_token(const struct datakeys *k, uint64_t gen, const uint8_t digest[32],
 /* Check a listing against what this terminal has seen, then remember its
  * newest generation. Forgotten generations count (their numbers are never
  * reused) when their token is genuine. */
-static int
-check_list(struct simsync_node *n, const Simsync__GenerationList *gl)
+int
+node_gen_check(struct simsync_node *n, const Simsync__GenerationList *gl)
 {
     uint8_t seen_digest[32];
     uint64_t seen, max = 0;
@@ -840,9 +841,9 @@ simsync_backup_list(struct simsync_node *n, struct simsync_generation **out,
     n->err[0] = '\0';
     if (!n->bound)
         return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
-    rc = fetch_list(n, &in);
+    rc = node_gen_list(n, &in);
     if (rc == SIMSYNC_OK)
-        rc = check_list(n, in->generations);
+        rc = node_gen_check(n, in->generations);
     if (rc == SIMSYNC_OK)
         rc = gens_from_list(in->generations, out, count);
     if (in)
@@ -972,9 +973,9 @@ simsync_backup_forget(struct simsync_node *n,
                          "say what to keep (--keep-last, --keep-daily, "
                          "--keep-weekly, --keep-monthly) or which "
                          "generations to forget");
-    rc = fetch_list(n, &in);
+    rc = node_gen_list(n, &in);
     if (rc == SIMSYNC_OK)
-        rc = check_list(n, in->generations);
+        rc = node_gen_check(n, in->generations);
     if (rc == SIMSYNC_OK)
         rc = gens_from_list(in->generations, &v, &count);
     if (rc == SIMSYNC_OK) {
@@ -1032,663 +1033,3 @@ out:
     return rc;
 }
 
-/* ------------------------------------------------------------ manifest */
-
-/* Send one FetchRequest and hand every answer (each must be of kind
- * `kind`) to fn until FetchDone. */
-static int
-fetch_run(struct link *l, Simsync__FetchRequest *f, int kind,
-          int (*fn)(const Simsync__Envelope *in, void *arg), void *arg)
-{
-    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
-    int rc;
-
-    env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
-    env.fetch = f;
-    rc = node_send_env(l->ch, &env);
-    while (rc == SIMSYNC_OK) {
-        rc = node_recv_env(l->ch, (void **)&in);
-        if (rc != SIMSYNC_OK)
-            break;
-        if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {
-            simsync__envelope__free_unpacked(in, NULL);
-            break;
-        }
-        rc = (int)in->msg_case == kind ? fn(in, arg) : SIMSYNC_EPROTO;
-        simsync__envelope__free_unpacked(in, NULL);
-    }
-    return rc;
-}
-
-/* The sealed manifest as it arrives, at most `cap` bytes. */
-struct manifest_acc {
-    uint8_t *buf;
-    size_t len, cap;
-    struct crypt_hash_state hs;
-};
-
-static int
-manifest_piece(const Simsync__Envelope *in, void *arg)
-{
-    struct manifest_acc *a = arg;
-    const ProtobufCBinaryData *b = &in->piece->blob;
-
-    if (a->len + b->len > a->cap)
-        return SIMSYNC_EPROTO;
-    if (a->buf == NULL && (a->buf = malloc(a->cap ? a->cap : 1)) == NULL)
-        return SIMSYNC_ENOMEM;
-    memcpy(a->buf + a->len, b->data, b->len);
-    a->len += b->len;
-    return crypt_hash_update(&a->hs, b->data, b->len);
-}
-
-/* Fetch, check and open the manifest of `gen`: the listing must pass the
- * rollback check, the pieces must hash to the listed digest, the blob must
- * open under our key with this generation number, and its link to the
- * previous generation must match that one's digest when it is listed. */
-static int
-open_manifest(struct simsync_node *n, struct replica *r, struct link *l,
-              uint64_t gen, Simsync__Manifest **out)
-{
-    Simsync__Envelope *list = NULL;
-    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
-    const Simsync__GenerationInfo *info = NULL, *prev = NULL;
-    struct manifest_acc acc = {0};
-    uint8_t ad[sizeof(manifest_ad_prefix) - 1 + 8], digest[32];
-    uint8_t *plain = NULL;
-    size_t plen = 0;
-    int rc;
-
-    *out = NULL;
-    rc = fetch_list(n, &list);
-    if (rc == SIMSYNC_OK)
-        rc = check_list(n, list->generations);
-    if (rc != SIMSYNC_OK)
-        goto out;
-    for (size_t i = 0; i < list->generations->n_gens; i++) {
-        if (list->generations->gens[i]->gen == gen)
-            info = list->generations->gens[i];
-        if (gen > 1 && list->generations->gens[i]->gen == gen - 1)
-            prev = list->generations->gens[i];
-    }
-    if (info == NULL || info->forgotten) {
-        rc = node_fail(n, SIMSYNC_ENOTFOUND,
-                       "the hub has no generation %llu%s; see 'simsync "
-                       "backup list'",
-                       (unsigned long long)gen,
-                       info ? " any more (it was forgotten)" : "");
-        goto out;
-    }
-    rc = link_open(n, n->hub_addr, n->hub_pk, NULL, l);
-    if (rc == SIMSYNC_OK) {
-        uint32_t mask;
-        rc = node_hello(n, l, SIMSYNC__OP__OP_FETCH, n->classes, &mask);
-    }
-    if (rc != SIMSYNC_OK)
-        goto out;
-    f.gen = gen;
-    f.manifest = 1;
-    acc.cap = info->manifest_bytes;
-    crypt_hash_init(&acc.hs, 32, NULL, 0);
-    rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_PIECE, manifest_piece, &acc);
-    if (rc != SIMSYNC_OK)
-        goto out;
-    crypt_hash_final(&acc.hs, digest, sizeof(digest));
-    manifest_ad(ad, gen);
-    if (acc.len != info->manifest_bytes ||
-        !crypt_equal(digest, info->digest.data, 32)) {
-        rc = node_fail(n, SIMSYNC_ECRYPTO,
-                       "generation %llu as served by the hub does not match "
-                       "its digest: the hub's copy was changed",
-                       (unsigned long long)gen);
-        goto out;
-    }
-    rc = blob_decode(r->keys.seal, ad, sizeof(ad), acc.buf, acc.len,
-                     MANIFEST_PLAIN_MAX, &plain, &plen);
-    if (rc != SIMSYNC_OK) {
-        rc = node_fail(n, SIMSYNC_ECRYPTO,
-                       "generation %llu does not open with this "
-                       "subscriber's key as generation %llu: it is "
-                       "foreign, renumbered or damaged",
-                       (unsigned long long)gen, (unsigned long long)gen);
-        goto out;
-    }
-    *out = simsync__manifest__unpack(NULL, plen, plain);
-    if (*out == NULL || (*out)->gen != gen) {
-        rc = node_fail(n, SIMSYNC_ECRYPTO, "generation %llu is malformed",
-                       (unsigned long long)gen);
-        goto out;
-    }
-    if (prev != NULL &&
-        ((*out)->prev_digest.len != 32 || prev->digest.len != 32 ||
-         !crypt_equal((*out)->prev_digest.data, prev->digest.data, 32))) {
-        rc = node_fail(n, SIMSYNC_ECRYPTO,
-                       "generation %llu does not follow generation %llu "
-                       "as the hub lists it: the history was changed",
-                       (unsigned long long)gen, (unsigned long long)gen - 1);
-        goto out;
-    }
-out:
-    if (rc != SIMSYNC_OK && *out != NULL) {
-        simsync__manifest__free_unpacked(*out, NULL);
-        *out = NULL;
-    }
-    if (list)
-        simsync__envelope__free_unpacked(list, NULL);
-    free(acc.buf);
-    free(plain);
-    return rc;
-}
-
-int
-simsync_backup_show(struct simsync_node *n, uint64_t gen, simsync_item_fn fn,
-                    void *arg)
-{
-    Simsync__Manifest *m = NULL;
-    struct replica r;
-    struct link l = {0};
-    int rc;
-
-    n->err[0] = '\0';
-    if (!n->bound)
-        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
-    rc = replica_setup(n, &r);
-    if (rc != SIMSYNC_OK)
-        return rc;
-    rc = open_manifest(n, &r, &l, gen, &m);
-    link_close(&l);
-    for (size_t i = 0; rc == SIMSYNC_OK && i < m->n_items; i++) {
-        const Simsync__Change *c = m->items[i];
-        Simsync__ItemMeta *meta = NULL;
-        if (c->cls >= CLS_COUNT || c->version == NULL ||
-            c->item_id.len != ITEM_ID_BYTES ||
-            replica_open_meta(&r, (int)c->cls, c->item_id.data, c->version,
-                              &meta) != SIMSYNC_OK) {
-            rc = node_fail(n, SIMSYNC_ECRYPTO,
-                           "generation %llu holds a damaged item",
-                           (unsigned long long)gen);
-            break;
-        }
-        fn(arg, "item", class_name((int)c->cls), meta->name, c->version->size);
-        simsync__item_meta__free_unpacked(meta, NULL);
-    }
-    if (m)
-        simsync__manifest__free_unpacked(m, NULL);
-    keys_wipe(&r.keys);
-    return rc;
-}
-
-/* ------------------------------------------------------------ restore */
-
-/* Does "class/name" match one of the --item filters? */
-static int
-item_selected(const struct simsync_restore_opts *o, int cls, const char *name)
-{
-    const char *cn = class_name(cls);
-    size_t cl = strlen(cn);
-
-    if (o->nitems == 0)
-        return 1;
-    for (size_t i = 0; i < o->nitems; i++)
-        if (strncmp(o->items[i], cn, cl) == 0 && o->items[i][cl] == '/' &&
-            strcmp(o->items[i] + cl + 1, name) == 0)
-            return 1;
-    return 0;
-}
-
-/* Name for a restored copy kept next to a differing local item. */
-static void
-restored_name(char *out, size_t len, const char *name, uint64_t gen)
-{
-    const char *slash = strrchr(name, '/');
-    const char *dot = strrchr(slash ? slash + 1 : name, '.');
-    size_t stem = dot && dot != (slash ? slash + 1 : name)
-                      ? (size_t)(dot - name)
-                      : strlen(name);
-
-    snprintf(out, len, "%.*s.restored-%03llu%s", (int)stem, name,
-             (unsigned long long)gen, dot && stem < strlen(name) ? dot : "");
-}
-
-/* Restored items are written in batches: the files of a batch without
- * fsync each, then one syncfs, then one transaction records them all. A
- * crash before the commit leaves files the next scan records (as changes
- * with equal content); after it, the records describe durable files. */
-#define RESTORE_BATCH_ITEMS 256
-#define RESTORE_BATCH_BYTES (64u << 20)
-
-enum restore_kind { RESTORED, OVERWRITTEN, KEPT_BOTH };
-
-struct restore_one {
-    int cls;
-    const uint8_t *id; /* the manifest item's id (inline body's AD) */
-    char *name;        /* where it goes (owned) */
-    const Simsync__Version *v;
-    enum restore_kind kind;
-};
-
-struct restore_batch {
-    struct replica *r;
-    struct restore_one *v;
-    size_t n;
-    uint64_t bytes;
-    size_t failed; /* index of the item that failed */
-};
-
-static int
-restore_write_one(struct replica *r, struct store_txn *txn,
-                  const struct restore_one *o)
-{
-    Simsync__ItemRecord *old = NULL;
-    uint8_t id[ITEM_ID_BYTES];
-    struct vv base = VV_INIT;
-    struct stat st;
-    int rc;
-
-    keys_item_id(&r->keys, o->cls, o->name, id);
-    rc = item_get(txn, r->sub, o->cls, id, &old);
-    if (rc == SIMSYNC_ENOTFOUND)
-        rc = SIMSYNC_OK;
-    if (rc == SIMSYNC_OK)
-        rc = replica_write_version(r, txn, o->cls, o->id, o->name, o->v, &st);
-    /* A new local change on top of what this node had: it syncs. */
-    if (rc == SIMSYNC_OK && old != NULL)
-        rc = vv_from_pb(&base, old->versions[0]->vv);
-    if (rc == SIMSYNC_OK)
-        rc = folder_record_written(r, txn, o->cls, o->name, &base, old, o->v);
-    if (rc == SIMSYNC_OK)
-        rc = replica_unstage(r, txn, o->v);
-    item_record_free(old);
-    vv_free(&base);
-    return rc;
-}
-
-static int
-restore_batch_fn(struct store_txn *txn, void *arg)
-{
-    struct restore_batch *b = arg;
-    int fd, rc = SIMSYNC_OK;
-
-    for (size_t i = 0; i < b->n; i++) {
-        rc = restore_write_one(b->r, txn, &b->v[i]);
-        if (rc != SIMSYNC_OK) {
-            b->failed = i;
-            return rc;
-        }
-    }
-    fd = open(b->r->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || syncfs(fd) != 0)
-        rc = SIMSYNC_EIO;
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
-static void
-batch_clear(struct restore_batch *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        free(b->v[i].name);
-    b->n = 0;
-    b->bytes = 0;
-}
-
-/* Chunks arriving for a batch: checked one by one, kept in memory and
- * staged in one transaction per STAGE_BYTES. */
-#define STAGE_BYTES (16u << 20)
-
-struct chunk_acc {
-    struct replica *r;
-    uint64_t *fetched;
-    uint8_t (*ids)[32];
-    uint8_t **blobs;
-    size_t *lens;
-    size_t n, bytes;
-    uint8_t bad[32]; /* the chunk that failed its check */
-    int have_bad;
-};
-
-static int
-acc_flush(struct chunk_acc *a)
-{
-    const uint8_t *ids[QUERY_IDS];
-    int rc;
-
-    for (size_t i = 0; i < a->n; i++)
-        ids[i] = a->ids[i];
-    rc = replica_put_chunks(a->r, a->n, ids, (const uint8_t *const *)a->blobs,
-                            a->lens);
-    for (size_t i = 0; i < a->n; i++)
-        free(a->blobs[i]);
-    if (rc == SIMSYNC_OK)
-        *a->fetched += a->n;
-    a->n = 0;
-    a->bytes = 0;
-    return rc;
-}
-
-static int
-staged_chunk(const Simsync__Envelope *in, void *arg)
-{
-    struct chunk_acc *a = arg;
-    int rc;
-
-    if (in->chunk->id.len != 32)
-        return SIMSYNC_EPROTO;
-    if (in->chunk->blob.len == 0)
-        rc = SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
-    else
-        rc = replica_check_chunk(a->r, in->chunk->id.data,
-                                 in->chunk->blob.data, in->chunk->blob.len);
-    if (rc != SIMSYNC_OK) {
-        memcpy(a->bad, in->chunk->id.data, 32);
-        a->have_bad = 1;
-        return rc;
-    }
-    if (a->n == QUERY_IDS || a->bytes >= STAGE_BYTES) {
-        rc = acc_flush(a);
-        if (rc != SIMSYNC_OK)
-            return rc;
-    }
-    a->blobs[a->n] = malloc(in->chunk->blob.len);
-    if (a->blobs[a->n] == NULL)
-        return SIMSYNC_ENOMEM;
-    memcpy(a->blobs[a->n], in->chunk->blob.data, in->chunk->blob.len);
-    memcpy(a->ids[a->n], in->chunk->id.data, 32);
-    a->lens[a->n] = in->chunk->blob.len;
-    a->bytes += in->chunk->blob.len;
-    a->n++;
-    return SIMSYNC_OK;
-}
-
-/* Fetch, in as few requests as possible, the chunks of the batch's items
- * that are not staged here yet. */
-static int
-fetch_batch(struct restore_batch *b, struct link *l, struct chunk_acc *acc)
-{
-    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
-    ProtobufCBinaryData *ids = NULL;
-    struct store_txn *txn;
-    size_t n = 0, cap = 0;
-    int rc = store_txn_begin(b->r->st, 1, &txn);
-
-    for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
-        const Simsync__Version *v = b->v[i].v;
-        for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
-            uint8_t key[SUB_BYTES + 32];
-            const void *val;
-            size_t vl;
-            if (v->chunks[j]->id.len != 32) {
-                rc = SIMSYNC_EPROTO;
-                break;
-            }
-            memcpy(key, b->r->sub, SUB_BYTES);
-            memcpy(key + SUB_BYTES, v->chunks[j]->id.data, 32);
-            if (store_get(txn, STORE_STAGE, key, sizeof(key), &val, &vl) ==
-                SIMSYNC_OK)
-                continue;
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 256;
-                ProtobufCBinaryData *ni = realloc(ids, nc * sizeof(*ni));
-                if (ni == NULL) {
-                    rc = SIMSYNC_ENOMEM;
-                    break;
-                }
-                ids = ni;
-                cap = nc;
-            }
-            ids[n++] = v->chunks[j]->id;
-        }
-    }
-    store_txn_abort(txn);
-    for (size_t off = 0; rc == SIMSYNC_OK && off < n; off += QUERY_IDS) {
-        f.chunk_ids = ids + off;
-        f.n_chunk_ids = n - off < QUERY_IDS ? n - off : QUERY_IDS;
-        rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_CHUNK, staged_chunk, acc);
-    }
-    if (rc == SIMSYNC_OK)
-        rc = acc_flush(acc);
-    for (size_t i = 0; i < acc->n; i++)
-        free(acc->blobs[i]);
-    acc->n = 0;
-    free(ids);
-    return rc;
-}
-
-/* Fetch the batch's chunks, write and record its items; count what it
- * did. */
-static int
-batch_flush(struct simsync_node *n, struct restore_batch *b, struct link *l,
-            uint64_t gen, struct simsync_restore_report *rep)
-{
-    struct chunk_acc acc;
-    int rc;
-
-    if (b->n == 0)
-        return SIMSYNC_OK;
-    memset(&acc, 0, sizeof(acc));
-    acc.r = b->r;
-    acc.fetched = &rep->chunks_fetched;
-    acc.ids = malloc(QUERY_IDS * sizeof(*acc.ids));
-    acc.blobs = malloc(QUERY_IDS * sizeof(*acc.blobs));
-    acc.lens = malloc(QUERY_IDS * sizeof(*acc.lens));
-    b->failed = b->n;
-    rc = acc.ids && acc.blobs && acc.lens ? fetch_batch(b, l, &acc)
-                                          : SIMSYNC_ENOMEM;
-    /* Name the item a bad chunk belongs to. */
-    for (size_t i = 0; acc.have_bad && i < b->n && b->failed == b->n; i++)
-        for (size_t j = 0; j < b->v[i].v->n_chunks; j++)
-            if (b->v[i].v->chunks[j]->id.len == 32 &&
-                memcmp(b->v[i].v->chunks[j]->id.data, acc.bad, 32) == 0) {
-                b->failed = i;
-                break;
-            }
-    free(acc.ids);
-    free(acc.blobs);
-    free(acc.lens);
-    if (rc == SIMSYNC_OK)
-        rc = store_write(b->r->st, restore_batch_fn, b);
-    if (rc == SIMSYNC_OK) {
-        for (size_t i = 0; i < b->n; i++) {
-            if (b->v[i].kind == RESTORED)
-                rep->restored++;
-            else if (b->v[i].kind == KEPT_BOTH)
-                rep->kept_both++;
-            else
-                rep->overwritten++;
-        }
-    } else if ((rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) &&
-               b->failed < b->n) {
-        node_fail(n, rc,
-                  "%s/%s from generation %llu failed its integrity check (a "
-                  "chunk on the hub was changed); nothing was written for it",
-                  class_name(b->v[b->failed].cls), b->v[b->failed].name,
-                  (unsigned long long)gen);
-    } else if (rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) {
-        node_fail(n, rc,
-                  "a chunk of generation %llu failed its integrity check (a "
-                  "chunk on the hub was changed); nothing was written for the "
-                  "%zu items restored with it",
-                  (unsigned long long)gen, b->n);
-    }
-    batch_clear(b);
-    return rc;
-}
-
-int
-simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
-                simsync_item_fn fn, void *arg,
-                struct simsync_restore_report *rep)
-{
-    Simsync__Manifest *m = NULL;
-    struct replica r;
-    struct link l = {0};
-    struct restore_batch batch = {0};
-    uint64_t unasked = 0;
-    int rc;
-
-    memset(rep, 0, sizeof(*rep));
-    n->err[0] = '\0';
-    if (!n->bound)
-        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
-    rc = check_sim_binding(n);
-    if (rc == SIMSYNC_OK && o->to_terminal != NULL &&
-        strcmp(o->to_terminal, n->terminal_id) != 0)
-        return node_job_leave(n, o, &rep->job);
-    if (rc == SIMSYNC_OK)
-        rc = replica_setup(n, &r);
-    if (rc != SIMSYNC_OK)
-        return rc;
-    r.defer_sync = 1;
-    batch.r = &r;
-    batch.v = calloc(RESTORE_BATCH_ITEMS, sizeof(*batch.v));
-    if (batch.v == NULL) {
-        keys_wipe(&r.keys);
-        return SIMSYNC_ENOMEM;
-    }
-    rc = open_manifest(n, &r, &l, o->gen, &m);
-    for (size_t i = 0; rc == SIMSYNC_OK && i < m->n_items; i++) {
-        const Simsync__Change *c = m->items[i];
-        Simsync__ItemMeta *meta = NULL;
-        Simsync__ItemRecord *local = NULL;
-        struct store_txn *txn;
-        enum simsync_on_conflict mode = o->on_conflict;
-        char target[PATH_MAX];
-        const char *action;
-        int cls = (int)c->cls, differs = 0, exists = 0;
-
-        if (c->cls >= CLS_COUNT || c->version == NULL ||
-            c->item_id.len != ITEM_ID_BYTES || c->version->deleted ||
-            replica_open_meta(&r, cls, c->item_id.data, c->version, &meta) !=
-                SIMSYNC_OK) {
-            rc = node_fail(n, SIMSYNC_ECRYPTO,
-                           "generation %llu holds a damaged item",
-                           (unsigned long long)o->gen);
-            break;
-        }
-        if ((o->classes != 0 && !(o->classes & (1u << cls))) ||
-            !item_selected(o, cls, meta->name)) {
-            simsync__item_meta__free_unpacked(meta, NULL);
-            continue;
-        }
-        snprintf(target, sizeof(target), "%s", meta->name);
-        if (!folder_target_ok(&r, cls, meta->name)) {
-            rep->refused++;
-            fn(arg, "refused", class_name(cls), meta->name, c->version->size);
-            simsync__item_meta__free_unpacked(meta, NULL);
-            continue;
-        }
-        /* What is here now: the record after a refresh from the file. */
-        rc = store_txn_begin(r.st, 1, &txn);
-        if (rc == SIMSYNC_OK) {
-            uint8_t id[ITEM_ID_BYTES];
-            struct stat st;
-            keys_item_id(&r.keys, cls, meta->name, id);
-            if (item_get(txn, r.sub, cls, id, &local) != SIMSYNC_OK)
-                local = NULL;
-            store_txn_abort(txn);
-            exists = folder_stat(&r, cls, meta->name, &st) == SIMSYNC_OK;
-            if (exists) {
-                /* Compare by content: the local file as it is now. */
-                differs = 1;
-                if (local != NULL && local->n_versions == 1 &&
-                    !local->versions[0]->deleted &&
-                    folder_stat_matches(local, &st) &&
-                    local->versions[0]->content_hash.len == 32 &&
-                    c->version->content_hash.len == 32 &&
-                    memcmp(local->versions[0]->content_hash.data,
-                           c->version->content_hash.data, 32) == 0)
-                    differs = 0;
-            }
-        }
-        item_record_free(local);
-        if (rc != SIMSYNC_OK) {
-            simsync__item_meta__free_unpacked(meta, NULL);
-            break;
-        }
-        if (exists && !differs) {
-            rep->unchanged++;
-            fn(arg, "unchanged", class_name(cls), meta->name, c->version->size);
-            simsync__item_meta__free_unpacked(meta, NULL);
-            continue;
-        }
-        action = "restore";
-        if (exists) {
-            if (mode == SIMSYNC_ON_CONFLICT_ASK && !o->dry_run) {
-                if (o->ask != NULL) {
-                    mode = o->ask(o->ask_arg, class_name(cls), meta->name);
-                } else {
-                    /* Nobody to ask: leave it, and say so at the end. */
-                    unasked++;
-                    mode = SIMSYNC_ON_CONFLICT_SKIP;
-                }
-            }
-            if (mode == SIMSYNC_ON_CONFLICT_SKIP) {
-                rep->skipped++;
-                fn(arg, "skip", class_name(cls), meta->name, c->version->size);
-                simsync__item_meta__free_unpacked(meta, NULL);
-                continue;
-            }
-            if (mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH) {
-                restored_name(target, sizeof(target), meta->name, o->gen);
-                action = "keep-both";
-            } else if (mode == SIMSYNC_ON_CONFLICT_OVERWRITE) {
-                action = "overwrite";
-            } else {
-                action = "ask";
-            }
-        }
-        fn(arg, action, class_name(cls), target, c->version->size);
-        if (!o->dry_run) {
-            struct restore_one *one = &batch.v[batch.n];
-            one->cls = cls;
-            one->id = c->item_id.data;
-            one->v = c->version;
-            one->kind = !exists ? RESTORED
-                        : mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH ? KEPT_BOTH
-                                                               : OVERWRITTEN;
-            one->name = strdup(target);
-            if (one->name == NULL)
-                rc = SIMSYNC_ENOMEM;
-            if (rc == SIMSYNC_OK) {
-                batch.n++;
-                batch.bytes += c->version->size;
-                if (batch.n == RESTORE_BATCH_ITEMS ||
-                    batch.bytes >= RESTORE_BATCH_BYTES)
-                    rc = batch_flush(n, &batch, &l, o->gen, rep);
-            }
-        }
-        simsync__item_meta__free_unpacked(meta, NULL);
-    }
-    if (rc == SIMSYNC_OK)
-        rc = batch_flush(n, &batch, &l, o->gen, rep);
-    batch_clear(&batch);
-    free(batch.v);
-    link_close(&l);
-    if (m)
-        simsync__manifest__free_unpacked(m, NULL);
-    keys_wipe(&r.keys);
-    if (rc == SIMSYNC_OK && unasked > 0)
-        rc = node_fail(n, SIMSYNC_EREFUSED,
-                       "%llu items exist here and differ from generation "
-                       "%llu and there was no terminal to ask; they were "
-                       "left as they are: rerun with --on-conflict "
-                       "overwrite, keep-both or skip",
-                       (unsigned long long)unasked, (unsigned long long)o->gen);
-    if (rc == SIMSYNC_OK && rep->refused > 0)
-        rc = node_fail(n, SIMSYNC_EREFUSED,
-                       "%llu items with unsafe names or symlinked targets "
-                       "were refused; nothing was written for them",
-                       (unsigned long long)rep->refused);
-    if (rc == SIMSYNC_OK && o->delete_after && !o->dry_run) {
-        struct simsync_forget_opts fo = {0};
-        struct simsync_forget_report fr;
-        fo.gens = &o->gen;
-        fo.ngens = 1;
-        rc = simsync_backup_forget(n, &fo, NULL, NULL, &fr);
-        rep->forgotten = rc == SIMSYNC_OK && fr.forgotten == 1;
-    }
-    if (rc != SIMSYNC_OK && n->err[0] == '\0')
-        node_fail(n, rc, "the restore failed: %s", simsync_strerror(rc));
-    return rc;
-}
