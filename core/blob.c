@@ -4,6 +4,7 @@
  * they are freed. */
 #include "blob.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -31,6 +32,48 @@ wipe_free(uint8_t *buf, size_t len)
     free(buf);
 }
 
+/* Each thread keeps one compression context: making one costs as much as
+ * compressing a small chunk. Freed when the thread ends (pthread key
+ * destructor); the main thread's lives until the process exits. */
+static pthread_key_t cctx_key;
+static pthread_once_t cctx_once = PTHREAD_ONCE_INIT;
+static int cctx_key_ok;
+
+static void
+cctx_release(void *p)
+{
+    ZSTD_freeCCtx(p);
+}
+
+static void
+cctx_key_make(void)
+{
+    cctx_key_ok = pthread_key_create(&cctx_key, cctx_release) == 0;
+}
+
+/* This thread's context, reset to the blob parameters; *own is set when
+ * it could not be kept (the caller frees it). NULL when out of memory. */
+static ZSTD_CCtx *
+cctx_get(int *own)
+{
+    ZSTD_CCtx *cctx = NULL;
+
+    *own = 0;
+    pthread_once(&cctx_once, cctx_key_make);
+    if (cctx_key_ok)
+        cctx = pthread_getspecific(cctx_key);
+    if (cctx == NULL) {
+        cctx = ZSTD_createCCtx();
+        if (cctx == NULL)
+            return NULL;
+        if (!cctx_key_ok || pthread_setspecific(cctx_key, cctx) != 0)
+            *own = 1;
+    } else {
+        ZSTD_CCtx_reset(cctx, ZSTD_reset_session_and_parameters);
+    }
+    return cctx;
+}
+
 /* Compress src into dst, which holds `cap` bytes. Sets *zlen to the frame
  * size, or to 0 when the frame would not fit (the data does not shrink
  * enough: the caller stores it raw). Returns SIMSYNC_OK or SIMSYNC_ENOMEM.
@@ -42,9 +85,10 @@ deflate_into(uint8_t *dst, size_t cap, const uint8_t *src, size_t len,
 {
     ZSTD_CCtx *cctx;
     size_t r;
+    int own;
 
     *zlen = 0;
-    cctx = ZSTD_createCCtx();
+    cctx = cctx_get(&own);
     if (cctx == NULL)
         return SIMSYNC_ENOMEM;
     r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, BLOB_ZSTD_LEVEL);
@@ -52,7 +96,8 @@ deflate_into(uint8_t *dst, size_t cap, const uint8_t *src, size_t len,
         r = ZSTD_CCtx_setParameter(cctx, ZSTD_c_contentSizeFlag, 1);
     if (!ZSTD_isError(r))
         r = ZSTD_compress2(cctx, dst, cap, src, len);
-    ZSTD_freeCCtx(cctx);
+    if (own)
+        ZSTD_freeCCtx(cctx);
     if (ZSTD_isError(r)) {
         /* dstSize_tooSmall: not worth it. Anything else: raw is always a
          * correct encoding, so fall back to it as well. */

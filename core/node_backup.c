@@ -11,6 +11,7 @@
 #define _GNU_SOURCE /* syncfs */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,6 +413,171 @@ cmp_src(const void *a, const void *b)
                   ((const struct chunk_src *)b)->id, 32);
 }
 
+/* Sealing runs ahead of sending: UPLOAD_WORKERS threads read, check,
+ * compress and seal the wanted chunks in order while this thread encrypts
+ * them for the channel and sends them; at most UPLOAD_AHEAD sealed chunks
+ * wait. */
+#define UPLOAD_WORKERS 2
+#define UPLOAD_AHEAD 8
+
+struct sealed {
+    uint8_t *blob;
+    size_t len;
+    int rc, ready;
+};
+
+struct upload {
+    struct replica *r;
+    struct snapshot *s;
+    const struct chunk_src **want; /* the wanted chunks, in order */
+    struct sealed *out;            /* one per wanted chunk */
+    size_t n, next, taken;         /* next to seal, next to send */
+    int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t ready, room;
+};
+
+static void *
+seal_worker(void *arg)
+{
+    struct upload *u = arg;
+
+    pthread_mutex_lock(&u->mu);
+    for (;;) {
+        while (!u->stop && u->next < u->n &&
+               u->next >= u->taken + UPLOAD_AHEAD)
+            pthread_cond_wait(&u->room, &u->mu);
+        if (u->stop || u->next >= u->n)
+            break;
+        size_t j = u->next++;
+        pthread_mutex_unlock(&u->mu);
+
+        const struct snap_item *it = &u->s->v[u->want[j]->item];
+        uint8_t *blob = NULL;
+        size_t len = 0;
+        int rc = replica_get_chunk(u->r, (int)it->change.cls, it->id,
+                                   it->change.version, u->want[j]->id, &blob,
+                                   &len);
+
+        pthread_mutex_lock(&u->mu);
+        u->out[j].blob = blob;
+        u->out[j].len = len;
+        u->out[j].rc = rc;
+        u->out[j].ready = 1;
+        pthread_cond_broadcast(&u->ready);
+    }
+    pthread_mutex_unlock(&u->mu);
+    return NULL;
+}
+
+/* Send the n wanted chunks, sealed by the workers, in order. */
+static int
+send_wanted(struct upload *u, struct link *l, struct snapshot *s,
+            struct simsync_backup_report *rep)
+{
+    pthread_t th[UPLOAD_WORKERS];
+    size_t nth = 0;
+    int rc = SIMSYNC_OK;
+
+    for (; nth < UPLOAD_WORKERS && nth < u->n; nth++)
+        if (pthread_create(&th[nth], NULL, seal_worker, u) != 0)
+            break;
+    if (nth == 0 && u->n > 0)
+        return SIMSYNC_ENOMEM;
+    for (size_t i = 0; i < u->n; i++) {
+        Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+        Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
+        struct sealed got;
+
+        pthread_mutex_lock(&u->mu);
+        while (!u->out[i].ready)
+            pthread_cond_wait(&u->ready, &u->mu);
+        got = u->out[i];
+        u->out[i].blob = NULL;
+        u->taken = i + 1;
+        pthread_cond_broadcast(&u->room);
+        pthread_mutex_unlock(&u->mu);
+
+        if (got.rc == SIMSYNC_ENOTFOUND) {
+            /* Changed since the snapshot: this version cannot be in the
+             * generation; the next one gets the new content. */
+            struct snap_item *it = &s->v[u->want[i]->item];
+            if (!it->left_out) {
+                it->left_out = 1;
+                rep->left_out++;
+            }
+            continue;
+        }
+        rc = got.rc;
+        if (rc == SIMSYNC_OK) {
+            cd.id.data = (uint8_t *)u->want[i]->id;
+            cd.id.len = 32;
+            cd.blob.data = got.blob;
+            cd.blob.len = got.len;
+            env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
+            env.chunk = &cd;
+            rc = node_send_env(l->ch, &env);
+            rep->chunks_sent++;
+            rep->chunk_bytes_sent += got.len;
+        }
+        free(got.blob);
+        if (rc != SIMSYNC_OK)
+            break;
+    }
+    pthread_mutex_lock(&u->mu);
+    u->stop = 1;
+    pthread_cond_broadcast(&u->room);
+    pthread_mutex_unlock(&u->mu);
+    for (size_t t = 0; t < nth; t++)
+        pthread_join(th[t], NULL);
+    for (size_t i = 0; i < u->n; i++)
+        free(u->out[i].blob);
+    return rc;
+}
+
+/* One batch: the hub's Want answer to a query, checked and sent. */
+static int
+upload_wanted(struct replica *r, struct link *l, struct snapshot *s,
+              const struct chunk_src *src, size_t nsrc,
+              const Simsync__ChunkWant *want, struct simsync_backup_report *rep)
+{
+    struct upload u = {0};
+    int rc = SIMSYNC_OK;
+
+    if (want->n_ids == 0)
+        return SIMSYNC_OK;
+    u.r = r;
+    u.s = s;
+    u.want = malloc(want->n_ids * sizeof(*u.want));
+    u.out = calloc(want->n_ids, sizeof(*u.out));
+    if (u.want == NULL || u.out == NULL)
+        rc = SIMSYNC_ENOMEM;
+    for (size_t w = 0; rc == SIMSYNC_OK && w < want->n_ids; w++) {
+        struct chunk_src key;
+        if (want->ids[w].len != 32) {
+            rc = SIMSYNC_EPROTO;
+            break;
+        }
+        key.id = want->ids[w].data;
+        u.want[w] = bsearch(&key, src, nsrc, sizeof(*src), cmp_src);
+        if (u.want[w] == NULL)
+            rc = SIMSYNC_EPROTO; /* the hub wants what was not asked */
+    }
+    if (rc == SIMSYNC_OK) {
+        u.n = want->n_ids;
+        pthread_mutex_init(&u.mu, NULL);
+        pthread_cond_init(&u.ready, NULL);
+        pthread_cond_init(&u.room, NULL);
+        rc = send_wanted(&u, l, s, rep);
+        pthread_cond_destroy(&u.room);
+        pthread_cond_destroy(&u.ready);
+        pthread_mutex_destroy(&u.mu);
+    }
+    free(u.want);
+    free(u.out);
+    return rc;
+}
+
 static int
 upload_chunks(struct replica *r, struct link *l, struct snapshot *s,
               struct simsync_backup_report *rep)
@@ -460,47 +626,8 @@ upload_chunks(struct replica *r, struct link *l, struct snapshot *s,
         if (rc == SIMSYNC_OK)
             rc = node_recv_kind(l->ch, SIMSYNC__ENVELOPE__MSG_WANT,
                                 (void **)&in);
-        for (size_t w = 0; rc == SIMSYNC_OK && w < in->want->n_ids; w++) {
-            Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
-            struct chunk_src key, *hit;
-            struct snap_item *it;
-            uint8_t *blob = NULL;
-            size_t len = 0;
-            if (in->want->ids[w].len != 32) {
-                rc = SIMSYNC_EPROTO;
-                break;
-            }
-            key.id = in->want->ids[w].data;
-            hit = bsearch(&key, src, nsrc, sizeof(*src), cmp_src);
-            if (hit == NULL) {
-                rc = SIMSYNC_EPROTO;
-                break;
-            }
-            it = &s->v[hit->item];
-            rc = replica_get_chunk(r, (int)it->change.cls, it->id,
-                                   it->change.version, key.id, &blob, &len);
-            if (rc == SIMSYNC_ENOTFOUND) {
-                /* Changed since the snapshot: this version cannot be in
-                 * the generation; the next one gets the new content. */
-                if (!it->left_out) {
-                    it->left_out = 1;
-                    rep->left_out++;
-                }
-                rc = SIMSYNC_OK;
-                continue;
-            }
-            if (rc != SIMSYNC_OK)
-                break;
-            cd.id = in->want->ids[w];
-            cd.blob.data = blob;
-            cd.blob.len = len;
-            env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
-            env.chunk = &cd;
-            rc = node_send_env(l->ch, &env);
-            rep->chunks_sent++;
-            rep->chunk_bytes_sent += len;
-            free(blob);
-        }
+        if (rc == SIMSYNC_OK)
+            rc = upload_wanted(r, l, s, src, nsrc, in->want, rep);
         if (in != NULL)
             simsync__envelope__free_unpacked(in, NULL);
     }
