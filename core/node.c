@@ -13,6 +13,7 @@
 #include "crypt.h"
 #include "folder.h"
 #include "node.h"
+#include "pbcheck.h"
 #include "session.h"
 #include "sim.h"
 #include "transport.h"
@@ -571,6 +572,10 @@ node_recv_env(struct chan *ch, void **out)
     env = simsync__envelope__unpack(NULL, len, msg);
     if (env == NULL)
         return SIMSYNC_EPROTO;
+    if (!pb_decoded_ok(&env->base)) {
+        simsync__envelope__free_unpacked(env, NULL);
+        return SIMSYNC_EPROTO;
+    }
     if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR) {
         int code = session_peer_error(env->error->code);
         simsync__envelope__free_unpacked(env, NULL);

@@ -754,7 +754,7 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
         for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
             uint8_t key[SUB_BYTES + CHUNK_ID_BYTES], *plain = NULL;
             const void *val;
-            size_t vl, plen;
+            size_t vl, plen = 0;
             if (v->chunks[j]->id.len != CHUNK_ID_BYTES ||
                 v->chunks[j]->size > CHUNKER_MAX_DEFAULT) {
                 rc = SIMSYNC_EPROTO;

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up, build and run the whole test suite (unit + integration), first in
-# a normal build, then the unit tests again under ASan+UBSan.
+# Set up, build and run the whole test suite (unit + integration + fuzz
+# corpus replay), first in a normal build, then again under ASan+UBSan,
+# then every fuzz target for a short run (clang, libFuzzer).
 # Usage: scripts/test.sh            (SIMSYNC_SIM_SEEDS=N for more seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,4 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSIMSYNC_SANITIZE=ON \
 cmake --build build-asan -j"$jobs"
 (cd build-asan && SIMSYNC_SIM_SEEDS=${SIMSYNC_SIM_SEEDS_ASAN:-40} \
     ctest --output-on-failure -j"$jobs")
+scripts/fuzz.sh "${SIMSYNC_FUZZ_SECONDS:-15}"
