@@ -179,4 +179,11 @@ int cmd_daemon(struct cli *c, int argc, char **argv);
 int cmd_hub_schedule(struct cli *c, int argc, char **argv);
 int cmd_hub_generations(struct cli *c, int argc, char **argv);
 
+/* cmd_erase.c */
+int cmd_erase(struct cli *c, int argc, char **argv);
+/* If an erase of c->home was cut short, finish it and report that the
+ * command did not run. Returns -1 when none was pending, else the exit
+ * code (out_node_open calls it: no command runs on a half-erased home). */
+int cmd_erase_resume(struct cli *c);
+
 #endif /* CLI_H */

@@ -56,6 +56,10 @@ static const struct command commands[] = {
      "conflicts resolve CLASS/NAME --keep mine|theirs|both",
      "settle one conflict"},
     {"conflicts", NULL, cmd_conflicts, "conflicts", "list the conflict inbox"},
+    {"erase", NULL, cmd_erase, "erase [--force] [--yes]",
+     "before handing the terminal over: sync, check the hub has every "
+     "change, then wipe class folders, store and keys (--force: without "
+     "the hub, after a confirmation)"},
     {"hub", "schedule", cmd_hub_schedule,
      "hub schedule --subscriber ID [--terminal ID] (--every DURATION | "
      "--at HH:MM) [--retry-interval DURATION] [--max-attempts N] "

@@ -166,6 +166,9 @@ out_node_open(struct cli *c, struct simsync_node **out)
     if (c->home == NULL)
         return out_usage(c, "no home directory is known: give --home DIR "
                             "or set $SIMSYNC_HOME");
+    rc = cmd_erase_resume(c);
+    if (rc >= 0)
+        return rc;
     rc = simsync_node_open(c->home, out);
     if (rc == SIMSYNC_OK)
         return 0;

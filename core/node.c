@@ -203,6 +203,9 @@ simsync_init(const char *home, const char *role, const char *terminal_id,
         return rc;
     if (mkdir(home, 0700) != 0 && errno != EEXIST)
         return SIMSYNC_EIO;
+    rc = simsync_erase_resume(home, NULL, NULL, 0);
+    if (rc != SIMSYNC_OK)
+        return rc;
     snprintf(path, sizeof(path), "%s/config", home);
     if (stat(path, &st) == 0)
         return SIMSYNC_EEXIST;
@@ -296,6 +299,11 @@ simsync_node_open(const char *home, struct simsync_node **out)
     rc = crypt_init();
     if (rc != SIMSYNC_OK)
         return rc;
+    if (simsync_erase_pending(home)) {
+        /* An erase was cut short: finish it; no node is left to open. */
+        rc = simsync_erase_resume(home, NULL, NULL, 0);
+        return rc == SIMSYNC_OK ? SIMSYNC_ESTATE : rc;
+    }
     n = calloc(1, sizeof(*n));
     if (n == NULL)
         return SIMSYNC_ENOMEM;

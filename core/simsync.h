@@ -70,15 +70,19 @@ int simsync_exit_code(int err);
  *   binding       hub address, pinned hub key, subscriber, classes
  *   datakey.box   the subscriber data key, sealed to this node's key
  *   password      Argon2id hash of the terminal password
+ *   erase.pending an erase is wiping this home (see simsync_erase)
  */
 struct simsync_node;
 
 /* Create a node in `home`: role "terminal", "desktop" or "hub".
  * terminal_id may be NULL (a random IMEI-like id is made); data_dir NULL
- * means <home>/data. SIMSYNC_EEXIST if home already holds a node. */
+ * means <home>/data. SIMSYNC_EEXIST if home already holds a node. An
+ * interrupted erase of home is finished first (simsync_erase_resume). */
 int simsync_init(const char *home, const char *role, const char *terminal_id,
                  const char *data_dir) SIMSYNC_MUST_CHECK;
 
+/* Open the node in `home`. If an erase of it was cut short, the wipe is
+ * finished first and SIMSYNC_ESTATE returned: the home holds no node. */
 int simsync_node_open(const char *home,
                       struct simsync_node **out) SIMSYNC_MUST_CHECK;
 void simsync_node_close(struct simsync_node *n); /* NULL-safe */
@@ -343,6 +347,97 @@ int simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
 int simsync_busy_reason(struct simsync_node *n,
                         const struct simsync_daemon_opts *o, char *why,
                         size_t len) SIMSYNC_MUST_CHECK;
+
+/* ----------------------------------------------------------------- erase
+ * Collective erase (seed 003 FIG 20): before a terminal changes hands,
+ * everything made on it is saved on the hub, then the terminal is left
+ * like a new one: no class folders, no store, no keys, no binding.
+ * docs/erase.md has the design. */
+struct simsync_erase_report {
+    int resumed; /* an interrupted wipe was finished (nothing synced) */
+    int offline; /* forced: wiped without the hub's acknowledgement */
+    char offline_why[512]; /* forced: why the hub could not be used */
+    uint32_t sync_rounds;  /* syncs run until the hub had everything */
+    uint64_t sent_items, sent_bytes, recv_items; /* over those syncs */
+    /* Forced only: what the wipe loses. Local changes (edits, new files,
+     * deletions) the hub never acknowledged, with the plaintext bytes of
+     * the live ones, and files in class folders this terminal does not
+     * sync (never uploaded at all). */
+    uint64_t lost_items, lost_bytes;
+    uint64_t unsynced_files, unsynced_bytes;
+    /* What the wipe removed (this run only, when resumed). */
+    uint64_t removed_files, removed_dirs, removed_bytes;
+};
+struct simsync_erase_opts {
+    /* Erase even when the hub cannot be used (unreachable, link lost, it
+     * refuses or misbehaves), when changes stay unacknowledged, or when
+     * class folders this terminal does not sync hold files. */
+    int force;
+    /* Forced only, and required then: called once, before anything is
+     * touched, with the report filled up to the losses, whenever the
+     * forced erase goes on without the hub or loses anything. Returns 1
+     * to wipe, 0 to stop (simsync_erase then fails with SIMSYNC_EREFUSED
+     * and nothing is touched). */
+    int (*confirm)(void *arg, const struct simsync_erase_report *rep);
+    void *confirm_arg;
+};
+/* Erase this terminal. In order:
+ *  1. the inserted SIM must carry the subscriber the terminal is bound
+ *     to (as for a sync); no backup of this terminal may be running;
+ *     without `force`, class folders this terminal does not sync must be
+ *     empty (their files were never uploaded);
+ *  2. sync with the registered hub (a full `simsync_sync`), then scan the
+ *     class folders again and check that no change recorded by this
+ *     replica lies above what the hub acknowledged having committed; up
+ *     to 3 rounds while edits keep arriving;
+ *  3. write and sync the marker <home>/erase.pending, close the store;
+ *  4. wipe: overwrite and unlink the key files (node.key, datakey.box,
+ *     password), remove <home>/store, the eight class folders (and the
+ *     data folder when it is the default <home>/data and is then empty),
+ *     then binding, sim, backup.lock and config, sync the folders, and
+ *     remove the marker last.
+ * Until step 3 a failure or a crash changes nothing a sync would not;
+ * from step 3 on the wipe is finished by simsync_erase_resume, which
+ * simsync_node_open and simsync_init call.
+ *
+ * [in] n     an open terminal or desktop node. After SIMSYNC_OK, or after
+ *            an error once step 3 was reached (simsync_erase_pending(home)
+ *            then says 1), n may only be passed to simsync_node_close.
+ * [in] o     options (NULL: not forced).
+ * [out] rep  zeroed first, then filled as the erase goes.
+ * Returns SIMSYNC_OK, or:
+ *  SIMSYNC_EREFUSED  not registered, SIM of another subscriber, files in
+ *                    classes not synced, changes the hub still has not
+ *                    acknowledged after 3 rounds, a forced erase not
+ *                    confirmed (all: nothing touched);
+ *  SIMSYNC_ENOSIM, SIMSYNC_EBLOCKED  no usable SIM (nothing touched);
+ *  SIMSYNC_EBUSY     a backup of this terminal runs (nothing touched);
+ *  SIMSYNC_EMASSDEL  the sync's mass-delete guard stopped it;
+ *  SIMSYNC_ESTATE    a hub node;
+ *  SIMSYNC_EINVAL    force without a confirm callback;
+ *  the sync's errors (SIMSYNC_ECONNECT, _ECLOSED, _ETIMEOUT, _EPROTO,
+ *  _ECRYPTO...) when not forced: nothing erased;
+ *  SIMSYNC_EIO, _ENOSPC, _ENOMEM: before step 3, nothing erased; after
+ *  it, the wipe is pending and the node's message says what stopped it.
+ * Caveats: a file written into a class folder after the last check (a
+ * fraction of a second before the marker) is wiped unsent. Key files are
+ * overwritten in place, which a copy-on-write or journalling file system
+ * may not honour; the store is unlinked, not overwritten. The hub keeps
+ * this terminal's registration (see docs/erase.md). Test hook: with
+ * SIMSYNC_TEST_ERASE_KILL_AT=K in the environment the process kills
+ * itself with SIGKILL at step K (1: SIM checked, 2: hub acknowledged,
+ * 3: marker written, then one step per removal). */
+int simsync_erase(struct simsync_node *n, const struct simsync_erase_opts *o,
+                  struct simsync_erase_report *rep) SIMSYNC_MUST_CHECK;
+/* 1 if an erase of `home` began wiping and did not finish, else 0. */
+int simsync_erase_pending(const char *home);
+/* Finish an interrupted wipe of `home` (nothing to do: SIMSYNC_OK with
+ * rep->resumed 0). rep may be NULL. On failure err (errlen bytes, may be
+ * NULL) says what could not be removed; the marker stays. Returns
+ * SIMSYNC_OK, SIMSYNC_EIO, SIMSYNC_ENOSPC, SIMSYNC_ENOMEM or
+ * SIMSYNC_EPROTO (an unreadable marker). */
+int simsync_erase_resume(const char *home, struct simsync_erase_report *rep,
+                         char *err, size_t errlen) SIMSYNC_MUST_CHECK;
 
 /* Hub administration (on the hub's own home, while it serves or not). */
 struct simsync_schedule {
