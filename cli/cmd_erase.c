@@ -76,10 +76,12 @@ print_json(const struct simsync_erase_report *r)
            ",\"lost_items\":%" PRIu64 ",\"lost_bytes\":%" PRIu64
            ",\"unsynced_files\":%" PRIu64 ",\"unsynced_bytes\":%" PRIu64
            ",\"removed_files\":%" PRIu64 ",\"removed_dirs\":%" PRIu64
-           ",\"removed_bytes\":%" PRIu64 "}\n",
+           ",\"removed_bytes\":%" PRIu64 ",\"unregistered\":%s"
+           ",\"jobs_dropped\":%" PRIu32 "}\n",
            r->sync_rounds, r->sent_items, r->sent_bytes, r->recv_items,
            r->lost_items, r->lost_bytes, r->unsynced_files, r->unsynced_bytes,
-           r->removed_files, r->removed_dirs, r->removed_bytes);
+           r->removed_files, r->removed_dirs, r->removed_bytes,
+           r->unregistered ? "true" : "false", r->jobs_dropped);
 }
 
 static void
@@ -107,6 +109,13 @@ print_text(const struct simsync_erase_report *r)
                r->sent_items, plural(r->sent_items, "item", "items"),
                r->sent_bytes);
     }
+    if (r->unregistered)
+        printf("The hub no longer lists this terminal (%" PRIu32
+               " waiting restore %s dropped).\n",
+               r->jobs_dropped, plural(r->jobs_dropped, "job", "jobs"));
+    else if (!r->resumed)
+        printf("The hub still lists this terminal: it was erased without "
+               "the hub.\n");
     printf("Removed %" PRIu64 " %s (%" PRIu64 " bytes) and %" PRIu64
            " %s: class folders, store, keys and binding.\n"
            "To use the terminal again: 'simsync init', 'simsync sim insert', "

@@ -431,6 +431,8 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
             return hub_forget(n, ch, r.sub, h->terminal_id);
         case SIMSYNC__OP__OP_RESTORE_JOB:
             return hub_restore_job(n, ch, r.sub, h->terminal_id);
+        case SIMSYNC__OP__OP_UNREGISTER:
+            return hub_unregister(n, ch, r.sub, h->terminal_id);
         default:
             node_send_error(ch, SIMSYNC_EPROTO, "unknown operation");
             return SIMSYNC_EPROTO;

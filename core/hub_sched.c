@@ -312,6 +312,93 @@ jobs_done_fn(struct store_txn *txn, void *arg)
     return SIMSYNC_OK;
 }
 
+/* ------------------------------------------------------------ unregister */
+
+struct unreg {
+    const uint8_t *sub;
+    const char *tid;
+    uint8_t (*keys)[SUB_BYTES + 64 + 9]; /* job keys found */
+    size_t klens[JOBS_MAX], n;
+    Simsync__UnregisterDone done;
+};
+
+static int
+unreg_job(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    struct unreg *u = arg;
+
+    (void)v;
+    (void)vl;
+    if (u->n == JOBS_MAX || kl > sizeof(u->keys[0]))
+        return 1; /* the rest in the next round */
+    memcpy(u->keys[u->n], k, kl);
+    u->klens[u->n++] = kl;
+    return SIMSYNC_OK;
+}
+
+static int
+unreg_fn(struct store_txn *txn, void *arg)
+{
+    struct unreg *u = arg;
+    uint8_t key[SUB_BYTES + 64 + 9];
+    size_t kl = hub_tid_key(key, u->sub, u->tid);
+    int rc;
+
+    u->done.jobs_dropped = 0;
+    u->done.schedule_dropped = 0;
+    rc = store_del(txn, STORE_REGISTRY, key, kl);
+    if (rc != SIMSYNC_OK)
+        return rc; /* ENOTFOUND: not registered (any more) */
+    rc = store_del(txn, STORE_SCHED, key, kl);
+    if (rc == SIMSYNC_OK)
+        u->done.schedule_dropped = 1;
+    else if (rc != SIMSYNC_ENOTFOUND)
+        return rc;
+    kl = job_key(key, u->sub, u->tid, 0);
+    do {
+        u->n = 0;
+        rc = store_scan(txn, STORE_JOBS, key, kl, kl - 8, unreg_job, u);
+        if (rc != SIMSYNC_OK && rc != 1)
+            return rc;
+        for (size_t i = 0; i < u->n; i++) {
+            int d = store_del(txn, STORE_JOBS, u->keys[i], u->klens[i]);
+            if (d != SIMSYNC_OK)
+                return d;
+            u->done.jobs_dropped++;
+        }
+    } while (rc == 1);
+    return SIMSYNC_OK;
+}
+
+int
+hub_unregister(struct simsync_node *n, struct chan *ch,
+               const uint8_t sub[SUB_BYTES], const char *terminal_id)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    struct unreg u = {0};
+    int rc;
+
+    u.sub = sub;
+    u.tid = terminal_id;
+    simsync__unregister_done__init(&u.done);
+    u.keys = malloc(JOBS_MAX * sizeof(*u.keys));
+    if (u.keys == NULL)
+        return SIMSYNC_ENOMEM;
+    rc = store_write(n->st, unreg_fn, &u);
+    free(u.keys);
+    if (rc != SIMSYNC_OK) {
+        node_send_error(ch, rc, "the hub could not remove this terminal");
+        return rc;
+    }
+    (void)hub_event(n->st, sub, terminal_id, "unregistered", 0, 0, 0,
+              "terminal %s unregistered (erased); %u restore job%s dropped",
+              terminal_id, u.done.jobs_dropped,
+              u.done.jobs_dropped == 1 ? "" : "s");
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_UNREGISTER_DONE;
+    env.unregister_done = &u.done;
+    return node_send_env(ch, &env);
+}
+
 /* ------------------------------------------------------------ hello */
 
 int

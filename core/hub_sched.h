@@ -68,6 +68,11 @@ int hub_history(struct simsync_node *n, struct chan *ch,
                 const uint8_t sub[SUB_BYTES]);
 int hub_forget(struct simsync_node *n, struct chan *ch,
                const uint8_t sub[SUB_BYTES], const char *terminal_id);
+/* OP_UNREGISTER: forget terminal `terminal_id` of `sub` (registration,
+ * its schedule, the jobs waiting for it) in one transaction, then answer
+ * UnregisterDone. */
+int hub_unregister(struct simsync_node *n, struct chan *ch,
+                   const uint8_t sub[SUB_BYTES], const char *terminal_id);
 int hub_restore_job(struct simsync_node *n, struct chan *ch,
                     const uint8_t sub[SUB_BYTES], const char *terminal_id);
 

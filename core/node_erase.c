@@ -751,6 +751,23 @@ settle(struct simsync_node *n, struct replica *r, int force,
     return SIMSYNC_OK;
 }
 
+/* Ask the hub to forget this terminal. */
+static int
+unregister(struct simsync_node *n, struct simsync_erase_report *rep)
+{
+    Simsync__Envelope *in = NULL;
+    int rc = node_request(n, SIMSYNC__OP__OP_UNREGISTER, NULL,
+                          SIMSYNC__ENVELOPE__MSG_UNREGISTER_DONE,
+                          (void **)&in);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rep->unregistered = 1;
+    rep->jobs_dropped = in->unregister_done->jobs_dropped;
+    simsync__envelope__free_unpacked(in, NULL);
+    return SIMSYNC_OK;
+}
+
 /* Steps 3 and 4: the marker, then the wipe. */
 static int
 wipe_node(struct simsync_node *n, struct hook *h,
@@ -869,6 +886,24 @@ simsync_erase(struct simsync_node *n, const struct simsync_erase_opts *o,
         !o->confirm(o->confirm_arg, rep))
         return node_fail(n, SIMSYNC_EREFUSED,
                          "the erase was not confirmed; nothing was erased");
+    /* Step 3: the hub forgets this terminal. After this the terminal can
+     * no longer sync, but the hub has acknowledged everything made here
+     * (unless a forced erase goes on regardless). */
+    if (!rep->offline) {
+        rc = unregister(n, rep);
+        if (rc != SIMSYNC_OK && !(force && hub_unusable(rc))) {
+            char why[sizeof(n->err)];
+            snprintf(why, sizeof(why), "%s",
+                     n->err[0] != '\0' ? n->err : simsync_strerror(rc));
+            return node_fail(n, rc,
+                             "the hub could not remove this terminal's "
+                             "registration: %s; nothing was erased. Erase "
+                             "again when the hub can be reached (or with "
+                             "--force, leaving the registration on the hub)",
+                             why);
+        }
+        n->err[0] = '\0';
+    }
     /* Steps 3-4 (S86). */
     return wipe_node(n, &h, rep);
 }

@@ -367,6 +367,11 @@ struct simsync_erase_report {
     uint64_t unsynced_files, unsynced_bytes;
     /* What the wipe removed (this run only, when resumed). */
     uint64_t removed_files, removed_dirs, removed_bytes;
+    /* The hub forgot this terminal (registration, schedule, waiting
+     * restore jobs), so the same terminal ID can register again; 0 when a
+     * forced erase went on without it. */
+    int unregistered;
+    uint32_t jobs_dropped; /* restore jobs the hub had waiting for it */
 };
 struct simsync_erase_opts {
     /* Erase even when the hub cannot be used (unreachable, link lost, it
@@ -390,7 +395,10 @@ struct simsync_erase_opts {
  *     class folders again and check that no change recorded by this
  *     replica lies above what the hub acknowledged having committed; up
  *     to 3 rounds while edits keep arriving;
- *  3. write and sync the marker <home>/erase.pending, close the store;
+ *  3. ask the hub to forget this terminal (OP_UNREGISTER: registration,
+ *     schedule, restore jobs waiting for it); a forced erase goes on when
+ *     the hub cannot be used;
+ *     then write and sync the marker <home>/erase.pending, close the store;
  *  4. wipe: overwrite and unlink the key files (node.key, datakey.box,
  *     password), remove <home>/store, the eight class folders (and the
  *     data folder when it is the default <home>/data and is then empty),

@@ -90,6 +90,7 @@ out=$(ss --home "$T/A" --json erase 2>"$T/last.err") || fail "erase: $out $(cat 
 [ "$(json_field "$out" offline)" = false ] || fail "erase json: $out"
 [ "$(json_field "$out" lost_items)" = 0 ] || fail "erase json: $out"
 [ "$(json_field "$out" sent_items)" -ge 4 ] || fail "the pending edits were not sent: $out"
+[ "$(json_field "$out" unregistered)" = true ] || fail "the hub still lists A: $out"
 wiped A
 [ "$(cat "$T/outside/keep.txt")" = keep ] || fail "the erase followed a symlinked folder"
 [ "$(cat "$T/outside/secret")" = secret ] || fail "the erase wrote through a symlinked key file"
@@ -100,8 +101,10 @@ for cls in contacts pim archive; do
 done
 ok "erase uploads the pending edits (B has them byte for byte), then wipes the home; symlinks not followed"
 
-# The same home, set up again (a new node key), restores everything.
-ss --home "$T/A" init --role terminal >/dev/null || fail "init after erase"
+# The same home, set up again with the handset's own ID (its IMEI does not
+# change) and a new node key, registers again and gets everything back.
+ss --home "$T/A" init --role terminal --terminal-id imei-A >/dev/null \
+    || fail "init after erase"
 insert A sim; register A
 sync_ok A
 diff -r "$T/expect" "$T/A/data" >/dev/null || { diff -r "$T/expect" "$T/A/data" >&2; fail "re-registered A differs"; }
