@@ -1433,7 +1433,7 @@ sum_own(const struct dot *d, const uint8_t id[ITEM_ID_BYTES], void *arg)
 
 int
 node_pending_up(struct simsync_node *n, int scan, struct scan_stats *ss,
-                uint64_t *items, uint64_t *bytes)
+                struct node_pending *out)
 {
     struct scan_stats local;
     struct store_txn *txn = NULL;
@@ -1441,7 +1441,7 @@ node_pending_up(struct simsync_node *n, int scan, struct scan_stats *ss,
     struct vv hubk = VV_INIT;
     int rc;
 
-    *items = *bytes = 0;
+    memset(out, 0, sizeof(*out));
     if (ss == NULL)
         ss = &local;
     memset(ss, 0, sizeof(*ss));
@@ -1456,6 +1456,8 @@ node_pending_up(struct simsync_node *n, int scan, struct scan_stats *ss,
     if (rc != SIMSYNC_OK)
         return rc;
     rc = store_txn_begin(n->st, 1, &txn);
+    if (rc == SIMSYNC_OK)
+        rc = journal_counter_get(txn, &out->counter);
     for (int c = 0; rc == SIMSYNC_OK && c < CLS_COUNT; c++) {
         struct pending_up p = {txn, r.sub, c, n->replica, 0, 0};
         if (!(n->classes & (1u << c)))
@@ -1464,8 +1466,8 @@ node_pending_up(struct simsync_node *n, int scan, struct scan_stats *ss,
             txn, r.sub, c, session_ack_peer(node_peer_of(n->hub_pk)), &hubk);
         if (rc == SIMSYNC_OK)
             rc = journal_scan(txn, r.sub, c, &hubk, sum_own, &p);
-        *items += p.items;
-        *bytes += p.bytes;
+        out->items += p.items;
+        out->bytes += p.bytes;
     }
     store_txn_abort(txn);
     vv_free(&hubk);

@@ -140,13 +140,20 @@ struct node_sync_opts {
 };
 int node_sync(struct simsync_node *n, const struct node_sync_opts *o,
               struct simsync_sync_report *rep);
-/* This terminal's changes the hub has not acknowledged: items, and their
- * plaintext bytes with at least 1 per item (a deletion is pending too). With
- * scan, the class folders are scanned first (stats into *ss, may be NULL;
- * SIMSYNC_EMASSDEL when the scan stops at the mass-delete guard). */
+/* This terminal's changes the hub has not acknowledged. */
+struct node_pending {
+    uint64_t items; /* changed items (deletions too) */
+    uint64_t bytes; /* their plaintext bytes, at least 1 per item, so that
+                     * 0 means nothing pending */
+    uint64_t counter; /* the local change counter: grows with every local
+                       * change recorded, by whatever recorded it */
+};
+/* Fill *out; with scan, the class folders are scanned first (stats into
+ * *ss, may be NULL; SIMSYNC_EMASSDEL when the scan stops at the
+ * mass-delete guard). */
 struct scan_stats;
 int node_pending_up(struct simsync_node *n, int scan, struct scan_stats *ss,
-                    uint64_t *items, uint64_t *bytes);
+                    struct node_pending *out);
 
 /* The inserted SIM must be the bound subscriber's. */
 int check_sim_binding(struct simsync_node *n);
