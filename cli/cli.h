@@ -179,4 +179,11 @@ int cmd_daemon(struct cli *c, int argc, char **argv);
 int cmd_hub_schedule(struct cli *c, int argc, char **argv);
 int cmd_hub_generations(struct cli *c, int argc, char **argv);
 
+/* cmd_policy.c */
+int cmd_policy_show(struct cli *c, int argc, char **argv);
+int cmd_policy_set(struct cli *c, int argc, char **argv);
+int cmd_policy_confirm(struct cli *c, int argc, char **argv);
+int cmd_policy_run(struct cli *c, int argc, char **argv);
+int cmd_log(struct cli *c, int argc, char **argv);
+
 #endif /* CLI_H */
