@@ -825,12 +825,14 @@ sync_reaped(struct daemon *d)
     e.recv_bytes = r->recv_bytes;
     e.pending_bytes = d->pending;
     e.ms = node_now_ms() - d->started_ms;
-    if (d->rc == SIMSYNC_OK)
+    if (d->rc == SIMSYNC_OK || d->rc == SIMSYNC_EAGAIN)
         snprintf(e.text, sizeof(e.text),
-                 "sent %" PRIu64 " item%s (%" PRIu64
+                 "%ssent %" PRIu64 " item%s (%" PRIu64
                  " bytes), received %" PRIu64 " item%s (%" PRIu64
-                 " bytes); %" PRIu64
-                 " bytes left to upload",
+                 " bytes); %" PRIu64 " bytes left to upload",
+                 d->rc == SIMSYNC_EAGAIN ? "stopped at its limit, to be "
+                                           "continued: "
+                                         : "",
                  r->sent_items, r->sent_items == 1 ? "" : "s", r->sent_bytes,
                  r->recv_items, r->recv_items == 1 ? "" : "s", r->recv_bytes,
                  d->pending);

@@ -1132,12 +1132,17 @@ time_left(const struct node_sync_opts *o, int sending, uint64_t t0,
     return left > 60000 ? 60000 : (int)left;
 }
 
-/* node_pump within o's limits: checked after each frame received, before
- * answering it (an unanswered batch is simply sent again next time). */
+/* node_pump within o's limits. They are checked where both sides agree on
+ * what is committed: after the peer acknowledged a batch we sent, after we
+ * applied a batch we received, and when a phase ends; the sync stops there
+ * before sending anything more. So a stopped sync never leaves sent data
+ * unacknowledged, and each sync makes at least one batch of progress. A
+ * time limit also bounds each wait for the peer. */
 static int
 pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
 {
-    uint64_t t0 = node_now_ms(), phase_t0 = t0, now;
+    const struct session_stats *st = session_get_stats(s);
+    uint64_t t0 = node_now_ms(), phase_t0 = t0, now, mark = 0, phases = 0;
     int sending = session_sending(s), rc;
 
     for (;;) {
@@ -1149,10 +1154,14 @@ pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
         if (session_sending(s) != sending) {
             sending = session_sending(s);
             phase_t0 = now;
+            phases++;
         }
         if (!session_finished(s) &&
-            over_limit(o, session_get_stats(s), sending, t0, phase_t0, now))
-            return SIMSYNC_EAGAIN;
+            st->batches_acked + st->batches_recv + phases != mark) {
+            mark = st->batches_acked + st->batches_recv + phases;
+            if (over_limit(o, st, sending, t0, phase_t0, now))
+                return SIMSYNC_EAGAIN;
+        }
         while ((rc = session_output(s, &frame, &len)) == SIMSYNC_OK) {
             rc = chan_send(l->ch, frame, len);
             free(frame);
@@ -1164,8 +1173,7 @@ pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
         conn_set_timeout(l->conn, time_left(o, sending, t0, phase_t0, now));
         rc = chan_recv(l->ch, &msg, &len);
         if (rc == SIMSYNC_ETIMEOUT &&
-            over_limit(o, session_get_stats(s), sending, t0, phase_t0,
-                       node_now_ms()))
+            over_limit(o, st, sending, t0, phase_t0, node_now_ms()))
             return SIMSYNC_EAGAIN;
         if (rc != SIMSYNC_OK)
             return rc;

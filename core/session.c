@@ -921,9 +921,13 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
     case ST_WAIT_REPLY:
         if (env->msg_case == SIMSYNC__ENVELOPE__MSG_WANT)
             rc = send_chunks(s, env->want);
-        else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ACK)
-            rc = (s->cur && env->ack->seq == s->cur->seq) ? send_next(s)
-                                                          : SIMSYNC_EPROTO;
+        else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ACK) {
+            rc = SIMSYNC_EPROTO;
+            if (s->cur && env->ack->seq == s->cur->seq) {
+                s->stats.batches_acked++;
+                rc = send_next(s);
+            }
+        }
         break;
     case ST_WAIT_COMPL:
         if (env->msg_case == SIMSYNC__ENVELOPE__MSG_COMPLETE)

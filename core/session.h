@@ -56,6 +56,7 @@ struct session_stats {
     uint64_t sent_items, sent_bytes; /* changes and content bytes sent */
     uint64_t recv_items, recv_bytes;
     uint64_t batches_sent, batches_recv;
+    uint64_t batches_acked; /* sent batches the peer committed */
     uint64_t chunks_sent, chunks_recv;
     struct apply_stats apply;
     uint64_t purged; /* tombstones purged under the peer's horizon */

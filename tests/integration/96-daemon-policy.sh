@@ -167,6 +167,23 @@ wait_for 20 hub_has_asked || fail "no upload after yes: $(show_log B)"
 expect_exit 3 ss --home "$T/B" policy confirm yes
 ok "sync.confirm: the question became a notice, the upload waited for yes"
 
+# ------------------------------------------- a limit, then a continuation
+ss --home "$T/B" policy set sync.confirm off >/dev/null || fail "set confirm off"
+ss --home "$T/B" policy set sync.after_update off >/dev/null || fail "set after_update"
+ss --home "$T/B" policy set upload.max_bytes 1k >/dev/null || fail "set max_bytes"
+items4=$(hub_items)
+mkdir -p "$T/B/data/archive"
+head -c 60000 /dev/urandom >"$T/B/data/archive/photo.bin"
+ss --home "$T/B" policy run upload >"$T/run.out" || fail "policy run: $(cat "$T/run.out")"
+wait_for 20 log_has B "e['kind'] == 'done' and e['trigger'] == 'command' and e['result'] == 'partial'" \
+    || fail "no partial upload at the limit: $(show_log B)"
+wait_for 20 log_has B "e['kind'] == 'done' and e['trigger'] == 'continue' and e['result'] == 'ok'" \
+    || fail "the partial upload was not continued: $(show_log B)"
+[ "$(hub_items)" = $((items4 + 1)) ] || fail "the hub lacks photo.bin"
+[ "$(pending_up B)" = 0 ] || fail "B has pending changes after the continuation"
+ss --home "$T/B" policy set upload.max_bytes 0 >/dev/null || fail "unset max_bytes"
+ok "policy run upload: stopped at upload.max_bytes, continued by itself, all uploaded"
+
 # ------------------------------------------------------- a stranger's SIM
 new_sim other 44123000961
 insert A other
@@ -184,7 +201,7 @@ python3 - "$T/log.json" <<'EOF' || fail "log --json: $(cat "$T/log.json")"
 import json, sys
 entries = json.load(open(sys.argv[1]))["entries"]
 done = [e for e in entries if e["kind"] == "done"]
-assert {"sim-insert", "battery-low", "after-update"} <= {e["trigger"] for e in done}, done
+assert {"sim-insert", "battery-low", "after-update", "command", "continue"} <= {e["trigger"] for e in done}, done
 for e in done:
     assert e["result"] in ("ok", "partial", "failed"), e
     assert e["time_ms"] > 0 and e["triggers"] and e["action"], e
