@@ -91,6 +91,10 @@ for t in A B; do
         --battery-below 0 2>"$T/$t.daemon" &
     DAEMONS="$DAEMONS $!"
 done
+# A follower of B's log, from before anything happened there.
+"$SIMSYNC" --home "$T/B" --json log --follow >"$T/follow.out" 2>"$T/follow.err" &
+FOLLOW=$!
+DAEMONS="$DAEMONS $FOLLOW"
 # A starts with its SIM: a full sync (trigger start) uploads base.vcf.
 wait_for 20 log_has A "e['kind'] == 'done' and e['trigger'] == 'start' and e['result'] == 'ok'" \
     || fail "A did not sync at start: $(show_log A)"
@@ -209,4 +213,17 @@ assert any(e["recv_items"] >= 1 for e in done if e["trigger"] == "sim-insert"), 
 assert any(e["kind"] == "start" and e["text"] for e in entries), entries
 EOF
 ok "log --json parses and holds the decisions with their results"
+
+# The follower printed, one JSON object per line, what came after it began.
+following() { grep -q '"trigger":"continue"' "$T/follow.out"; }
+wait_for 10 following || fail "log --follow: $(cat "$T/follow.out" "$T/follow.err")"
+kill "$FOLLOW"; wait "$FOLLOW" 2>/dev/null
+python3 - "$T/follow.out" "$T/log.json" <<'EOF' || fail "log --follow output: $(cat "$T/follow.out")"
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+whole = json.load(open(sys.argv[2]))["entries"]
+assert lines == whole[:len(lines)], (lines, whole)
+assert any(e["kind"] == "done" and e["trigger"] == "continue" for e in lines)
+EOF
+ok "log --follow printed the decisions as they came"
 stop_daemons
