@@ -153,9 +153,8 @@ cmd_policy_confirm(struct cli *c, int argc, char **argv)
     if (strcmp(pos[0], "yes") != 0 && strcmp(pos[0], "no") != 0)
         code = out_usage(c, "answer yes or no, not '%s'", pos[0]);
     else
-        code = request(c, n,
-                       strcmp(pos[0], "yes") == 0 ? "confirm yes"
-                                                  : "confirm no");
+        code = request(
+            c, n, strcmp(pos[0], "yes") == 0 ? "confirm yes" : "confirm no");
     simsync_node_close(n);
     return code;
 }
@@ -248,8 +247,7 @@ print_entry(void *arg, const struct simsync_log_entry *e)
         else
             snprintf(what, sizeof(what), "%s", e->action);
         printf("%s  %-5s  %-14s %-12s %s\n", when, e->kind,
-               what[0] ? what : "-", e->trigger[0] ? e->trigger : "-",
-               e->text);
+               what[0] ? what : "-", e->trigger[0] ? e->trigger : "-", e->text);
     }
     lp->seen++;
     return 0;

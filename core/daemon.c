@@ -73,8 +73,8 @@ struct client {
     int fd; /* -1: a free slot */
     char in[DAEMON_LINE_MAX];
     size_t have;
-    int remover; /* asked "sim-removing" and waits for "ready" */
-    int ready;   /* was told "ready" */
+    int remover;                /* asked "sim-removing" and waits for "ready" */
+    int ready;                  /* was told "ready" */
     char said[DAEMON_LINE_MAX]; /* the last "wait" line it got */
 };
 
@@ -455,13 +455,12 @@ sim_file(const struct daemon *d)
         return SIMF_NONE;
     text[r] = '\0';
     p = strncmp(text, "subscriber=", 11) == 0 ? text
-                                               : strstr(text, "\nsubscriber=");
+                                              : strstr(text, "\nsubscriber=");
     if (p == NULL)
         return SIMF_FOREIGN; /* unreadable: not one to sync with */
     p += *p == '\n' ? 12 : 11;
     n = strcspn(p, "\n");
-    return n == strlen(d->n->subscriber) &&
-                   strncmp(p, d->n->subscriber, n) == 0
+    return n == strlen(d->n->subscriber) && strncmp(p, d->n->subscriber, n) == 0
                ? SIMF_OURS
                : SIMF_FOREIGN;
 }
@@ -537,8 +536,9 @@ reload_policy(struct daemon *d, char *msg, size_t len)
 
     if (daemon_ctl_policy_load(d->n->home, &cfg, err, sizeof(err)) !=
         SIMSYNC_OK) {
-        snprintf(msg, len, "the stored policy is not valid, the daemon keeps "
-                           "the one it has: %s",
+        snprintf(msg, len,
+                 "the stored policy is not valid, the daemon keeps "
+                 "the one it has: %s",
                  err);
         record_event(d, "%s", msg);
         return;
@@ -664,8 +664,8 @@ on_request(struct daemon *d, struct client *c, const char *line)
 static void
 client_read(struct daemon *d, struct client *c)
 {
-    ssize_t r = recv(c->fd, c->in + c->have, sizeof(c->in) - c->have,
-                     MSG_DONTWAIT);
+    ssize_t r =
+        recv(c->fd, c->in + c->have, sizeof(c->in) - c->have, MSG_DONTWAIT);
     char *nl;
 
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -739,8 +739,8 @@ static void
 limits_text(const struct policy_limits *l, char *buf, size_t len)
 {
     static const char *const names[] = {
-        "max bytes", "max seconds", "upload max bytes", "upload max seconds",
-        "download max bytes", "download max seconds"};
+        "max bytes",          "max seconds",        "upload max bytes",
+        "upload max seconds", "download max bytes", "download max seconds"};
     const uint64_t v[] = {l->max_bytes,      l->max_seconds,
                           l->up_max_bytes,   l->up_max_seconds,
                           l->down_max_bytes, l->down_max_seconds};
@@ -904,9 +904,10 @@ scan(struct daemon *d)
     d->force_scan = 0;
     if (rc == SIMSYNC_EMASSDEL) {
         if (!d->massdel_said)
-            record_event(d, "the class folders would lose %" PRIu64
-                            " items at once: nothing syncs until 'simsync "
-                            "sync --allow-delete' confirms it",
+            record_event(d,
+                         "the class folders would lose %" PRIu64
+                         " items at once: nothing syncs until 'simsync "
+                         "sync --allow-delete' confirms it",
                          ss.guarded);
         d->massdel_said = 1;
         return;
@@ -918,13 +919,12 @@ scan(struct daemon *d)
         return;
     }
     if (p.counter > d->counter)
-        record_event(d,
-                     "data changed: %" PRIu64 " added, %" PRIu64
-                     " edited, %" PRIu64 " deleted, %" PRIu64
-                     " renamed; %" PRIu64 " bytes in %" PRIu64
-                     " items to upload",
-                     ss.added, ss.edited, ss.deleted, ss.renamed, p.bytes,
-                     p.items);
+        record_event(
+            d,
+            "data changed: %" PRIu64 " added, %" PRIu64 " edited, %" PRIu64
+            " deleted, %" PRIu64 " renamed; %" PRIu64 " bytes in %" PRIu64
+            " items to upload",
+            ss.added, ss.edited, ss.deleted, ss.renamed, p.bytes, p.items);
     saw_counter(d, &p, 1);
 }
 
@@ -975,8 +975,8 @@ ask(struct daemon *d, const struct policy_decision *dec)
                           "confirm sync: the daemon would %s (%s). Answer "
                           "with 'simsync policy confirm yes' or 'simsync "
                           "policy confirm no'",
-                          policy_action_name(dec->then), dec->reason) !=
-        SIMSYNC_OK)
+                          policy_action_name(dec->then),
+                          dec->reason) != SIMSYNC_OK)
         record_event(d, "cannot store the question as a notice");
 }
 
@@ -990,10 +990,11 @@ notices(struct daemon *d, const struct policy_decision *dec)
                           "local changes (%" PRIu64 " bytes) have waited for "
                           "upload for over %" PRIu64 " s; 'simsync log' "
                           "shows why",
-                          d->pending, d->cfg.notice_unsynced_seconds) ==
-            SIMSYNC_OK)
-        record_event(d, "notice: local changes have waited for upload for "
-                        "over %" PRIu64 " s",
+                          d->pending,
+                          d->cfg.notice_unsynced_seconds) == SIMSYNC_OK)
+        record_event(d,
+                     "notice: local changes have waited for upload for "
+                     "over %" PRIu64 " s",
                      d->cfg.notice_unsynced_seconds);
     d->notices = dec->notices;
 }
@@ -1153,8 +1154,8 @@ control_open(struct daemon *d)
              d->backoff / 1000);
         link_close(&d->l);
         d->connect_at = mono_ms() + d->backoff;
-        d->backoff = d->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS
-                                                     : d->backoff * 2;
+        d->backoff =
+            d->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : d->backoff * 2;
         return;
     }
     d->connected = 1;
@@ -1293,9 +1294,8 @@ sleep_ms(struct daemon *d, uint64_t now)
 static void
 idle_work(struct daemon *d, uint64_t now)
 {
-    if (d->force_scan ||
-        (d->dirty && (now - d->dirty_last >= SETTLE_MS ||
-                      now - d->dirty_first >= SETTLE_MAX_MS)))
+    if (d->force_scan || (d->dirty && (now - d->dirty_last >= SETTLE_MS ||
+                                       now - d->dirty_first >= SETTLE_MAX_MS)))
         scan(d);
     decide(d);
     if (!d->running && d->connected && control_idle(d, now) != SIMSYNC_OK)
@@ -1386,8 +1386,9 @@ begin(struct daemon *d)
     if (daemon_ctl_policy_load(d->n->home, &d->cfg, err, sizeof(err)) !=
         SIMSYNC_OK) {
         policy_cfg_default(&d->cfg);
-        record_event(d, "the stored policy is not valid, using the "
-                        "defaults: %s",
+        record_event(d,
+                     "the stored policy is not valid, using the "
+                     "defaults: %s",
                      err);
     }
     if (policy_init(&d->pol, &d->cfg, (int64_t)mono_ms()) != SIMSYNC_OK) {
@@ -1415,9 +1416,9 @@ begin(struct daemon *d)
     record_event(d,
                  "daemon started: %s; %" PRIu64
                  " bytes to upload; 'simsync policy show' lists the policy",
-                 f == SIMF_OURS     ? "the subscriber's SIM is in"
-                 : f == SIMF_NONE   ? "no SIM inserted"
-                                    : "a SIM of another subscriber is in",
+                 f == SIMF_OURS   ? "the subscriber's SIM is in"
+                 : f == SIMF_NONE ? "no SIM inserted"
+                                  : "a SIM of another subscriber is in",
                  d->pending);
 }
 
@@ -1469,8 +1470,8 @@ simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
     d->n = n;
     d->o = *o;
     d->stop = stop;
-    d->psdir = o->power_supply_dir ? o->power_supply_dir
-                                   : "/sys/class/power_supply";
+    d->psdir =
+        o->power_supply_dir ? o->power_supply_dir : "/sys/class/power_supply";
     if (d->o.check_every_s == 0)
         d->o.check_every_s = 10;
     if (d->o.retry_after_s == 0)
@@ -1500,8 +1501,9 @@ simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
         dlog(d, "cannot open the decision log %s/%s; going on without it",
              n->home, DAEMON_LOG);
     if (daemon_events_listen(n->home, &d->listen_fd) != SIMSYNC_OK)
-        dlog(d, "cannot listen on %s/%s: 'sim remove' and 'policy confirm' "
-                "will not reach this daemon",
+        dlog(d,
+             "cannot listen on %s/%s: 'sim remove' and 'policy confirm' "
+             "will not reach this daemon",
              n->home, DAEMON_SOCK);
     if (daemon_events_watch_open(n->home, n->data_dir, &d->w) != SIMSYNC_OK)
         dlog(d, "no inotify: data changes are found by the periodic sync "

@@ -45,8 +45,8 @@
  * Returns SIMSYNC_OK (also when there is no file), SIMSYNC_EIO, or the
  * error of policy_cfg_parse() with the reason in err (errlen bytes). *cfg
  * is written only on success. */
-int daemon_ctl_policy_load(const char *home, struct policy_cfg *cfg,
-                           char *err, size_t errlen);
+int daemon_ctl_policy_load(const char *home, struct policy_cfg *cfg, char *err,
+                           size_t errlen);
 /* Store the keys of cfg that differ from the defaults, atomically. Returns
  * SIMSYNC_OK, SIMSYNC_EIO or SIMSYNC_ENOSPC. */
 int daemon_ctl_policy_save(const char *home, const struct policy_cfg *cfg);

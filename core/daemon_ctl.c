@@ -81,13 +81,12 @@ daemon_ctl_policy_save(const char *home, const struct policy_cfg *cfg)
             policy_cfg_get(&def, key, d, sizeof(d)) != SIMSYNC_OK)
             return SIMSYNC_EINVAL;
         if (strcmp(v, d) != 0 && at < sizeof(text))
-            at += (size_t)snprintf(text + at, sizeof(text) - at, "%s %s\n",
-                                   key, v);
+            at += (size_t)snprintf(text + at, sizeof(text) - at, "%s %s\n", key,
+                                   v);
     }
     if (at >= sizeof(text))
         return SIMSYNC_ETOOBIG;
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-              0600);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
     if (write(fd, text, at) != (ssize_t)at || fsync(fd) != 0)
@@ -155,12 +154,11 @@ simsync_policy_set(struct simsync_node *n, const char *key, const char *value)
         return node_fail(n, rc, "%s", err);
     rc = daemon_ctl_policy_save(n->home, &cfg);
     if (rc != SIMSYNC_OK)
-        return node_fail(n, rc, "cannot store the policy in %s/%s: %s",
-                         n->home, DAEMON_POLICY, simsync_strerror(rc));
+        return node_fail(n, rc, "cannot store the policy in %s/%s: %s", n->home,
+                         DAEMON_POLICY, simsync_strerror(rc));
     /* The daemon also sees the file change; asking makes it certain that
      * it has the new value when this returns. */
-    if (simsync_daemon_request(n, "reload", reply, sizeof(reply)) !=
-        SIMSYNC_OK)
+    if (simsync_daemon_request(n, "reload", reply, sizeof(reply)) != SIMSYNC_OK)
         n->err[0] = '\0'; /* no daemon, or an old one: it reads the file */
     return SIMSYNC_OK;
 }
@@ -183,8 +181,8 @@ daemon_ctl_addr(const char *home, struct sockaddr_un *sa, int *dirfd)
     *dirfd = open(home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (*dirfd < 0)
         return SIMSYNC_EIO;
-    snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s",
-             *dirfd, DAEMON_SOCK);
+    snprintf(sa->sun_path, sizeof(sa->sun_path), "/proc/self/fd/%d/%s", *dirfd,
+             DAEMON_SOCK);
     return SIMSYNC_OK;
 }
 
@@ -301,8 +299,8 @@ starts_with(const char *line, const char *word, const char **rest)
 }
 
 int
-simsync_daemon_request(struct simsync_node *n, const char *request,
-                       char *reply, size_t len)
+simsync_daemon_request(struct simsync_node *n, const char *request, char *reply,
+                       size_t len)
 {
     struct line_conn lc;
     char line[DAEMON_LINE_MAX];
@@ -318,8 +316,7 @@ simsync_daemon_request(struct simsync_node *n, const char *request,
         return rc;
     rc = line_send(&lc, request);
     if (rc == SIMSYNC_OK)
-        rc = line_recv(&lc, line, sizeof(line),
-                       mono_ms() + REQUEST_TIMEOUT_MS);
+        rc = line_recv(&lc, line, sizeof(line), mono_ms() + REQUEST_TIMEOUT_MS);
     line_close(&lc);
     if (rc != SIMSYNC_OK)
         return node_fail(n, rc, "the daemon did not answer '%s': %s", request,
@@ -372,13 +369,11 @@ simsync_sim_remove_wait(struct simsync_node *n,
         return simsync_sim_remove(n);
     if (daemon != NULL)
         *daemon = 1;
-    if (daemon_ctl_policy_load(n->home, &cfg, err, sizeof(err)) !=
-        SIMSYNC_OK)
+    if (daemon_ctl_policy_load(n->home, &cfg, err, sizeof(err)) != SIMSYNC_OK)
         policy_cfg_default(&cfg);
     /* The daemon keeps the deadline; this one only guards against a daemon
      * that stops answering. */
-    deadline =
-        mono_ms() + cfg.remove_timeout_seconds * 1000 + REMOVE_GRACE_MS;
+    deadline = mono_ms() + cfg.remove_timeout_seconds * 1000 + REMOVE_GRACE_MS;
     rc = line_send(&lc, "sim-removing");
     while (rc == SIMSYNC_OK && !ready) {
         rc = line_recv(&lc, line, sizeof(line), deadline);

@@ -143,8 +143,8 @@ daemon_events_battery(const char *dir, int *level, int *charging)
             status[0] = '\0';
         if (*level < 0 || c < *level) {
             *level = (int)c;
-            *charging = strcmp(status, "Charging") == 0 ||
-                        strcmp(status, "Full") == 0;
+            *charging =
+                strcmp(status, "Charging") == 0 || strcmp(status, "Full") == 0;
         }
     }
     closedir(dh);
@@ -158,9 +158,9 @@ struct wdir {
 };
 
 struct daemon_watch {
-    int fd;           /* inotify */
-    int home_wd;      /* -1: not watched */
-    char *data;       /* the data folder (owned) */
+    int fd;            /* inotify */
+    int home_wd;       /* -1: not watched */
+    char *data;        /* the data folder (owned) */
     struct wdir *dirs; /* watched directories of the data tree (owned) */
     size_t n, cap;
     int data_missing; /* the data folder is not watched (yet) */
@@ -393,8 +393,7 @@ on_event(struct daemon_watch *w, const struct inotify_event *ev,
 void
 daemon_events_watch_read(struct daemon_watch *w, struct daemon_changes *ch)
 {
-    char buf[16384]
-        __attribute__((aligned(__alignof__(struct inotify_event))));
+    char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
 
     for (;;) {
         ssize_t r = read(w->fd, buf, sizeof(buf));

@@ -40,8 +40,7 @@ static int
 log_paths(const char *home, char *path, char *old_path)
 {
     if (snprintf(path, PATH_MAX, "%s/%s", home, DAEMON_LOG) >= PATH_MAX ||
-        snprintf(old_path, PATH_MAX, "%s/%s.1", home, DAEMON_LOG) >=
-            PATH_MAX)
+        snprintf(old_path, PATH_MAX, "%s/%s.1", home, DAEMON_LOG) >= PATH_MAX)
         return SIMSYNC_EINVAL;
     return SIMSYNC_OK;
 }

@@ -1125,8 +1125,8 @@ time_left(const struct node_sync_opts *o, int sending, uint64_t t0,
     if (o->max_ms > 0)
         left = o->max_ms > now - t0 ? o->max_ms - (now - t0) : 1;
     if (phase_max > 0) {
-        uint64_t p = phase_max > now - phase_t0 ? phase_max - (now - phase_t0)
-                                                : 1;
+        uint64_t p =
+            phase_max > now - phase_t0 ? phase_max - (now - phase_t0) : 1;
         left = p < left ? p : left;
     }
     return left > 60000 ? 60000 : (int)left;
@@ -1255,8 +1255,8 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
         return node_fail(n, scan_rc, "scanning %s failed: %s", n->data_dir,
                          simsync_strerror(scan_rc));
     }
-    rc = link_open(n, o->hub_addr ? o->hub_addr : n->hub_addr, n->hub_pk,
-                   NULL, &l);
+    rc = link_open(n, o->hub_addr ? o->hub_addr : n->hub_addr, n->hub_pk, NULL,
+                   &l);
     if (rc != SIMSYNC_OK) {
         keys_wipe(&r.keys);
         return rc;
@@ -1297,8 +1297,9 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
     if (rc == SIMSYNC_OK)
         rc = store_write(n->st, meta_put_now, &now);
     if (rc == SIMSYNC_EAGAIN)
-        node_fail(n, rc, "the sync stopped at its limit; what was moved is "
-                         "kept, and the next sync goes on from there");
+        node_fail(n, rc,
+                  "the sync stopped at its limit; what was moved is "
+                  "kept, and the next sync goes on from there");
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
         node_fail(n, rc, "sync with the hub failed: %s%s", simsync_strerror(rc),
                   (rc == SIMSYNC_ECLOSED || rc == SIMSYNC_ETIMEOUT)

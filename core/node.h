@@ -142,9 +142,9 @@ int node_sync(struct simsync_node *n, const struct node_sync_opts *o,
               struct simsync_sync_report *rep);
 /* This terminal's changes the hub has not acknowledged. */
 struct node_pending {
-    uint64_t items; /* changed items (deletions too) */
-    uint64_t bytes; /* their plaintext bytes, at least 1 per item, so that
-                     * 0 means nothing pending */
+    uint64_t items;   /* changed items (deletions too) */
+    uint64_t bytes;   /* their plaintext bytes, at least 1 per item, so that
+                       * 0 means nothing pending */
     uint64_t counter; /* the local change counter: grows with every local
                        * change recorded, by whatever recorded it */
 };

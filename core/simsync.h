@@ -382,14 +382,15 @@ int simsync_sim_remove_wait(struct simsync_node *n,
 
 /* One entry of the decision log. */
 struct simsync_log_entry {
-    uint64_t time_ms;  /* since 1970 */
-    char kind[16];     /* "event" (something happened), "start" (a sync
-                        * began), "done" (it ended), "wait" (nothing starts,
-                        * and why), "ask" (a question to the user), "error" */
-    char action[16];   /* start, done, ask: "sync", "upload", "download" */
-    char trigger[16];  /* start, done, ask: the first trigger served */
+    uint64_t time_ms;   /* since 1970 */
+    char kind[16];      /* "event" (something happened, failures too),
+                         * "start" (a sync began), "done" (it ended), "wait"
+                         * (nothing starts, and why), "ask" (a question to
+                         * the user) */
+    char action[16];    /* start, done, ask: "sync", "upload", "download" */
+    char trigger[16];   /* start, done, ask: the first trigger served */
     char triggers[160]; /* start, done, ask: every trigger served, "a,b" */
-    char result[16];   /* done: "ok", "partial" (a limit), "failed" */
+    char result[16];    /* done: "ok", "partial" (a limit), "failed" */
     uint64_t sent_items, sent_bytes, recv_items, recv_bytes; /* done */
     uint64_t pending_bytes; /* done, event: bytes left to upload after it */
     uint64_t ms;            /* done: how long the sync took */

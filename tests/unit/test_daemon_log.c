@@ -20,9 +20,9 @@
 #include "node.h"
 
 struct seen {
-    uint64_t n;        /* entries seen */
-    uint64_t next;     /* the sequence number expected next */
-    int out_of_order;  /* an entry came twice or was skipped */
+    uint64_t n;       /* entries seen */
+    uint64_t next;    /* the sequence number expected next */
+    int out_of_order; /* an entry came twice or was skipped */
     struct simsync_log_entry last;
 };
 
@@ -177,7 +177,8 @@ line_being_written_waits_for_its_newline(void **state)
     struct simsync_log_pos pos;
     struct seen s;
     char path[PATH_MAX + 32];
-    const char *half = "v1\t1\tevent\t\t\t\t\t0\t0\t0\t0\t0\t0\thalf", *rest = "\n";
+    const char *half = "v1\t1\tevent\t\t\t\t\t0\t0\t0\t0\t0\t0\thalf",
+               *rest = "\n";
     int fd;
 
     (void)state;

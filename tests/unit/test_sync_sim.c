@@ -1,9 +1,10 @@
 /* test_sync_sim.c -- randomized convergence: several trusted replicas and
  * one hub, all in this process, random edits, deletes and concurrent
  * edits, random pairwise syncs (both ways, upload-only or download-only)
- * through the hub with the link cut at random frames. After a final round every replica's folders must be identical,
- * and every edit ever made must be present in some file, or have been seen
- * and replaced by a later edit on some replica (nothing vanishes unseen).
+ * through the hub with the link cut at random frames. After a final round
+ * every replica's folders must be identical, and every edit ever made must
+ * be present in some file, or have been seen and replaced by a later edit
+ * on some replica (nothing vanishes unseen).
  *
  * Seeds: SIMSYNC_SIM_SEEDS (count, default 60) starting at
  * SIMSYNC_SIM_SEED (default 1). A failing seed is printed. */
@@ -215,10 +216,10 @@ do_sync_dirs(struct world *w, int ni, int cut, enum session_dirs dirs)
     enum session_dirs hub_dirs = dirs == SESSION_SEND_ONLY   ? SESSION_RECV_ONLY
                                  : dirs == SESSION_RECV_ONLY ? SESSION_SEND_ONLY
                                                              : SESSION_BOTH;
-    struct session_cfg tc = {&n->r, 1u << CLS_CONTACTS, 0x4855420000000001ull,
-                             1, NULL, dirs};
-    struct session_cfg hc = {&w->hub, 1u << CLS_CONTACTS, 1000u + (unsigned)ni,
-                             0, hz, hub_dirs};
+    struct session_cfg tc = {
+        &n->r, 1u << CLS_CONTACTS, 0x4855420000000001ull, 1, NULL, dirs};
+    struct session_cfg hc = {
+        &w->hub, 1u << CLS_CONTACTS, 1000u + (unsigned)ni, 0, hz, hub_dirs};
     struct purge_arg pa = {w, hz};
     struct scan_stats ss;
     int rc;
