@@ -777,7 +777,7 @@ start_sync(struct daemon *d, const struct policy_decision *dec)
     entry_from(&e, "start", dec);
     e.pending_bytes = d->pending;
     limits_text(l, lim, sizeof(lim));
-    snprintf(e.text, sizeof(e.text), "%s%s", dec->reason, lim);
+    snprintf(e.text, sizeof(e.text), "%.255s%.140s", dec->reason, lim);
     record(d, &e);
     if (worker_start(d, WORK_SYNC, 0) != SIMSYNC_OK) {
         struct policy_event ev;
