@@ -186,4 +186,11 @@ int cmd_erase(struct cli *c, int argc, char **argv);
  * code (out_node_open calls it: no command runs on a half-erased home). */
 int cmd_erase_resume(struct cli *c);
 
+/* cmd_policy.c */
+int cmd_policy_show(struct cli *c, int argc, char **argv);
+int cmd_policy_set(struct cli *c, int argc, char **argv);
+int cmd_policy_confirm(struct cli *c, int argc, char **argv);
+int cmd_policy_run(struct cli *c, int argc, char **argv);
+int cmd_log(struct cli *c, int argc, char **argv);
+
 #endif /* CLI_H */

@@ -1,6 +1,6 @@
 /* cmd_sim.c -- `simsync sim ...`: make a virtual SIM file, insert it into
- * this terminal (the SIM checks the PIN), remove it, show its state, and
- * unblock it with the PUK. */
+ * this terminal (the SIM checks the PIN), remove it (after the daemon's
+ * upload, when one runs), show its state, and unblock it with the PUK. */
 #include <stdio.h>
 #include <string.h>
 
@@ -77,18 +77,29 @@ cmd_sim_insert(struct cli *c, int argc, char **argv)
     return code;
 }
 
+/* What `sim remove` waits for, as the daemon tells it. */
+static void
+removal_progress(void *arg, const char *line)
+{
+    (void)arg;
+    printf("Daemon: %s\n", line);
+    fflush(stdout);
+}
+
 int
 cmd_sim_remove(struct cli *c, int argc, char **argv)
 {
     const char *pos[1];
     struct simsync_node *n = NULL;
     size_t npos;
-    int rc, code;
+    int rc, code, daemon = 0;
 
     code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
     if (code != 0)
         return code;
-    rc = simsync_sim_remove(n);
+    /* A running daemon uploads pending changes first; this waits for it
+     * (at most sim.remove_timeout_seconds). */
+    rc = simsync_sim_remove_wait(n, removal_progress, NULL, &daemon);
     if (rc != SIMSYNC_OK)
         code = out_fail(c, n, rc, "cannot remove the SIM");
     else

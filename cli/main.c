@@ -28,7 +28,8 @@ static const struct command commands[] = {
     {"sim", "insert", cmd_sim_insert, "sim insert FILE",
      "insert a SIM into this terminal; the SIM asks for its PIN"},
     {"sim", "remove", cmd_sim_remove, "sim remove",
-     "take the SIM out of this terminal"},
+     "take the SIM out of this terminal; a running daemon uploads pending "
+     "changes first"},
     {"sim", "status", cmd_sim_status, "sim status",
      "show the inserted SIM, its tries left and the binding"},
     {"sim", "unblock", cmd_sim_unblock,
@@ -73,8 +74,20 @@ static const struct command commands[] = {
      "daemon [--power-supply-dir DIR] [--busy-after-edit SECONDS] "
      "[--battery-below PERCENT] [--backup-after-bytes N] "
      "[--check-every SECONDS] [--retry-after SECONDS]",
-     "stay connected to the hub: answer its backup requests (OK or BUSY), "
-     "run restore jobs, back up when pending changes pass a size"},
+     "sync by itself as the policy says, stay connected to the hub: "
+     "answer its backup requests (OK or BUSY), run restore jobs, back up "
+     "when pending changes pass a size"},
+    {"policy", "show", cmd_policy_show, "policy show",
+     "when the daemon syncs: every policy key, its value and meaning"},
+    {"policy", "set", cmd_policy_set, "policy set KEY VALUE",
+     "change a policy key (a running daemon takes it at once)"},
+    {"policy", "confirm", cmd_policy_confirm, "policy confirm yes|no",
+     "answer the daemon's question before a sync (sync.confirm on)"},
+    {"policy", "run", cmd_policy_run, "policy run sync|upload|download",
+     "ask the running daemon to sync now"},
+    {"log", NULL, cmd_log, "log [--follow]",
+     "the daemon's decisions: what triggered each sync, how it ended, why "
+     "something waits"},
     {"backup", "now", cmd_backup_now,
      "backup now [--classes LIST] [--next DURATION]",
      "make a backup generation on the hub now (--next: when the hub "

@@ -400,7 +400,8 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
     hub_hello_extras_free(&rep);
     if (rc != SIMSYNC_OK)
         return rc;
-    if (h->op != SIMSYNC__OP__OP_SYNC) {
+    if (h->op != SIMSYNC__OP__OP_SYNC && h->op != SIMSYNC__OP__OP_UPLOAD &&
+        h->op != SIMSYNC__OP__OP_DOWNLOAD) {
         uint64_t gen = 0;
         switch (h->op) {
         case SIMSYNC__OP__OP_BACKUP:
@@ -445,6 +446,10 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
     cfg.classes = mask;
     cfg.peer = node_peer_of(peer_pk);
     cfg.initiator = 0;
+    /* A terminal's upload-only sync is this side's receive phase alone. */
+    cfg.dirs = h->op == SIMSYNC__OP__OP_UPLOAD     ? SESSION_RECV_ONLY
+               : h->op == SIMSYNC__OP__OP_DOWNLOAD ? SESSION_SEND_ONLY
+                                                   : SESSION_BOTH;
     for (int c = 0; c < CLS_COUNT; c++)
         hz[c] = (struct vv)VV_INIT;
     pa = (struct purge_arg){&r, mask, hz, 0};
@@ -457,8 +462,11 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
     hub_gc_leave();
     if (s != NULL) {
         const struct session_stats *st = session_get_stats(s);
-        hub_log("sync terminal %s: %s; received %llu, sent %llu changes, "
+        hub_log("%s terminal %s: %s; received %llu, sent %llu changes, "
                 "purged %llu tombstones",
+                h->op == SIMSYNC__OP__OP_UPLOAD     ? "upload from"
+                : h->op == SIMSYNC__OP__OP_DOWNLOAD ? "download to"
+                                                    : "sync",
                 h->terminal_id, simsync_strerror(rc),
                 (unsigned long long)st->recv_items,
                 (unsigned long long)st->sent_items,

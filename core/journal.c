@@ -297,6 +297,12 @@ journal_next_counter(struct store_txn *txn, uint64_t *counter)
 }
 
 int
+journal_counter_get(struct store_txn *txn, uint64_t *counter)
+{
+    return meta_u64(txn, "counter", counter);
+}
+
+int
 journal_hlc_next(struct store_txn *txn, uint64_t now_ms, uint64_t *hlc)
 {
     uint64_t last, wall = now_ms << 16, next;

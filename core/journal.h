@@ -65,6 +65,9 @@ int item_put(struct store_txn *txn, const uint8_t sub[SUB_BYTES], int cls,
 /* Take the next counter of this replica (meta "counter"). Fails with
  * SIMSYNC_ETOOBIG rather than wrap at 2^64-1. */
 int journal_next_counter(struct store_txn *txn, uint64_t *counter);
+/* The last counter taken (0: none yet): it grows with every local change
+ * recorded, whoever recorded it. */
+int journal_counter_get(struct store_txn *txn, uint64_t *counter);
 /* The hybrid logical clock: next timestamp for a local change at wall
  * time now_ms, and folding in a timestamp seen from elsewhere. */
 int journal_hlc_next(struct store_txn *txn, uint64_t now_ms, uint64_t *hlc);

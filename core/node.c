@@ -1109,10 +1109,122 @@ node_request(struct simsync_node *n, int op, const void *req, int kind,
     return rc;
 }
 
+/* Has the sync reached one of o's limits? sending: in the upload phase,
+ * which started at phase_t0. */
+static int
+over_limit(const struct node_sync_opts *o, const struct session_stats *ss,
+           int sending, uint64_t t0, uint64_t phase_t0, uint64_t now)
+{
+    uint64_t ms = now - t0, phase_ms = now - phase_t0;
+
+    if ((o->max_ms > 0 && ms >= o->max_ms) ||
+        (o->max_bytes > 0 && ss->sent_bytes + ss->recv_bytes >= o->max_bytes))
+        return 1;
+    if (sending)
+        return (o->up_max_ms > 0 && phase_ms >= o->up_max_ms) ||
+               (o->up_max_bytes > 0 && ss->sent_bytes >= o->up_max_bytes);
+    return (o->down_max_ms > 0 && phase_ms >= o->down_max_ms) ||
+           (o->down_max_bytes > 0 && ss->recv_bytes >= o->down_max_bytes);
+}
+
+/* Milliseconds until the nearest time limit (at most the link's usual 60 s
+ * inactivity timeout). */
+static int
+time_left(const struct node_sync_opts *o, int sending, uint64_t t0,
+          uint64_t phase_t0, uint64_t now)
+{
+    uint64_t left = 60000, phase_max = sending ? o->up_max_ms : o->down_max_ms;
+
+    if (o->max_ms > 0)
+        left = o->max_ms > now - t0 ? o->max_ms - (now - t0) : 1;
+    if (phase_max > 0) {
+        uint64_t p =
+            phase_max > now - phase_t0 ? phase_max - (now - phase_t0) : 1;
+        left = p < left ? p : left;
+    }
+    return left > 60000 ? 60000 : (int)left;
+}
+
+/* node_pump within o's limits. They are checked where both sides agree on
+ * what is committed: after the peer acknowledged a batch we sent, after we
+ * applied a batch we received, and when a phase ends; the sync stops there
+ * before sending anything more. So a stopped sync never leaves sent data
+ * unacknowledged, and each sync makes at least one batch of progress. A
+ * time limit also bounds each wait for the peer. */
+static int
+pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
+{
+    const struct session_stats *st = session_get_stats(s);
+    uint64_t t0 = node_now_ms(), phase_t0 = t0, now, mark = 0, phases = 0;
+    int sending = session_sending(s), rc;
+
+    for (;;) {
+        uint8_t *frame;
+        size_t len;
+        const uint8_t *msg;
+
+        now = node_now_ms();
+        if (session_sending(s) != sending) {
+            sending = session_sending(s);
+            phase_t0 = now;
+            phases++;
+        }
+        if (!session_finished(s) &&
+            st->batches_acked + st->batches_recv + phases != mark) {
+            mark = st->batches_acked + st->batches_recv + phases;
+            if (over_limit(o, st, sending, t0, phase_t0, now))
+                return SIMSYNC_EAGAIN;
+        }
+        while ((rc = session_output(s, &frame, &len)) == SIMSYNC_OK) {
+            rc = chan_send(l->ch, frame, len);
+            free(frame);
+            if (rc != SIMSYNC_OK)
+                return rc;
+        }
+        if (session_finished(s))
+            return SIMSYNC_OK;
+        conn_set_timeout(l->conn, time_left(o, sending, t0, phase_t0, now));
+        rc = chan_recv(l->ch, &msg, &len);
+        if (rc == SIMSYNC_ETIMEOUT &&
+            over_limit(o, st, sending, t0, phase_t0, node_now_ms()))
+            return SIMSYNC_EAGAIN;
+        if (rc != SIMSYNC_OK)
+            return rc;
+        rc = session_input(s, msg, len);
+        if (rc != SIMSYNC_OK) {
+            /* Tell the peer why before giving up. */
+            while (session_output(s, &frame, &len) == SIMSYNC_OK) {
+                int src = chan_send(l->ch, frame, len);
+                free(frame);
+                if (src != SIMSYNC_OK)
+                    break;
+            }
+            return rc;
+        }
+    }
+}
+
 int
 simsync_sync(struct simsync_node *n, const char *hub_addr,
              int allow_mass_delete, struct simsync_sync_report *rep)
 {
+    struct node_sync_opts o;
+
+    memset(&o, 0, sizeof(o));
+    o.hub_addr = hub_addr;
+    o.allow_mass_delete = allow_mass_delete;
+    o.dir = NODE_SYNC_BOTH;
+    return node_sync(n, &o, rep);
+}
+
+int
+node_sync(struct simsync_node *n, const struct node_sync_opts *o,
+          struct simsync_sync_report *rep)
+{
+    static const int ops[] = {SIMSYNC__OP__OP_SYNC, SIMSYNC__OP__OP_UPLOAD,
+                              SIMSYNC__OP__OP_DOWNLOAD};
+    static const enum session_dirs dirs[] = {SESSION_BOTH, SESSION_SEND_ONLY,
+                                             SESSION_RECV_ONLY};
     struct scan_stats scan;
     struct replica r;
     struct session *s = NULL;
@@ -1125,13 +1237,17 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
 
     memset(rep, 0, sizeof(*rep));
     n->err[0] = '\0';
+    if ((unsigned)o->dir > (unsigned)NODE_SYNC_DOWNLOAD)
+        return SIMSYNC_EINVAL;
     rc = check_sim_binding(n);
     if (rc != SIMSYNC_OK)
         return rc;
     rc = replica_setup(n, &r);
     if (rc != SIMSYNC_OK)
         return rc;
-    scan_rc = folder_scan(&r, n->classes, allow_mass_delete, &scan);
+    /* Even a download-only sync scans first: a local edit must be known
+     * before an incoming version of the same item is applied. */
+    scan_rc = folder_scan(&r, n->classes, o->allow_mass_delete, &scan);
     rep->scanned = scan.files;
     rep->unchanged = scan.unchanged;
     rep->added = scan.added;
@@ -1152,12 +1268,13 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
         return node_fail(n, scan_rc, "scanning %s failed: %s", n->data_dir,
                          simsync_strerror(scan_rc));
     }
-    rc = link_open(n, hub_addr ? hub_addr : n->hub_addr, n->hub_pk, NULL, &l);
+    rc = link_open(n, o->hub_addr ? o->hub_addr : n->hub_addr, n->hub_pk, NULL,
+                   &l);
     if (rc != SIMSYNC_OK) {
         keys_wipe(&r.keys);
         return rc;
     }
-    rc = node_hello(n, &l, SIMSYNC__OP__OP_SYNC, n->classes, &mask);
+    rc = node_hello(n, &l, ops[o->dir], n->classes, &mask);
     if (rc != SIMSYNC_OK) {
         link_close(&l);
         keys_wipe(&r.keys);
@@ -1167,9 +1284,10 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
     cfg.classes = mask;
     cfg.peer = node_peer_of(n->hub_pk);
     cfg.initiator = 1;
+    cfg.dirs = dirs[o->dir];
     rc = session_new(&cfg, &s);
     if (rc == SIMSYNC_OK)
-        rc = node_pump(l.ch, s);
+        rc = pump_limited(&l, s, o);
     if (s != NULL) {
         const struct session_stats *ss = session_get_stats(s);
         rep->sent_items = ss->sent_items;
@@ -1191,6 +1309,10 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
     rep->seconds = (double)(now - t0) / 1000.0;
     if (rc == SIMSYNC_OK)
         rc = store_write(n->st, meta_put_now, &now);
+    if (rc == SIMSYNC_EAGAIN)
+        node_fail(n, rc,
+                  "the sync stopped at its limit; what was moved is "
+                  "kept, and the next sync goes on from there");
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
         node_fail(n, rc, "sync with the hub failed: %s%s", simsync_strerror(rc),
                   (rc == SIMSYNC_ECLOSED || rc == SIMSYNC_ETIMEOUT)
@@ -1300,6 +1422,74 @@ simsync_status(struct simsync_node *n, struct simsync_class_status *out,
         cs->pending_up = pc.n;
         cs->pending_down = down[c];
         (*count)++;
+    }
+    store_txn_abort(txn);
+    vv_free(&hubk);
+    return rc;
+}
+
+struct pending_up {
+    struct store_txn *txn;
+    const uint8_t *sub;
+    int cls;
+    uint64_t self, items, bytes;
+};
+
+static int
+sum_own(const struct dot *d, const uint8_t id[ITEM_ID_BYTES], void *arg)
+{
+    struct pending_up *p = arg;
+    Simsync__ItemRecord *rec = NULL;
+    uint64_t size = 0;
+
+    if (d->replica != p->self)
+        return 0;
+    if (item_get(p->txn, p->sub, p->cls, id, &rec) == SIMSYNC_OK &&
+        rec->n_versions == 1 && !rec->versions[0]->deleted)
+        size = rec->versions[0]->size;
+    item_record_free(rec);
+    p->items++;
+    p->bytes += size > 0 ? size : 1;
+    return 0;
+}
+
+int
+node_pending_up(struct simsync_node *n, int scan, struct scan_stats *ss,
+                struct node_pending *out)
+{
+    struct scan_stats local;
+    struct store_txn *txn = NULL;
+    struct replica r;
+    struct vv hubk = VV_INIT;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    if (ss == NULL)
+        ss = &local;
+    memset(ss, 0, sizeof(*ss));
+    if (!n->bound)
+        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
+    rc = replica_setup(n, &r);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    if (scan)
+        rc = folder_scan(&r, n->classes, 0, ss);
+    keys_wipe(&r.keys);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = store_txn_begin(n->st, 1, &txn);
+    if (rc == SIMSYNC_OK)
+        rc = journal_counter_get(txn, &out->counter);
+    for (int c = 0; rc == SIMSYNC_OK && c < CLS_COUNT; c++) {
+        struct pending_up p = {txn, r.sub, c, n->replica, 0, 0};
+        if (!(n->classes & (1u << c)))
+            continue;
+        rc = journal_knowledge_get(
+            txn, r.sub, c, session_ack_peer(node_peer_of(n->hub_pk)), &hubk);
+        if (rc == SIMSYNC_OK)
+            rc = journal_scan(txn, r.sub, c, &hubk, sum_own, &p);
+        out->items += p.items;
+        out->bytes += p.bytes;
     }
     store_txn_abort(txn);
     vv_free(&hubk);

@@ -124,6 +124,37 @@ int node_gen_check(struct simsync_node *n, const Simsync__GenerationList *gl);
 int node_request(struct simsync_node *n, int op, const void *req, int kind,
                  void **out);
 
+/* node.c: a sync with the hub, both ways or one way, within limits (the
+ * daemon's syncs; simsync_sync is BOTH without limits). */
+enum node_sync_dir { NODE_SYNC_BOTH, NODE_SYNC_UPLOAD, NODE_SYNC_DOWNLOAD };
+struct node_sync_opts {
+    const char *hub_addr; /* NULL: the registered hub */
+    int allow_mass_delete;
+    enum node_sync_dir dir;
+    /* Limits, 0 for none. The sync stops between two frames once one is
+     * reached and returns SIMSYNC_EAGAIN: what was committed stays, and
+     * the next sync resumes after it. */
+    uint64_t max_bytes, max_ms;           /* the whole sync */
+    uint64_t up_max_bytes, up_max_ms;     /* its upload phase */
+    uint64_t down_max_bytes, down_max_ms; /* its download phase */
+};
+int node_sync(struct simsync_node *n, const struct node_sync_opts *o,
+              struct simsync_sync_report *rep);
+/* This terminal's changes the hub has not acknowledged. */
+struct node_pending {
+    uint64_t items;   /* changed items (deletions too) */
+    uint64_t bytes;   /* their plaintext bytes, at least 1 per item, so that
+                       * 0 means nothing pending */
+    uint64_t counter; /* the local change counter: grows with every local
+                       * change recorded, by whatever recorded it */
+};
+/* Fill *out; with scan, the class folders are scanned first (stats into
+ * *ss, may be NULL; SIMSYNC_EMASSDEL when the scan stops at the
+ * mass-delete guard). */
+struct scan_stats;
+int node_pending_up(struct simsync_node *n, int scan, struct scan_stats *ss,
+                    struct node_pending *out);
+
 /* The inserted SIM must be the bound subscriber's. */
 int check_sim_binding(struct simsync_node *n);
 /* The terminal's replica: data keys, store, subscriber, data folder. */

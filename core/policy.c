@@ -1232,17 +1232,32 @@ say_waiting(const struct policy *p, struct policy_decision *d, int64_t now)
         say(d, "continuing in %lld s", secs_left(now, p->hold_until));
 }
 
+/* On a low battery with nothing to upload, a request for an upload only
+ * has nothing left to do: it is dropped rather than kept until charging
+ * (it would then upload nothing). Requests with a download half stay. */
+static void
+drop_empty_uploads(struct policy *p)
+{
+    if (!battery_low(p) || has_upload(p))
+        return;
+    for (int t = 1; t < POLICY_TRIG_COUNT; t++)
+        if (is_automatic((enum policy_trigger)t) && p->want[t] == UP)
+            p->want[t] = 0;
+}
+
 /* Step 5 of policy_decide(): the automatic requests. */
 static void
 decide_automatic(struct policy *p, struct policy_decision *d, int64_t now)
 {
-    unsigned dir = automatic_dirs(p), go;
+    unsigned dir, go;
 
     if (p->sim != SIM_IN) {
         say(d, p->sim == SIM_OUT ? "no SIM: automatic syncs wait for one"
                                  : "SIM being removed: no automatic sync");
         return;
     }
+    drop_empty_uploads(p);
+    dir = automatic_dirs(p);
     if (dir == 0) {
         say(d, "nothing due");
         return;

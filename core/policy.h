@@ -102,7 +102,9 @@
  * automatic decisions (step 5) lose their download half: SYNC becomes
  * UPLOAD, and is dropped when nothing is pending; DOWNLOAD waits (its request
  * stays) until charging or the level is back at sync.battery_below or
- * above. Commands and the sim-remove upload are not affected.
+ * above. A request for an upload only (after-update, pending) that finds
+ * nothing pending while low is dropped, not kept until charging. Commands
+ * and the sim-remove upload are not affected.
  *
  * Confirmation. With sync.confirm, a step-5 decision becomes ASK with
  * `then` = the action that would run. The caller asks the user and feeds

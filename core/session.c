@@ -34,7 +34,8 @@ struct outq {
 struct session {
     struct session_cfg cfg;
     enum phase_kind phases[2];
-    int phase; /* 0, 1, or 2 when finished */
+    int nphases; /* 1 or 2 (see enum session_dirs) */
+    int phase;   /* 0, 1, or nphases when finished */
     enum state st;
     struct outq *head, *tail;
     struct session_stats stats;
@@ -776,7 +777,7 @@ static int
 next_phase(struct session *s)
 {
     s->phase++;
-    if (s->phase >= 2) {
+    if (s->phase >= s->nphases) {
         s->st = ST_PHASE_DONE;
         return SIMSYNC_OK;
     }
@@ -797,7 +798,9 @@ session_new(const struct session_cfg *cfg, struct session **out)
 {
     struct session *s;
 
-    if (cfg == NULL || cfg->r == NULL || out == NULL || cfg->peer == 0)
+    if (cfg == NULL || cfg->r == NULL || out == NULL || cfg->peer == 0 ||
+        (cfg->dirs != SESSION_BOTH && cfg->dirs != SESSION_SEND_ONLY &&
+         cfg->dirs != SESSION_RECV_ONLY))
         return SIMSYNC_EINVAL;
     *out = NULL;
     s = calloc(1, sizeof(*s));
@@ -806,6 +809,11 @@ session_new(const struct session_cfg *cfg, struct session **out)
     s->cfg = *cfg;
     s->phases[0] = cfg->initiator ? PH_SEND : PH_RECV;
     s->phases[1] = cfg->initiator ? PH_RECV : PH_SEND;
+    s->nphases = 2;
+    if (cfg->dirs == SESSION_SEND_ONLY || cfg->dirs == SESSION_RECV_ONLY) {
+        s->phases[0] = cfg->dirs == SESSION_SEND_ONLY ? PH_SEND : PH_RECV;
+        s->nphases = 1;
+    }
     s->phase = -1;
     for (int c = 0; c < CLS_COUNT; c++)
         s->sender_k[c] = (struct vv)VV_INIT;
@@ -861,7 +869,14 @@ session_output(struct session *s, uint8_t **frame, size_t *len)
 int
 session_finished(const struct session *s)
 {
-    return s->phase >= 2 && s->st == ST_PHASE_DONE;
+    return s->phase >= s->nphases && s->st == ST_PHASE_DONE;
+}
+
+int
+session_sending(const struct session *s)
+{
+    return s->phase >= 0 && s->phase < s->nphases &&
+           s->phases[s->phase] == PH_SEND;
 }
 
 const struct session_stats *
@@ -906,9 +921,13 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
     case ST_WAIT_REPLY:
         if (env->msg_case == SIMSYNC__ENVELOPE__MSG_WANT)
             rc = send_chunks(s, env->want);
-        else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ACK)
-            rc = (s->cur && env->ack->seq == s->cur->seq) ? send_next(s)
-                                                          : SIMSYNC_EPROTO;
+        else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ACK) {
+            rc = SIMSYNC_EPROTO;
+            if (s->cur && env->ack->seq == s->cur->seq) {
+                s->stats.batches_acked++;
+                rc = send_next(s);
+            }
+        }
         break;
     case ST_WAIT_COMPL:
         if (env->msg_case == SIMSYNC__ENVELOPE__MSG_COMPLETE)

@@ -30,6 +30,17 @@
 #define SESSION_BATCH_BYTES (512u * 1024)
 #define SESSION_BATCH_CHUNK_BYTES (8u << 20)
 
+/* Which phases a session runs: both (a sync), or only one. An upload-only
+ * sync is SEND_ONLY on the terminal and RECV_ONLY on the hub, a
+ * download-only sync the reverse; the two sides agree through Hello.op
+ * (OP_UPLOAD, OP_DOWNLOAD). The one phase runs exactly as it would within
+ * a full session. */
+enum session_dirs {
+    SESSION_BOTH = 0,  /* initiator: send, then receive; responder: reverse */
+    SESSION_SEND_ONLY, /* this side's send phase only */
+    SESSION_RECV_ONLY  /* this side's receive phase only */
+};
+
 struct session_cfg {
     struct replica *r; /* borrowed for the session's life */
     uint32_t classes;  /* classes this session syncs */
@@ -38,12 +49,14 @@ struct session_cfg {
     /* Hub only: per class, the tombstone horizon announced in Done (see
      * replica_horizon); NULL announces none. Borrowed. */
     const struct vv *horizon;
+    enum session_dirs dirs; /* SESSION_BOTH unless limited */
 };
 
 struct session_stats {
     uint64_t sent_items, sent_bytes; /* changes and content bytes sent */
     uint64_t recv_items, recv_bytes;
     uint64_t batches_sent, batches_recv;
+    uint64_t batches_acked; /* sent batches the peer committed */
     uint64_t chunks_sent, chunks_recv;
     struct apply_stats apply;
     uint64_t purged; /* tombstones purged under the peer's horizon */
@@ -61,8 +74,10 @@ int session_input(struct session *s, const uint8_t *frame, size_t len);
 /* Next frame to send; *frame returned to the caller (free). SIMSYNC_EAGAIN
  * when nothing is queued. */
 int session_output(struct session *s, uint8_t **frame, size_t *len);
-/* 1 when both phases completed. */
+/* 1 when every phase of the session completed. */
 int session_finished(const struct session *s);
+/* 1 while this side is in a send phase (until its peer's Complete). */
+int session_sending(const struct session *s);
 const struct session_stats *session_get_stats(const struct session *s);
 
 /* The knowledge-table peer slot holding what `peer` acknowledged having

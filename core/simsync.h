@@ -325,10 +325,13 @@ int simsync_backup_forget(struct simsync_node *n,
                           simsync_gen_fn fn, void *arg,
                           struct simsync_forget_report *rep) SIMSYNC_MUST_CHECK;
 
-/* The terminal daemon: keeps a control connection to the hub (reconnects
- * with backoff from 1 s to 60 s), answers its backup requests with OK (and
- * backs up) or BUSY, runs restore jobs, and backs up by itself when the
- * pending changes exceed backup_pending_bytes. Runs until *stop. */
+/* The terminal daemon: syncs when its policy says so (simsync_policy_*;
+ * SIM insertion and removal, data changes, the battery, timers, local
+ * requests), keeps a control connection to the hub (reconnects with backoff
+ * from 1 s to 60 s), answers its backup requests with OK (and backs up) or
+ * BUSY, runs restore jobs, and backs up by itself when the pending changes
+ * exceed backup_pending_bytes. One daemon per home (SIMSYNC_EBUSY when
+ * another runs). Runs until *stop. */
 struct simsync_daemon_opts {
     const char *power_supply_dir; /* NULL: /sys/class/power_supply */
     unsigned busy_after_edit_s;   /* BUSY if a data file changed lately */
@@ -342,6 +345,72 @@ struct simsync_daemon_opts {
 };
 int simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
                    volatile int *stop) SIMSYNC_MUST_CHECK;
+
+/* ------------------------------------------------------- daemon policy
+ * When the daemon syncs by itself: the trigger policy (docs/daemon.md),
+ * kept per terminal in <home>/policy; the daemon's control socket; and its
+ * decision log, <home>/daemon.log. */
+
+/* The i-th policy key (0, 1, ...): its name, kind ("bool", "duration",
+ * "size", "percent", "any|all") and one line of help, all static.
+ * SIMSYNC_ENOTFOUND past the last key. */
+int simsync_policy_key(size_t i, const char **name, const char **kind,
+                       const char **help);
+/* Every key's value as "key value\n" lines, in key order, into buf (len
+ * bytes; 2048 suffice). */
+int simsync_policy_get(struct simsync_node *n, char *buf,
+                       size_t len) SIMSYNC_MUST_CHECK;
+/* Check and store one key ("sync.every_seconds", "15m"); a running daemon
+ * takes it at once. SIMSYNC_ENOTFOUND (unknown key) or SIMSYNC_EINVAL (bad
+ * value, or in conflict with another key), the reason in the node's
+ * error message. */
+int simsync_policy_set(struct simsync_node *n, const char *key,
+                       const char *value) SIMSYNC_MUST_CHECK;
+
+/* One request to the daemon running for this node: "sync", "upload",
+ * "download" (a user command for the policy), "confirm yes", "confirm no"
+ * (the answer to its question), "reload" (the policy). Its one-line answer
+ * goes to reply. SIMSYNC_ENOTFOUND when no daemon runs; SIMSYNC_EREFUSED
+ * when it refused (reply says why). */
+int simsync_daemon_request(struct simsync_node *n, const char *request,
+                           char *reply, size_t len) SIMSYNC_MUST_CHECK;
+
+/* Take the SIM out as simsync_sim_remove() does, but when a daemon runs,
+ * first let it upload the pending changes (policy upload.on_sim_remove) and
+ * wait until it is done or sim.remove_timeout_seconds have passed. progress
+ * (may be NULL) sees each thing waited for, and last the outcome, as one
+ * line. *daemon (may be NULL) is set to 1 when a daemon was asked. */
+int simsync_sim_remove_wait(struct simsync_node *n,
+                            void (*progress)(void *arg, const char *line),
+                            void *arg, int *daemon) SIMSYNC_MUST_CHECK;
+
+/* One entry of the decision log. */
+struct simsync_log_entry {
+    uint64_t time_ms;   /* since 1970 */
+    char kind[16];      /* "event" (something happened, failures too),
+                         * "start" (a sync began), "done" (it ended), "wait"
+                         * (nothing starts, and why), "ask" (a question to
+                         * the user) */
+    char action[16];    /* start, done, ask: "sync", "upload", "download" */
+    char trigger[16];   /* start, done, ask: the first trigger served */
+    char triggers[160]; /* start, done, ask: every trigger served, "a,b" */
+    char result[16];    /* done: "ok", "partial" (a limit), "failed" */
+    uint64_t sent_items, sent_bytes, recv_items, recv_bytes; /* done */
+    uint64_t pending_bytes; /* done, event: bytes left to upload after it */
+    uint64_t ms;            /* done: how long the sync took */
+    char text[400];         /* the reason, what happened, or the error */
+};
+/* Where a reader of the log is: zero it to start at the oldest entry. */
+struct simsync_log_pos {
+    uint64_t file; /* identity of the file being read (0: none yet) */
+    uint64_t off;  /* bytes of it read */
+};
+/* Call fn for each entry after *pos, oldest first, and move *pos past
+ * them; call again later to follow the log (across its rotation). fn
+ * returns non-zero to stop, which is returned. No log yet is no entry. */
+int simsync_log_read(struct simsync_node *n, struct simsync_log_pos *pos,
+                     int (*fn)(void *arg, const struct simsync_log_entry *e),
+                     void *arg) SIMSYNC_MUST_CHECK;
 
 /* Why the daemon would answer BUSY now ("" when it would not). */
 int simsync_busy_reason(struct simsync_node *n,

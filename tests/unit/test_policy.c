@@ -604,6 +604,38 @@ battery_low_uploads_first_and_download_waits_for_charging(void **state)
     d = expect(&p, S(80), POLICY_DOWNLOAD, POLICY_TRIG_PERIODIC);
 }
 
+/* An upload-only request that comes while the battery is low and nothing
+ * is pending is dropped, not kept until charging: it would upload nothing,
+ * and "download waits" would be the wrong reason. */
+static void
+battery_low_drops_uploads_of_nothing(void **state)
+{
+    struct policy p;
+    struct policy_cfg c = cfg_off();
+    struct policy_decision d;
+
+    (void)state;
+    c.battery_below = 20;
+    c.after_update = 1;
+    c.debounce_seconds = 5;
+    init(&p, &c);
+    data(&p, S(1), 100);
+    battery(&p, S(2), 10, 0);
+    expect(&p, S(2), POLICY_UPLOAD, POLICY_TRIG_BATTERY_LOW);
+    done(&p, S(3), POLICY_RESULT_OK, 0);
+    /* after-update comes due for the change the upload took. */
+    d = expect_none(&p, S(6));
+    assert_null(strstr(d.reason, "download waits"));
+    assert_int_equal(d.wake_at, POLICY_NEVER);
+    battery(&p, S(10), 10, 1);
+    d = expect_none(&p, S(10));
+    assert_string_equal(d.reason, "nothing due");
+    /* A new change is uploaded after the debounce as before. */
+    data(&p, S(12), 40);
+    expect_none(&p, S(16));
+    expect(&p, S(17), POLICY_UPLOAD, POLICY_TRIG_AFTER_UPDATE);
+}
+
 static void
 battery_back_above_level_lets_downloads_run(void **state)
 {
@@ -1653,6 +1685,7 @@ main(void)
         cmocka_unit_test(union_of_due_requests_makes_one_sync),
         cmocka_unit_test(
             battery_low_uploads_first_and_download_waits_for_charging),
+        cmocka_unit_test(battery_low_drops_uploads_of_nothing),
         cmocka_unit_test(battery_back_above_level_lets_downloads_run),
         cmocka_unit_test(battery_low_fires_on_crossing_only_and_off_when_zero),
         cmocka_unit_test(sim_remove_uploads_at_once_with_the_deadline_as_limit),

@@ -1,9 +1,10 @@
 /* test_sync_sim.c -- randomized convergence: several trusted replicas and
  * one hub, all in this process, random edits, deletes and concurrent
- * edits, random pairwise syncs through the hub with the link cut at random
- * frames. After a final round every replica's folders must be identical,
- * and every edit ever made must be present in some file, or have been seen
- * and replaced by a later edit on some replica (nothing vanishes unseen).
+ * edits, random pairwise syncs (both ways, upload-only or download-only)
+ * through the hub with the link cut at random frames. After a final round
+ * every replica's folders must be identical, and every edit ever made must
+ * be present in some file, or have been seen and replaced by a later edit
+ * on some replica (nothing vanishes unseen).
  *
  * Seeds: SIMSYNC_SIM_SEEDS (count, default 60) starting at
  * SIMSYNC_SIM_SEED (default 1). A failing seed is printed. */
@@ -204,16 +205,21 @@ tombstones(struct replica *r)
     return n;
 }
 
+/* A sync of node ni with the hub; dirs is the terminal's side
+ * (SESSION_SEND_ONLY: upload only), the hub takes the other. */
 static int
-do_sync(struct world *w, int ni, int cut)
+do_sync_dirs(struct world *w, int ni, int cut, enum session_dirs dirs)
 {
     struct node *n = &w->nodes[ni];
     struct session *t = NULL, *h = NULL;
     struct vv hz[CLS_COUNT];
-    struct session_cfg tc = {&n->r, 1u << CLS_CONTACTS, 0x4855420000000001ull,
-                             1, NULL};
-    struct session_cfg hc = {&w->hub, 1u << CLS_CONTACTS, 1000u + (unsigned)ni,
-                             0, hz};
+    enum session_dirs hub_dirs = dirs == SESSION_SEND_ONLY   ? SESSION_RECV_ONLY
+                                 : dirs == SESSION_RECV_ONLY ? SESSION_SEND_ONLY
+                                                             : SESSION_BOTH;
+    struct session_cfg tc = {
+        &n->r, 1u << CLS_CONTACTS, 0x4855420000000001ull, 1, NULL, dirs};
+    struct session_cfg hc = {
+        &w->hub, 1u << CLS_CONTACTS, 1000u + (unsigned)ni, 0, hz, hub_dirs};
     struct purge_arg pa = {w, hz};
     struct scan_stats ss;
     int rc;
@@ -231,6 +237,12 @@ do_sync(struct world *w, int ni, int cut)
     for (int c = 0; c < CLS_COUNT; c++)
         vv_free(&hz[c]);
     return rc;
+}
+
+static int
+do_sync(struct world *w, int ni, int cut)
+{
+    return do_sync_dirs(w, ni, cut, SESSION_BOTH);
 }
 
 static void
@@ -338,7 +350,10 @@ run_seed(uint64_t seed)
             break;
         default: {
             int cut = (rnd(&w) % 4 == 0) ? (int)(rnd(&w) % 12) : -1;
-            int rc = do_sync(&w, ni, cut);
+            static const enum session_dirs pick[4] = {
+                SESSION_BOTH, SESSION_BOTH, SESSION_SEND_ONLY,
+                SESSION_RECV_ONLY};
+            int rc = do_sync_dirs(&w, ni, cut, pick[rnd(&w) % 4]);
             if (cut < 0 && rc != SIMSYNC_OK) {
                 fprintf(stderr, "seed %llu: sync of node %d failed: %s\n",
                         (unsigned long long)seed, ni, simsync_strerror(rc));
@@ -492,6 +507,60 @@ delete_propagates_and_edit_beats_concurrent_delete(void **state)
     world_close(&w);
 }
 
+/* Upload-only sends this node's changes and applies nothing; download-only
+ * applies the hub's changes and sends nothing. */
+static void
+upload_only_and_download_only_move_one_way(void **state)
+{
+    struct world w;
+    char path[PATH_MAX + 64];
+    char *a, *b;
+    FILE *f;
+
+    (void)state;
+    world_open(&w, 31, 2);
+    file_path(&w.nodes[0], "a.vcf", path, sizeof(path));
+    f = fopen(path, "w");
+    fputs("FN:from 0\n", f);
+    fclose(f);
+    file_path(&w.nodes[1], "b.vcf", path, sizeof(path));
+    f = fopen(path, "w");
+    fputs("FN:from 1\n", f);
+    fclose(f);
+    assert_int_equal(do_sync_dirs(&w, 0, -1, SESSION_SEND_ONLY), SIMSYNC_OK);
+    /* Node 1 uploads b.vcf but must not receive a.vcf. */
+    assert_int_equal(do_sync_dirs(&w, 1, -1, SESSION_SEND_ONLY), SIMSYNC_OK);
+    a = snapshot(&w.nodes[1]);
+    assert_null(strstr(a, "FN:from 0"));
+    free(a);
+    /* Node 0 downloads b.vcf; node 1's copy of a.vcf still waits. */
+    assert_int_equal(do_sync_dirs(&w, 0, -1, SESSION_RECV_ONLY), SIMSYNC_OK);
+    a = snapshot(&w.nodes[0]);
+    assert_non_null(strstr(a, "FN:from 1"));
+    free(a);
+    /* An edit on node 0 is not sent by a download-only sync. */
+    file_path(&w.nodes[0], "a.vcf", path, sizeof(path));
+    f = fopen(path, "w");
+    fputs("FN:from 0, edited\n", f);
+    fclose(f);
+    assert_int_equal(do_sync_dirs(&w, 0, -1, SESSION_RECV_ONLY), SIMSYNC_OK);
+    assert_int_equal(do_sync_dirs(&w, 1, -1, SESSION_RECV_ONLY), SIMSYNC_OK);
+    a = snapshot(&w.nodes[1]);
+    assert_non_null(strstr(a, "FN:from 0\n"));
+    assert_null(strstr(a, "edited"));
+    free(a);
+    /* A full round converges. */
+    assert_int_equal(do_sync(&w, 0, -1), SIMSYNC_OK);
+    assert_int_equal(do_sync(&w, 1, -1), SIMSYNC_OK);
+    a = snapshot(&w.nodes[0]);
+    b = snapshot(&w.nodes[1]);
+    assert_string_equal(a, b);
+    assert_non_null(strstr(a, "FN:from 0, edited"));
+    free(a);
+    free(b);
+    world_close(&w);
+}
+
 static void
 large_file_is_chunked_and_resumes_after_cuts(void **state)
 {
@@ -536,6 +605,7 @@ main(void)
         cmocka_unit_test(concurrent_edits_keep_both),
         cmocka_unit_test(delete_propagates_and_edit_beats_concurrent_delete),
         cmocka_unit_test(large_file_is_chunked_and_resumes_after_cuts),
+        cmocka_unit_test(upload_only_and_download_only_move_one_way),
         cmocka_unit_test(random_nodes_converge_without_losing_edits),
     };
     if (crypt_init() != SIMSYNC_OK)
