@@ -117,6 +117,8 @@ int cli_parse_open(struct cli *c, int argc, char **argv, const char **pos,
                    size_t min, size_t max, size_t *npos,
                    struct simsync_node **out);
 
+/* The wall clock, in ms since 1970. */
+uint64_t out_now_ms(void);
 /* A time in ms since 1970 as local "YYYY-MM-DD HH:MM:SS +ZZZZ" ("never"
  * for 0). */
 void out_format_time(uint64_t ms, char *buf, size_t len);

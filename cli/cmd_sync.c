@@ -98,13 +98,73 @@ cmd_sync(struct cli *c, int argc, char **argv)
     return code;
 }
 
+static void
+print_health_json(const struct simsync_health *h)
+{
+    printf(",\"health\":{\"sim_ok\":%s,\"pending_up\":%" PRIu64
+           ",\"pending_down\":%" PRIu64 ",\"conflicts\":%" PRIu64
+           ",\"unsynced_files\":%" PRIu64 ",\"guarded\":%" PRIu64
+           ",\"backup_gen\":%" PRIu64
+           ",\"backup_ms\":%" PRIu64 ",\"daemon_running\":%s"
+           ",\"daemon_result\":",
+           h->sim_ok ? "true" : "false", h->pending_up, h->pending_down,
+           h->conflicts, h->unsynced_files, h->guarded, h->backup_gen,
+           h->backup_ms,
+           h->daemon_running ? "true" : "false");
+    out_json_str(stdout, h->daemon_result);
+    printf(",\"daemon_sync_ms\":%" PRIu64 ",\"daemon_waits\":",
+           h->daemon_sync_ms);
+    out_json_str(stdout, h->daemon_waits);
+    fputs(",\"blocking\":[", stdout);
+    for (size_t i = 0; i < h->nreasons; i++) {
+        if (i > 0)
+            fputc(',', stdout);
+        out_json_str(stdout, h->reasons[i]);
+    }
+    fputs("]}", stdout);
+}
+
+static void
+print_health_text(const struct simsync_health *h)
+{
+    char when[64];
+
+    if (h->backup_gen > 0) {
+        out_format_time(h->backup_ms, when, sizeof(when));
+        printf("Newest backup: generation %03" PRIu64 ", %s\n", h->backup_gen,
+               when);
+    } else {
+        printf("Newest backup: none known here\n");
+    }
+    if (h->daemon_running) {
+        if (h->daemon_result[0] != '\0') {
+            out_format_time(h->daemon_sync_ms, when, sizeof(when));
+            printf("Daemon: running; its last sync ended %s (%s)\n",
+                   h->daemon_result, when);
+        } else {
+            printf("Daemon: running; no sync of its own yet\n");
+        }
+    } else {
+        printf("Daemon: not running\n");
+    }
+    if (h->nreasons == 0) {
+        printf("In sync: the hub has every change made here, and a backup "
+               "is recent.\n");
+        return;
+    }
+    printf("Not complete:\n");
+    for (size_t i = 0; i < h->nreasons; i++)
+        printf("  - %s\n", h->reasons[i]);
+}
+
 int
 cmd_status(struct cli *c, int argc, char **argv)
 {
     struct simsync_class_status cls[CLASS_MAX];
+    struct simsync_health h;
     struct simsync_node *n = NULL;
     const char *pos[1];
-    uint64_t last = 0, conflicts = 0;
+    uint64_t last = 0;
     size_t npos, count = 0;
     char when[64];
     int rc, code;
@@ -112,7 +172,9 @@ cmd_status(struct cli *c, int argc, char **argv)
     code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
     if (code != 0)
         return code;
-    rc = simsync_status(n, cls, CLASS_MAX, &count, &last);
+    rc = simsync_health(n, 1, out_now_ms(), &h);
+    if (rc == SIMSYNC_OK)
+        rc = simsync_status(n, cls, CLASS_MAX, &count, &last);
     if (rc != SIMSYNC_OK) {
         code = out_fail(c, n, rc, "cannot read the status");
     } else if (c->json) {
@@ -127,23 +189,24 @@ cmd_status(struct cli *c, int argc, char **argv)
                    cls[i].conflicts, cls[i].tombstones,
                    cls[i].selected ? "true" : "false");
         }
-        fputs("]}\n", stdout);
+        fputs("],\"peers\":[{\"peer\":\"hub\"", stdout);
+        printf(",\"last_sync_ms\":%" PRIu64 ",\"pending_up\":%" PRIu64
+               ",\"pending_down\":%" PRIu64 "}]",
+               last, h.pending_up, h.pending_down);
+        print_health_json(&h);
+        fputs("}\n", stdout);
     } else {
         printf("%-10s %10s %10s %12s %10s  %s\n", "class", "items",
                "pending-up", "pending-down", "conflicts", "synced");
-        for (size_t i = 0; i < count; i++) {
+        for (size_t i = 0; i < count; i++)
             printf("%-10s %10" PRIu64 " %10" PRIu64 " %12" PRIu64 " %10" PRIu64
                    "  %s\n",
                    cls[i].name != NULL ? cls[i].name : "?", cls[i].items,
                    cls[i].pending_up, cls[i].pending_down, cls[i].conflicts,
                    cls[i].selected ? "yes" : "no");
-            conflicts += cls[i].conflicts;
-        }
         out_format_time(last, when, sizeof(when));
-        printf("Last sync: %s\n", when);
-        if (conflicts > 0)
-            printf("%" PRIu64 " %s waiting: see 'simsync conflicts'.\n",
-                   conflicts, plural(conflicts, "conflict", "conflicts"));
+        printf("Last sync with the hub: %s\n", when);
+        print_health_text(&h);
     }
     simsync_node_close(n);
     return code;

@@ -187,6 +187,15 @@ out_node_open(struct cli *c, struct simsync_node **out)
         c->home, simsync_strerror(rc));
 }
 
+uint64_t
+out_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void
 out_format_time(uint64_t ms, char *buf, size_t len)
 {

@@ -104,6 +104,18 @@ int node_job_store(struct simsync_node *n, const Simsync__RestoreJob *j);
  * Leaves the node's error alone. */
 int node_backup_running(const struct simsync_node *n);
 
+/* The newest generation this terminal knows to exist (made here, or in
+ * the last checked listing) and its creation time; 0, 0 when none. */
+int node_backup_newest(struct simsync_node *n, uint64_t *gen, uint64_t *ms);
+
+/* Does a `simsync daemon` hold this home (its lock is taken)? */
+int node_daemon_running(const char *home);
+
+/* Regular files (and their bytes) in the class folders this node does not
+ * sync, never uploaded; `names` gets those classes, comma-separated. */
+void node_unsynced_files(struct simsync_node *n, uint64_t *files,
+                         uint64_t *bytes, char *names, size_t len);
+
 /* Chunk ids asked or fetched per message. */
 #define NODE_QUERY_IDS 4096
 /* Largest manifest plaintext a terminal opens. */

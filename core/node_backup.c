@@ -93,6 +93,65 @@ seen_raise(struct simsync_node *n, uint64_t gen, const uint8_t digest[32])
     return store_write(n->st, seen_fn, &a);
 }
 
+/* meta "gen_good": the newest generation known to exist (8) | its time
+ * (8), for status. A listing sets it (newest=1: it is the whole truth,
+ * forgotten ones excluded); a finished backup raises it. */
+struct good_arg {
+    uint64_t gen, ms;
+    int listing;
+};
+
+static int
+good_fn(struct store_txn *txn, void *arg)
+{
+    struct good_arg *a = arg;
+    const uint8_t *v;
+    size_t vl;
+    uint8_t b[16];
+
+    if (!a->listing &&
+        store_get(txn, STORE_META, "gen_good", 8, (const void **)&v, &vl) ==
+            SIMSYNC_OK &&
+        vl == 16 && store_get_be64(v) >= a->gen)
+        return SIMSYNC_OK;
+    if (a->gen == 0) {
+        int rc = store_del(txn, STORE_META, "gen_good", 8);
+        return rc == SIMSYNC_ENOTFOUND ? SIMSYNC_OK : rc;
+    }
+    store_be64(b, a->gen);
+    store_be64(b + 8, a->ms);
+    return store_put(txn, STORE_META, "gen_good", 8, b, sizeof(b));
+}
+
+static int
+good_note(struct simsync_node *n, uint64_t gen, uint64_t ms, int listing)
+{
+    struct good_arg a = {gen, ms, listing};
+
+    return store_write(n->st, good_fn, &a);
+}
+
+int
+node_backup_newest(struct simsync_node *n, uint64_t *gen, uint64_t *ms)
+{
+    struct store_txn *txn;
+    const uint8_t *v;
+    size_t vl;
+    int rc = store_txn_begin(n->st, 1, &txn);
+
+    *gen = *ms = 0;
+    if (rc != SIMSYNC_OK)
+        return rc;
+    if (store_get(txn, STORE_META, "gen_good", 8, (const void **)&v, &vl) ==
+            SIMSYNC_OK &&
+        vl == 16) {
+        *gen = store_get_be64(v);
+        *ms = store_get_be64(v + 8);
+    }
+    store_txn_abort(txn);
+    return SIMSYNC_OK;
+}
+
 /* ------------------------------------------------------------ snapshot */
 
 /* The live items of the classes, from one read snapshot. */
@@ -801,6 +860,8 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
     }
     if (rc == SIMSYNC_OK)
         rc = seen_raise(n, gen, digest);
+    if (rc == SIMSYNC_OK)
+        rc = good_note(n, gen, (uint64_t)t0, 0);
     if (rc == SIMSYNC_OK) {
         struct mark_put mp = {&snap, classes};
         rc = store_write(n->st, mark_put_fn, &mp);
@@ -864,7 +925,7 @@ node_gen_check(struct simsync_node *n, const Simsync__GenerationList *gl)
 {
     uint8_t seen_digest[32];
     uint64_t seen, max = 0;
-    const Simsync__GenerationInfo *newest = NULL;
+    const Simsync__GenerationInfo *newest = NULL, *good = NULL;
     struct replica r;
     int have_keys = 0;
     int rc = seen_get(n, &seen, seen_digest);
@@ -909,6 +970,8 @@ node_gen_check(struct simsync_node *n, const Simsync__GenerationList *gl)
             max = g->gen;
             newest = g;
         }
+        if (!g->forgotten && (good == NULL || g->gen > good->gen))
+            good = g;
     }
     if (have_keys)
         keys_wipe(&r.keys);
@@ -920,9 +983,10 @@ node_gen_check(struct simsync_node *n, const Simsync__GenerationList *gl)
                          "terminal has seen %llu: the hub serves an old "
                          "state (rolled back or replaced)",
                          (unsigned long long)max, (unsigned long long)seen);
-    if (newest != NULL)
-        return seen_raise(n, newest->gen, newest->digest.data);
-    return SIMSYNC_OK;
+    rc = good_note(n, good ? good->gen : 0, good ? good->created_ms : 0, 1);
+    if (rc == SIMSYNC_OK && newest != NULL)
+        rc = seen_raise(n, newest->gen, newest->digest.data);
+    return rc;
 }
 
 /* The checked listing's live generations, oldest first. */

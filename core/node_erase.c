@@ -38,7 +38,6 @@
 #define MARKER_MAX (PATH_MAX + 64)
 #define ERASE_ROUNDS 3  /* syncs while edits keep arriving */
 #define ERASE_DEPTH 128 /* deepest folder the wipe goes into */
-#define COUNT_DEPTH 32  /* as deep as the scanner looks */
 
 /* Key material: overwritten, synced, then unlinked (with the temp files
  * an interrupted atomic write may have left). */
@@ -49,8 +48,10 @@ static const char *const key_files[] = {
 /* The node's other files in its home. config goes last: until then the
  * home still reads as a node (which the marker keeps from opening). */
 static const char *const node_files[] = {
-    "binding",     "binding.tmp", "sim",    "sim.tmp",
-    "backup.lock", "config.tmp",  "config",
+    "binding",     "binding.tmp", "sim",         "sim.tmp",
+    "backup.lock", "daemon.lock", "daemon.sock", "daemon.log",
+    "daemon.log.1", "policy",     "policy.tmp",  "config.tmp",
+    "config",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -594,71 +595,14 @@ format_per_class(const struct unacked *u, char *buf, size_t len)
     }
 }
 
-/* Regular files (and their bytes) below the folder `at` (consumed), as deep as
- * the scanner looks, without following symlinks. */
-static void
-count_tree(int at, int depth, uint64_t *files, uint64_t *bytes)
-{
-    DIR *d = fdopendir(at);
-    struct dirent *e;
-
-    if (d == NULL) {
-        close(at);
-        return;
-    }
-    while ((e = readdir(d)) != NULL) {
-        struct stat st;
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            strncmp(e->d_name, FOLDER_TMP_PREFIX, strlen(FOLDER_TMP_PREFIX)) ==
-                0)
-            continue;
-        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-            continue;
-        if (S_ISREG(st.st_mode)) {
-            (*files)++;
-            *bytes += (uint64_t)st.st_size;
-        } else if (S_ISDIR(st.st_mode) && depth < COUNT_DEPTH) {
-            int sub = openat(dirfd(d), e->d_name,
-                             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            if (sub >= 0)
-                count_tree(sub, depth + 1, files, bytes);
-        }
-    }
-    closedir(d);
-}
-
 /* Files in the class folders this terminal does not sync: never uploaded,
  * so the wipe would lose them. Names the classes in `names`. */
 static void
 count_unsynced(struct simsync_node *n, struct simsync_erase_report *rep,
                char *names, size_t len)
 {
-    int datafd = open(n->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    size_t off = 0;
-
-    names[0] = '\0';
-    if (datafd < 0)
-        return;
-    for (int c = 0; c < CLS_COUNT; c++) {
-        uint64_t files = 0, bytes = 0;
-        int fd;
-        if (n->classes & (1u << c))
-            continue;
-        fd = openat(datafd, class_name(c),
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-            continue;
-        count_tree(fd, 0, &files, &bytes);
-        if (files > 0 && off < len) {
-            int k = snprintf(names + off, len - off, "%s%s", off ? ", " : "",
-                             class_name(c));
-            if (k > 0)
-                off += (size_t)k;
-        }
-        rep->unsynced_files += files;
-        rep->unsynced_bytes += bytes;
-    }
-    close(datafd);
+    node_unsynced_files(n, &rep->unsynced_files, &rep->unsynced_bytes, names,
+                        len);
 }
 
 /* Errors that mean the hub could not be used (as opposed to a local
@@ -849,6 +793,11 @@ simsync_erase(struct simsync_node *n, const struct simsync_erase_opts *o,
         snprintf(why, sizeof(why), "%s", n->err);
         return node_fail(n, rc, "%s; nothing was erased", why);
     }
+    if (node_daemon_running(n->home))
+        return node_fail(n, SIMSYNC_EBUSY,
+                         "the daemon runs on this terminal and would sync "
+                         "while it is wiped; nothing was erased. Stop the "
+                         "daemon, then erase");
     if (node_backup_running(n))
         return node_fail(n, SIMSYNC_EBUSY,
                          "a backup of this terminal is running; nothing was "

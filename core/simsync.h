@@ -171,6 +171,36 @@ int simsync_status(struct simsync_node *n, struct simsync_class_status *out,
                    size_t cap, size_t *count,
                    uint64_t *last_sync_ms) SIMSYNC_MUST_CHECK;
 
+/* Sync health (issue: "what blocks completion"): the facts behind
+ * `simsync status`, and the reasons the terminal is not fully in sync and
+ * safely backed up, each one line saying what to do. */
+#define SIMSYNC_HEALTH_REASONS 12
+struct simsync_health {
+    int sim_ok;              /* the bound subscriber's SIM is inserted */
+    uint64_t last_sync_ms;   /* last complete sync with the hub (0: never) */
+    uint64_t pending_up;     /* local changes the hub has not acknowledged */
+    uint64_t pending_down;   /* changes of a cut download still to come */
+    uint64_t conflicts;      /* waiting in the conflict inbox */
+    uint64_t unsynced_files; /* in class folders this terminal does not sync */
+    uint64_t guarded;        /* deletions held back by the mass-delete guard */
+    uint64_t backup_gen;     /* newest generation known here (0: none) */
+    uint64_t backup_ms;      /* its time */
+    int daemon_running;      /* `simsync daemon` holds this home */
+    /* The daemon's last finished sync, from its log ("" when none). */
+    char daemon_result[16];  /* ok, partial, failed */
+    uint64_t daemon_sync_ms; /* when it ended */
+    char daemon_waits[400];  /* why it holds back since ("" when it does not) */
+    size_t nreasons;
+    char reasons[SIMSYNC_HEALTH_REASONS][480];
+};
+/* Fill *h for this terminal at time now_ms (ms since 1970). With `scan`,
+ * the class folders are scanned first (as a sync would), so edits not yet
+ * recorded count as pending; otherwise it only reads: the store, the SIM,
+ * the unsynced classes' folders and the daemon's log. It never contacts
+ * the hub. */
+int simsync_health(struct simsync_node *n, int scan, uint64_t now_ms,
+                   struct simsync_health *h) SIMSYNC_MUST_CHECK;
+
 struct simsync_conflict {
     char cls[16];
     char name[512];      /* the item holding the winning content */

@@ -228,6 +228,22 @@ sync_ok W
 cmp -s "$T/big.bin" "$T/W/data/archive/big.bin" || fail "after a kill -9 and a rerun the hub lacks R's file"
 ok "kill -9 at every tested step: intact before the marker, hub complete after it; a rerun or any command finishes"
 
+# ------------------------------------------------------ daemon running
+# A running daemon would sync while the folders are wiped: stop it first.
+new_terminal Z; insert Z sim2; register Z
+"$SIMSYNC" --home "$T/Z" daemon >"$T/Z.daemon" 2>&1 &
+ZPID=$!
+for _ in $(seq 1 100); do
+    ss --home "$T/Z" --json status 2>/dev/null | grep -q '"daemon_running":true' && break
+    sleep 0.1
+done
+expect_exit 3 ss --home "$T/Z" erase
+grep -q "the daemon runs on this terminal" "$T/last.err" || fail "daemon: $(cat "$T/last.err")"
+[ -e "$T/Z/node.key" ] || fail "erase with a daemon running touched the keys"
+kill "$ZPID"; wait "$ZPID" 2>/dev/null
+ss --home "$T/Z" erase >/dev/null || fail "erase after the daemon stopped"
+ok "a running daemon: erase refused (exit 3) until it stops"
+
 # ------------------------------------------------------- --force offline
 new_terminal F; insert F sim2; register F
 sync_ok F
@@ -254,3 +270,4 @@ out=$(ss --home "$T/F" --json erase --force --yes 2>"$T/force.err") || fail "era
 grep -q "loses 1 local change (11 bytes)" "$T/force.err" || fail "no statement of losses: $(cat "$T/force.err")"
 wiped F
 ok "--force offline: no (or no answer) touches nothing; --yes wipes and reports 1 change, 11 bytes lost"
+
