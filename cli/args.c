@@ -190,6 +190,39 @@ cli_check_addr(struct cli *c, const char *opt, const char *addr,
 }
 
 int
+cli_parse_size(const char *s, uint64_t *bytes)
+{
+    char num[24];
+    size_t len = s ? strlen(s) : 0;
+    unsigned long v, unit = 1;
+
+    if (len < 1 || len >= sizeof(num))
+        return -1;
+    memcpy(num, s, len + 1);
+    switch (num[len - 1]) {
+    case 'k':
+    case 'K':
+        unit = 1024;
+        break;
+    case 'M':
+        unit = 1024ul * 1024;
+        break;
+    case 'G':
+        unit = 1024ul * 1024 * 1024;
+        break;
+    default:
+        break;
+    }
+    if (unit > 1)
+        num[len - 1] = '\0';
+    /* At most 1 TiB. */
+    if (cli_parse_ulong(num, 1, (1ul << 40) / unit, &v) != 0)
+        return -1;
+    *bytes = (uint64_t)v * unit;
+    return 0;
+}
+
+int
 cli_parse_duration(const char *s, uint64_t *ms)
 {
     char num[24];

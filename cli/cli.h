@@ -77,6 +77,9 @@ int cli_parse_ulong(const char *s, unsigned long min, unsigned long max,
 /* Parse a DURATION like 90s, 15m, 6h or 1d (a positive number and one
  * unit, at most ten years) into milliseconds. Returns 0, or -1. */
 int cli_parse_duration(const char *s, uint64_t *ms);
+/* "5000000", "512k", "5M", "1G" (1024-based) to bytes, 1 .. 1 TiB; -1 when
+ * malformed. */
+int cli_parse_size(const char *s, uint64_t *bytes);
 
 /* Check "HOST:PORT" or "[V6]:PORT" with a port in [min_port, 65535].
  * Returns 0 if well formed, else reports a usage error naming `opt` and

@@ -17,9 +17,9 @@ plural(uint64_t n, const char *one, const char *many)
 }
 
 static void
-print_sync_json(const struct simsync_sync_report *r)
+print_sync_json(const struct simsync_sync_report *r, int complete)
 {
-    printf("{\"ok\":true,\"scanned\":%" PRIu64 ",\"added\":%" PRIu64
+    printf("{\"ok\":true,\"complete\":%s,\"scanned\":%" PRIu64 ",\"added\":%" PRIu64
            ",\"edited\":%" PRIu64 ",\"deleted\":%" PRIu64
            ",\"renamed\":%" PRIu64 ",\"purged\":%" PRIu64
            ",\"sent_items\":%" PRIu64 ",\"sent_bytes\":%" PRIu64
@@ -27,7 +27,7 @@ print_sync_json(const struct simsync_sync_report *r)
            ",\"applied\":%" PRIu64 ",\"conflicts\":%" PRIu64
            ",\"wire_sent\":%" PRIu64 ",\"wire_recv\":%" PRIu64
            ",\"handshake_bytes\":%" PRIu64 ",\"seconds\":%.3f}\n",
-           r->scanned, r->added, r->edited, r->deleted, r->renamed, r->purged,
+           complete ? "true" : "false", r->scanned, r->added, r->edited, r->deleted, r->renamed, r->purged,
            r->sent_items, r->sent_bytes, r->recv_items, r->recv_bytes,
            r->applied, r->conflicts, r->wire_sent, r->wire_recv,
            r->handshake_bytes, r->seconds);
@@ -55,13 +55,18 @@ print_sync_text(const struct simsync_sync_report *r)
 int
 cmd_sync(struct cli *c, int argc, char **argv)
 {
-    const char *hub = NULL, *pos[1];
-    int allow_delete = 0;
+    const char *hub = NULL, *max_bytes = NULL, *max_time = NULL, *pos[1];
+    int allow_delete = 0, up = 0, down = 0;
     const struct cli_opt opts[] = {
         {"--hub", &hub, NULL},
         {"--allow-delete", NULL, &allow_delete},
+        {"--upload-only", NULL, &up},
+        {"--download-only", NULL, &down},
+        {"--max-bytes", &max_bytes, NULL},
+        {"--max-time", &max_time, NULL},
         {NULL, NULL, NULL},
     };
+    struct simsync_sync_opts o;
     struct simsync_sync_report rep;
     struct simsync_node *n = NULL;
     enum cli_parse_result parsed;
@@ -71,19 +76,50 @@ cmd_sync(struct cli *c, int argc, char **argv)
     parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
     if (parsed != CLI_PARSE_OK)
         return cli_parse_exit(parsed);
+    memset(&o, 0, sizeof(o));
     if (hub != NULL && cli_check_addr(c, "--hub", hub, 1) != 0)
         return CLI_EXIT_USAGE;
+    if (up && down)
+        return out_usage(c, "--upload-only and --download-only exclude each "
+                            "other (without either, the sync goes both "
+                            "ways)");
+    if (max_bytes != NULL && cli_parse_size(max_bytes, &o.max_bytes) != 0)
+        return out_usage(c, "--max-bytes: '%s' is not a size (like 5000000, "
+                            "512k, 5M or 1G)",
+                         max_bytes);
+    if (max_time != NULL && cli_parse_duration(max_time, &o.max_ms) != 0)
+        return out_usage(c, "--max-time: '%s' is not a duration (like 90s, "
+                            "15m or 6h)",
+                         max_time);
+    o.hub_addr = hub;
+    o.allow_mass_delete = allow_delete;
+    o.dir = up ? 1 : down ? 2 : 0;
     code = out_node_open(c, &n);
     if (code != 0)
         return code;
-    rc = simsync_sync(n, hub, allow_delete, &rep);
+    rc = simsync_sync_limited(n, &o, &rep);
+    if (rc == SIMSYNC_EAGAIN) {
+        /* Stopped at a limit, at a point both sides committed. */
+        if (c->json)
+            print_sync_json(&rep, 0);
+        else {
+            print_sync_text(&rep);
+            printf("Stopped at the %s limit; the next sync continues from "
+                   "there.\n",
+                   o.max_bytes > 0 && o.max_ms > 0 ? "size or time"
+                   : o.max_bytes > 0               ? "size"
+                                                   : "time");
+        }
+        simsync_node_close(n);
+        return CLI_EXIT_OK;
+    }
     if (rc != SIMSYNC_OK)
         code = out_fail(c, n, rc, "sync failed");
     else if (c->json)
-        print_sync_json(&rep);
+        print_sync_json(&rep, 1);
     else
         print_sync_text(&rep);
-    if (rc == SIMSYNC_OK) {
+    if (rc == SIMSYNC_OK && o.dir != 1) {
         /* Restore jobs other terminals left here arrived with the sync. */
         size_t ran = 0;
         rc = simsync_jobs_run(n, NULL, NULL, &ran);

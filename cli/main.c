@@ -49,7 +49,9 @@ static const struct command commands[] = {
      "register this terminal for its SIM's subscriber (PIN, password)"},
     {"classes", NULL, cmd_classes, "classes [LIST]",
      "show or set the classes this terminal syncs"},
-    {"sync", NULL, cmd_sync, "sync [--hub HOST:PORT] [--allow-delete]",
+    {"sync", NULL, cmd_sync,
+     "sync [--hub HOST:PORT] [--allow-delete] [--upload-only | "
+     "--download-only] [--max-bytes SIZE] [--max-time DURATION]",
      "sync both ways with the hub now"},
     {"status", NULL, cmd_status, "status",
      "per class: items, pending up/down, conflicts; last sync"},

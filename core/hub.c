@@ -447,6 +447,7 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
     cfg.peer = node_peer_of(peer_pk);
     cfg.initiator = 0;
     /* A terminal's upload-only sync is this side's receive phase alone. */
+    cfg.batch_bytes = h->batch_bytes; /* the session caps it */
     cfg.dirs = h->op == SIMSYNC__OP__OP_UPLOAD     ? SESSION_RECV_ONLY
                : h->op == SIMSYNC__OP__OP_DOWNLOAD ? SESSION_SEND_ONLY
                                                    : SESSION_BOTH;

@@ -1062,6 +1062,7 @@ node_hello_next(struct simsync_node *n, struct link *l, int op,
     hello.jobs_done = hs.done;
     hello.n_jobs_done = hs.ndone;
     hello.next_backup_in_ms = next_in_ms;
+    hello.batch_bytes = n->sync_batch_bytes;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_HELLO;
     env.hello = &hello;
     rc = node_send_env(l->ch, &env);
@@ -1107,6 +1108,18 @@ node_request(struct simsync_node *n, int op, const void *req, int kind,
         rc = node_recv_kind(l.ch, kind, out);
     link_close(&l);
     return rc;
+}
+
+/* The batch size to ask for under byte limits a and b (0: none). */
+static uint64_t
+batch_for(uint64_t a, uint64_t b)
+{
+    uint64_t lim = a == 0 ? b : b == 0 ? a : a < b ? a : b, batch;
+
+    if (lim == 0)
+        return 0;
+    batch = lim / 4;
+    return batch < 65536 ? 65536 : batch;
 }
 
 /* Has the sync reached one of o's limits? sending: in the upload phase,
@@ -1218,6 +1231,25 @@ simsync_sync(struct simsync_node *n, const char *hub_addr,
 }
 
 int
+simsync_sync_limited(struct simsync_node *n, const struct simsync_sync_opts *o,
+                     struct simsync_sync_report *rep)
+{
+    struct node_sync_opts no;
+
+    if (o == NULL || o->dir < 0 || o->dir > 2)
+        return SIMSYNC_EINVAL;
+    memset(&no, 0, sizeof(no));
+    no.hub_addr = o->hub_addr;
+    no.allow_mass_delete = o->allow_mass_delete;
+    no.dir = o->dir == 1   ? NODE_SYNC_UPLOAD
+             : o->dir == 2 ? NODE_SYNC_DOWNLOAD
+                           : NODE_SYNC_BOTH;
+    no.max_bytes = o->max_bytes;
+    no.max_ms = o->max_ms;
+    return node_sync(n, &no, rep);
+}
+
+int
 node_sync(struct simsync_node *n, const struct node_sync_opts *o,
           struct simsync_sync_report *rep)
 {
@@ -1274,7 +1306,11 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
         keys_wipe(&r.keys);
         return rc;
     }
+    /* A byte limit asks for batches of a quarter of it (64 KiB at least),
+     * so the sync stops near the limit, not a whole 8 MiB batch past. */
+    n->sync_batch_bytes = batch_for(o->max_bytes, o->down_max_bytes);
     rc = node_hello(n, &l, ops[o->dir], n->classes, &mask);
+    n->sync_batch_bytes = 0;
     if (rc != SIMSYNC_OK) {
         link_close(&l);
         keys_wipe(&r.keys);
@@ -1285,6 +1321,7 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
     cfg.peer = node_peer_of(n->hub_pk);
     cfg.initiator = 1;
     cfg.dirs = dirs[o->dir];
+    cfg.batch_bytes = batch_for(o->max_bytes, o->up_max_bytes);
     rc = session_new(&cfg, &s);
     if (rc == SIMSYNC_OK)
         rc = pump_limited(&l, s, o);

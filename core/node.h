@@ -18,6 +18,9 @@ struct simsync_node {
     char role[16]; /* terminal, desktop, hub */
     char terminal_id[64];
     char data_dir[PATH_MAX];
+    /* Hello.batch_bytes for the sync being opened (a limited download);
+     * node_sync sets it around its Hello. */
+    uint64_t sync_batch_bytes;
     struct chan_identity ident;
     uint64_t replica; /* node key + store epoch */
     struct store *st;

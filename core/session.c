@@ -595,6 +595,10 @@ send_next(struct session *s)
     Simsync__ItemRecord *recs[SESSION_BATCH_ITEMS];
     struct store_txn *txn;
     size_t n = 0, bytes = 0, chunk_bytes = 0, nrecs = 0, vsize;
+    size_t chunk_cap = s->cfg.batch_bytes > 0 &&
+                               s->cfg.batch_bytes < SESSION_BATCH_CHUNK_BYTES
+                           ? (size_t)s->cfg.batch_bytes
+                           : SESSION_BATCH_CHUNK_BYTES;
     int full = 0;
     uint8_t *packed;
     size_t plen;
@@ -610,7 +614,8 @@ send_next(struct session *s)
         simsync__dot__init(&dotv[i]);
     while (s->pos < s->nentries && n < SESSION_BATCH_ITEMS &&
            nrecs < SESSION_BATCH_ITEMS && bytes < SESSION_BATCH_BYTES &&
-           chunk_bytes < SESSION_BATCH_CHUNK_BYTES) {
+           chunk_bytes < chunk_cap &&
+           (s->cfg.batch_bytes == 0 || bytes + chunk_bytes < chunk_cap)) {
         const struct entry *e = &s->entries[s->pos];
         Simsync__ItemRecord *rec = NULL;
         rc = item_get(txn, s->cfg.r->sub, e->cls, e->id, &rec);

@@ -50,6 +50,11 @@ struct session_cfg {
      * replica_horizon); NULL announces none. Borrowed. */
     const struct vv *horizon;
     enum session_dirs dirs; /* SESSION_BOTH unless limited */
+    /* Largest batch this side sends, in content bytes (inline bodies and
+     * chunks): 0 for SESSION_BATCH_CHUNK_BYTES. A batch always carries at
+     * least one change. Small batches let a limited sync stop near its
+     * limit. */
+    uint64_t batch_bytes;
 };
 
 struct session_stats {

@@ -156,6 +156,22 @@ int simsync_sync(struct simsync_node *n, const char *hub_addr,
                  int allow_mass_delete,
                  struct simsync_sync_report *rep) SIMSYNC_MUST_CHECK;
 
+/* A sync in one direction only, or within limits. dir: 0 both ways, 1
+ * upload only (this terminal's changes to the hub), 2 download only.
+ * max_bytes / max_ms (0: none) bound the whole sync: it stops at the first
+ * checkpoint both sides committed (an acknowledged or applied batch) once
+ * one is reached, and simsync_sync_limited returns SIMSYNC_EAGAIN; the
+ * next sync continues from there. */
+struct simsync_sync_opts {
+    const char *hub_addr; /* NULL: the registered hub */
+    int allow_mass_delete;
+    int dir;
+    uint64_t max_bytes, max_ms;
+};
+int simsync_sync_limited(struct simsync_node *n,
+                         const struct simsync_sync_opts *o,
+                         struct simsync_sync_report *rep) SIMSYNC_MUST_CHECK;
+
 struct simsync_class_status {
     const char *name;
     uint64_t items;        /* live items */

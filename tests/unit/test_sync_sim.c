@@ -217,9 +217,9 @@ do_sync_dirs(struct world *w, int ni, int cut, enum session_dirs dirs)
                                  : dirs == SESSION_RECV_ONLY ? SESSION_SEND_ONLY
                                                              : SESSION_BOTH;
     struct session_cfg tc = {
-        &n->r, 1u << CLS_CONTACTS, 0x4855420000000001ull, 1, NULL, dirs};
+        &n->r, 1u << CLS_CONTACTS, 0x4855420000000001ull, 1, NULL, dirs, 0};
     struct session_cfg hc = {
-        &w->hub, 1u << CLS_CONTACTS, 1000u + (unsigned)ni, 0, hz, hub_dirs};
+        &w->hub, 1u << CLS_CONTACTS, 1000u + (unsigned)ni, 0, hz, hub_dirs, 0};
     struct purge_arg pa = {w, hz};
     struct scan_stats ss;
     int rc;
