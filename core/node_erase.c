@@ -50,8 +50,8 @@ static const char *const key_files[] = {
 static const char *const node_files[] = {
     "binding",     "binding.tmp", "sim",         "sim.tmp",
     "backup.lock", "daemon.lock", "daemon.sock", "daemon.log",
-    "daemon.log.1", "policy",     "policy.tmp",  "config.tmp",
-    "config",
+    "daemon.log.1", "policy",     "policy.tmp",  "erase.unregistering",
+    "config.tmp",   "config",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
@@ -605,6 +605,49 @@ count_unsynced(struct simsync_node *n, struct simsync_erase_report *rep,
                         len);
 }
 
+/* <home>/erase.unregistering: written (and synced) before the hub is
+ * asked to forget this terminal, after the acknowledgement check. A kill
+ * after the hub forgot it and before the marker leaves an intact terminal
+ * the hub refuses; the next erase finds this note and goes on without the
+ * hub when nothing was changed since (the local record of what the hub
+ * acknowledged says so). */
+#define UNREG_NOTE "erase.unregistering"
+
+static int
+unreg_note_write(struct simsync_node *n)
+{
+    char path[PATH_MAX];
+    int fd, dfd, rc = SIMSYNC_OK;
+
+    if (snprintf(path, sizeof(path), "%s/%s", n->home, UNREG_NOTE) >=
+        (int)sizeof(path))
+        return SIMSYNC_EINVAL;
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+              0600);
+    if (fd < 0)
+        return SIMSYNC_EIO;
+    if (fsync(fd) != 0)
+        rc = SIMSYNC_EIO;
+    close(fd);
+    dfd = open(n->home, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0)
+        rc = SIMSYNC_EIO;
+    if (dfd >= 0)
+        close(dfd);
+    return rc;
+}
+
+static int
+unreg_note_present(const struct simsync_node *n)
+{
+    char path[PATH_MAX];
+    struct stat st;
+
+    return snprintf(path, sizeof(path), "%s/%s", n->home, UNREG_NOTE) <
+               (int)sizeof(path) &&
+           lstat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
 /* Errors that mean the hub could not be used (as opposed to a local
  * problem): a forced erase goes on without it. */
 static int
@@ -668,6 +711,28 @@ settle(struct simsync_node *n, struct replica *r, int force,
                          "--allow-delete', then erase again");
     snprintf(why, sizeof(why), "%s",
              n->err[0] != '\0' ? n->err : simsync_strerror(rc));
+    if (rc == SIMSYNC_EREFUSED && unreg_note_present(n)) {
+        /* An earlier erase had the hub forget this terminal, then was cut
+         * short: what the hub acknowledged before is still recorded here,
+         * so anything made since shows as unacknowledged. */
+        int crc = rescan_count(n, r, &u);
+        if (crc != SIMSYNC_OK)
+            return crc;
+        if (u.items == 0) {
+            rep->unregistered = 1;
+            n->err[0] = '\0';
+            return SIMSYNC_OK;
+        }
+        if (!force)
+            return node_fail(n, rc,
+                             "an earlier erase had the hub forget this "
+                             "terminal, but %llu change%s made since %s not "
+                             "on the hub; nothing was erased. Copy what you "
+                             "need, then erase with --force",
+                             (unsigned long long)u.items,
+                             u.items == 1 ? "" : "s",
+                             u.items == 1 ? "is" : "are");
+    }
     if (!hub_unusable(rc))
         return node_fail(n, rc, "%s; nothing was erased", why);
     /* The hub cannot be used: what would an erase without it lose? The
@@ -700,10 +765,12 @@ static int
 unregister(struct simsync_node *n, struct simsync_erase_report *rep)
 {
     Simsync__Envelope *in = NULL;
-    int rc = node_request(n, SIMSYNC__OP__OP_UNREGISTER, NULL,
-                          SIMSYNC__ENVELOPE__MSG_UNREGISTER_DONE,
-                          (void **)&in);
+    int rc = unreg_note_write(n);
 
+    if (rc != SIMSYNC_OK)
+        return node_fail(n, rc, "cannot write %s/%s", n->home, UNREG_NOTE);
+    rc = node_request(n, SIMSYNC__OP__OP_UNREGISTER, NULL,
+                      SIMSYNC__ENVELOPE__MSG_UNREGISTER_DONE, (void **)&in);
     if (rc != SIMSYNC_OK)
         return rc;
     rep->unregistered = 1;
@@ -838,7 +905,7 @@ simsync_erase(struct simsync_node *n, const struct simsync_erase_opts *o,
     /* Step 3: the hub forgets this terminal. After this the terminal can
      * no longer sync, but the hub has acknowledged everything made here
      * (unless a forced erase goes on regardless). */
-    if (!rep->offline) {
+    if (!rep->offline && !rep->unregistered) {
         rc = unregister(n, rep);
         if (rc != SIMSYNC_OK && !(force && hub_unusable(rc))) {
             char why[sizeof(n->err)];

@@ -14,5 +14,5 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSIMSYNC_SANITIZE=ON \
     >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && SIMSYNC_SIM_SEEDS=${SIMSYNC_SIM_SEEDS_ASAN:-40} \
-    ctest --output-on-failure -j"$jobs")
+    SIMSYNC_KILLS=${SIMSYNC_KILLS_ASAN:-30} ctest --output-on-failure -j"$jobs")
 scripts/fuzz.sh "${SIMSYNC_FUZZ_SECONDS:-15}"
