@@ -141,9 +141,14 @@ sync_ok T --peer "$SERVE"
 ok "deletions travel both ways between T and D"
 
 # ------------------------------------------------------- then the hub too
+# Acknowledgements are per peer: what D acknowledged is not the hub's, so
+# T's edits still count as pending for the hub (erase relies on this).
+up_contacts() { ss --home "$T/$1" --json status | sed -n 's/.*"name":"contacts","items":[0-9]*,"pending_up":\([0-9]*\).*/\1/p'; }
+[ "$(up_contacts T)" -gt 0 ] || fail "T's edits look acknowledged by the hub, which never saw them"
 # T meets the hub (its mail, which D does not carry, goes up too), then
 # D: D has nothing T has not brought already.
 sync_ok T
+[ "$(up_contacts T)" = 0 ] || fail "T still has $(up_contacts T) pending after its hub sync"
 ss --home "$T/D" --json sync >"$T/d-hub.json" 2>&1 || fail "D hub sync: $(cat "$T/d-hub.json")"
 grep -q '"sent_items":0,.*"recv_items":0,.*"conflicts":0' "$T/d-hub.json" \
     || fail "D and the hub exchanged what T had brought: $(cat "$T/d-hub.json")"
