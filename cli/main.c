@@ -164,8 +164,8 @@ print_full_usage(FILE *f)
           "settings, rights.\n"
           "Exit codes: 0 ok, 1 error, 2 usage, 3 refused (PIN, password, "
           "binding,\n"
-          "mass delete), 4 peer unreachable or link lost, 5 integrity "
-          "failure.\n",
+          "pairing, mass delete), 4 peer unreachable or link lost, 5 "
+          "integrity failure.\n",
           f);
 }
 
