@@ -191,6 +191,12 @@ int cmd_erase(struct cli *c, int argc, char **argv);
  * code (out_node_open calls it: no command runs on a half-erased home). */
 int cmd_erase_resume(struct cli *c);
 
+/* cmd_peer.c */
+int cmd_pair(struct cli *c, int argc, char **argv);
+int cmd_peers(struct cli *c, int argc, char **argv);
+int cmd_unpair(struct cli *c, int argc, char **argv);
+int cmd_serve(struct cli *c, int argc, char **argv);
+
 /* cmd_policy.c */
 int cmd_policy_show(struct cli *c, int argc, char **argv);
 int cmd_policy_set(struct cli *c, int argc, char **argv);

@@ -57,7 +57,7 @@ int
 cmd_daemon(struct cli *c, int argc, char **argv)
 {
     const char *psdir = NULL, *edit = NULL, *battery = NULL, *bytes = NULL;
-    const char *every = NULL, *retry = NULL, *pos[1];
+    const char *every = NULL, *retry = NULL, *listen = NULL, *pos[1];
     const struct cli_opt opts[] = {
         {"--power-supply-dir", &psdir, NULL},
         {"--busy-after-edit", &edit, NULL},
@@ -65,6 +65,7 @@ cmd_daemon(struct cli *c, int argc, char **argv)
         {"--backup-after-bytes", &bytes, NULL},
         {"--check-every", &every, NULL},
         {"--retry-after", &retry, NULL},
+        {"--listen", &listen, NULL},
         {NULL, NULL, NULL},
     };
     struct simsync_daemon_opts o;
@@ -92,6 +93,8 @@ cmd_daemon(struct cli *c, int argc, char **argv)
         return code;
     if (every != NULL && v_every == 0)
         return out_usage(c, "--check-every must be at least 1 second");
+    if (listen != NULL && cli_check_addr(c, "--listen", listen, 0) != 0)
+        return CLI_EXIT_USAGE;
     memset(&o, 0, sizeof(o));
     o.power_supply_dir = psdir;
     o.busy_after_edit_s = (unsigned)v_edit;
@@ -101,6 +104,7 @@ cmd_daemon(struct cli *c, int argc, char **argv)
     o.retry_after_s = (unsigned)v_retry;
     o.log = log_line;
     o.log_arg = c;
+    o.listen = listen;
     code = out_node_open(c, &n);
     if (code != 0)
         return code;

@@ -288,9 +288,10 @@ print_registered(struct cli *c, struct simsync_node *n, const char *hub,
             fputs("null", stdout);
         fputs("}\n", stdout);
     } else {
-        printf("Registered terminal %s for subscriber %s at the hub %s.\n"
+        printf("Registered %s %s for subscriber %s at the hub %s.\n"
                "Classes synced: %s.\n",
-               simsync_node_terminal_id(n), info.subscriber, hub, classes);
+               simsync_node_role(n), simsync_node_terminal_id(n),
+               info.subscriber, hub, classes);
         if (recovery[0] != '\0')
             printf("\nRecovery secret: %s\n"
                    "WRITE THIS DOWN and keep it away from this terminal. "

@@ -1,5 +1,5 @@
-/* cmd_sync.c -- commands about the data: `sync`, `status`, `conflicts`
- * and `conflicts resolve`, each in text or (with --json) as one JSON
+/* cmd_sync.c -- commands about the data: `sync` (with the hub or a
+ * paired node), `status`, `conflicts` and `conflicts resolve`, each in text or (with --json) as one JSON
  * object on stdout. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -55,10 +55,13 @@ print_sync_text(const struct simsync_sync_report *r)
 int
 cmd_sync(struct cli *c, int argc, char **argv)
 {
-    const char *hub = NULL, *max_bytes = NULL, *max_time = NULL, *pos[1];
+    const char *hub = NULL, *peer = NULL, *with = NULL, *max_bytes = NULL;
+    const char *max_time = NULL, *pos[1];
     int allow_delete = 0, up = 0, down = 0;
     const struct cli_opt opts[] = {
         {"--hub", &hub, NULL},
+        {"--peer", &peer, NULL},
+        {"--with", &with, NULL},
         {"--allow-delete", NULL, &allow_delete},
         {"--upload-only", NULL, &up},
         {"--download-only", NULL, &down},
@@ -79,6 +82,30 @@ cmd_sync(struct cli *c, int argc, char **argv)
     memset(&o, 0, sizeof(o));
     if (hub != NULL && cli_check_addr(c, "--hub", hub, 1) != 0)
         return CLI_EXIT_USAGE;
+    if (peer != NULL && cli_check_addr(c, "--peer", peer, 1) != 0)
+        return CLI_EXIT_USAGE;
+    if (hub != NULL && (peer != NULL || with != NULL))
+        return out_usage(c, "sync with the hub (--hub) or with a paired "
+                            "node (--peer, --with), not both");
+    if ((peer != NULL || with != NULL) &&
+        (up || down || max_bytes != NULL || max_time != NULL))
+        return out_usage(c, "one-way and limited syncs are with the hub only, "
+                            "not with a paired node");
+    if (peer != NULL || with != NULL) {
+        /* A paired node: nothing of the hub's (restore jobs) comes. */
+        code = out_node_open(c, &n);
+        if (code != 0)
+            return code;
+        rc = simsync_sync_peer(n, peer, with, allow_delete, &rep);
+        if (rc != SIMSYNC_OK)
+            code = out_fail(c, n, rc, "sync failed");
+        else if (c->json)
+            print_sync_json(&rep, 1);
+        else
+            print_sync_text(&rep);
+        simsync_node_close(n);
+        return code;
+    }
     if (up && down)
         return out_usage(c, "--upload-only and --download-only exclude each "
                             "other (without either, the sync goes both "

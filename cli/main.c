@@ -50,9 +50,11 @@ static const struct command commands[] = {
     {"classes", NULL, cmd_classes, "classes [LIST]",
      "show or set the classes this terminal syncs"},
     {"sync", NULL, cmd_sync,
-     "sync [--hub HOST:PORT] [--allow-delete] [--upload-only | "
-     "--download-only] [--max-bytes SIZE] [--max-time DURATION]",
-     "sync both ways with the hub now"},
+     "sync [--hub HOST:PORT | --peer HOST:PORT | --with ID] [--allow-delete] "
+     "[--upload-only | --download-only] [--max-bytes SIZE] "
+     "[--max-time DURATION]",
+     "sync both ways with the hub now, or with a paired node (--peer, "
+     "--with); one way or within limits"},
     {"status", NULL, cmd_status, "status",
      "per class: items, pending up/down, conflicts; last sync"},
     {"conflicts", "resolve", cmd_conflicts_resolve,
@@ -75,10 +77,11 @@ static const struct command commands[] = {
     {"daemon", NULL, cmd_daemon,
      "daemon [--power-supply-dir DIR] [--busy-after-edit SECONDS] "
      "[--battery-below PERCENT] [--backup-after-bytes N] "
-     "[--check-every SECONDS] [--retry-after SECONDS]",
+     "[--check-every SECONDS] [--retry-after SECONDS] [--listen HOST:PORT]",
      "sync by itself as the policy says, stay connected to the hub: "
      "answer its backup requests (OK or BUSY), run restore jobs, back up "
-     "when pending changes pass a size"},
+     "when pending changes pass a size (--listen: also serve paired "
+     "nodes)"},
     {"policy", "show", cmd_policy_show, "policy show",
      "when the daemon syncs: every policy key, its value and meaning"},
     {"policy", "set", cmd_policy_set, "policy set KEY VALUE",
@@ -90,6 +93,18 @@ static const struct command commands[] = {
     {"log", NULL, cmd_log, "log [--follow]",
      "the daemon's decisions: what triggered each sync, how it ended, why "
      "something waits"},
+    {"pair", NULL, cmd_pair,
+     "pair --listen HOST:PORT | --peer HOST:PORT [--yes | --code CODE] "
+     "[--timeout SECONDS]",
+     "pair with another terminal or desktop of the same subscriber: both "
+     "show a 6-digit code to compare, then pin each other's key"},
+    {"peers", NULL, cmd_peers, "peers", "list the paired nodes"},
+    {"unpair", NULL, cmd_unpair, "unpair ID",
+     "forget a paired node (terminal ID or node ID): its sessions are "
+     "refused"},
+    {"serve", NULL, cmd_serve, "serve --listen HOST:PORT",
+     "serve the paired nodes' syncs on this terminal or desktop until "
+     "SIGINT or SIGTERM"},
     {"backup", "now", cmd_backup_now,
      "backup now [--classes LIST] [--next DURATION]",
      "make a backup generation on the hub now (--next: when the hub "
@@ -151,8 +166,8 @@ print_full_usage(FILE *f)
           "settings, rights.\n"
           "Exit codes: 0 ok, 1 error, 2 usage, 3 refused (PIN, password, "
           "binding,\n"
-          "mass delete), 4 peer unreachable or link lost, 5 integrity "
-          "failure.\n",
+          "pairing, mass delete), 4 peer unreachable or link lost, 5 "
+          "integrity failure.\n",
           f);
 }
 

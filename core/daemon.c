@@ -20,6 +20,14 @@
  * and why nothing starts when something waits go to the decision log
  * (daemon_log.c), which `simsync log` reads.
  *
+ * With --listen the daemon also serves the subscriber's paired nodes
+ * (peer.h): the server accepts and runs their sessions on a thread of its
+ * own, because a session blocks on its link for its whole length; this
+ * loop only starts and stops it. What a peer's session applies is not a
+ * local change of this node (it carries the peer's dots), so the server
+ * tells the loop through the wake pipe, and the loop hands the policy a
+ * data change: it goes on to the hub by the usual triggers.
+ *
  * The hub's side (seed 000 FIG 5/6) is as before: one control connection
  * (re-opened with exponential backoff while a SIM is in), BackupRequests
  * answered BUSY (a backup is being built, the user is operating the
@@ -53,6 +61,7 @@
 #include "daemon.h"
 #include "folder.h"
 #include "node.h"
+#include "peer.h"
 #include "transport.h"
 
 #define BACKOFF_MIN_MS 1000
@@ -125,6 +134,8 @@ struct daemon {
     char watch_said[256];
     /* Sources. */
     int lock_fd, listen_fd;
+    struct peer_server *srv; /* serving paired peers (--listen), or NULL */
+    atomic_uint_fast64_t peer_applied; /* versions its sessions applied */
     struct daemon_watch *w;
     struct client cl[MAX_CLIENTS];
     struct daemon_log *log;
@@ -1221,6 +1232,35 @@ ping(struct daemon *d, uint64_t now)
     return node_send_env(d->l.ch, &env);
 }
 
+/* A peer's session applied versions (server's thread): wake the loop. */
+static void
+serve_applied(void *arg, uint64_t count)
+{
+    struct daemon *d = arg;
+    char one = 1;
+
+    atomic_fetch_add(&d->peer_applied, count);
+    if (write(d->wake[1], &one, 1) < 0) {
+        /* The loop looks at least once a second anyway. */
+    }
+}
+
+/* What paired peers brought is not a local change of this node, but it
+ * must go on to the hub like one: tell the policy that data changed. */
+static void
+peer_news(struct daemon *d)
+{
+    uint64_t n = atomic_exchange(&d->peer_applied, 0);
+
+    if (n == 0)
+        return;
+    record_event(d,
+                 "a paired node's sync brought %" PRIu64 " change%s; they "
+                 "go on to the hub",
+                 n, n == 1 ? "" : "s");
+    feed(d, POLICY_EV_DATA_CHANGED, d->pending);
+}
+
 /* ------------------------------------------------------------ the loop */
 
 static void
@@ -1345,6 +1385,7 @@ loop_once(struct daemon *d)
     }
     if (d->running && atomic_load(&d->done) && worker_reap(d) != SIMSYNC_OK)
         link_drop(d, "cannot report the backup to the hub");
+    peer_news(d);
     if (i_watch >= 0 && (p[i_watch].revents & POLLIN))
         daemon_events_watch_read(d->w, &ch);
     if (now - d->polled_at >= POLL_EVERY_MS) {
@@ -1422,11 +1463,28 @@ begin(struct daemon *d)
                  d->pending);
 }
 
+/* A line from the peer server's thread: straight to the daemon's output
+ * callback, which may then run on two threads at once (the program's
+ * writes each line with one stdio call); the decision log stays the main
+ * thread's. */
+static void
+serve_line(void *arg, const char *line)
+{
+    struct daemon *d = arg;
+    char buf[600];
+
+    if (d->o.log == NULL)
+        return;
+    snprintf(buf, sizeof(buf), "serve: %s", line);
+    d->o.log(d->o.log_arg, buf);
+}
+
 static void
 end(struct daemon *d)
 {
     char path[PATH_MAX + 16];
 
+    peer_serve_stop(d->srv); /* a peer's session in flight ends first */
     worker_join(d); /* a sync or backup in flight finishes first */
     if (d->connected)
         link_close(&d->l);
@@ -1496,6 +1554,20 @@ simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
         close(d->lock_fd);
         free(d);
         return node_fail(n, SIMSYNC_EIO, "cannot make a pipe for the daemon");
+    }
+    if (o->listen != NULL) {
+        /* The sessions of paired peers block on their link: they run on
+         * the server's own thread, not in this loop (peer_serve.c). */
+        struct peer_serve_hooks hooks = {serve_line, serve_applied, d};
+        rc = peer_serve_start(n, o->listen, &hooks, &d->srv);
+        if (rc != SIMSYNC_OK) {
+            close(d->wake[0]);
+            close(d->wake[1]);
+            close(d->lock_fd);
+            free(d);
+            return rc;
+        }
+        dlog(d, "serving paired nodes on %s", peer_serve_addr(d->srv));
     }
     if (daemon_log_open(n->home, &d->log) != SIMSYNC_OK)
         dlog(d, "cannot open the decision log %s/%s; going on without it",

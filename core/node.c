@@ -14,6 +14,7 @@
 #include "folder.h"
 #include "node.h"
 #include "pbcheck.h"
+#include "peer.h"
 #include "session.h"
 #include "sim.h"
 #include "transport.h"
@@ -768,6 +769,12 @@ replica_setup(struct simsync_node *n, struct replica *r)
     return SIMSYNC_OK;
 }
 
+void
+node_sub_key(const struct simsync_node *n, uint8_t out[SUB_BYTES])
+{
+    sub_key_terminal(n->subscriber, out);
+}
+
 /* ------------------------------------------------------------ register */
 
 static int
@@ -1300,25 +1307,36 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
         return node_fail(n, scan_rc, "scanning %s failed: %s", n->data_dir,
                          simsync_strerror(scan_rc));
     }
-    rc = link_open(n, o->hub_addr ? o->hub_addr : n->hub_addr, n->hub_pk, NULL,
-                   &l);
-    if (rc != SIMSYNC_OK) {
-        keys_wipe(&r.keys);
-        return rc;
-    }
-    /* A byte limit asks for batches of a quarter of it (64 KiB at least),
-     * so the sync stops near the limit, not a whole 8 MiB batch past. */
-    n->sync_batch_bytes = batch_for(o->max_bytes, o->down_max_bytes);
-    rc = node_hello(n, &l, ops[o->dir], n->classes, &mask);
-    n->sync_batch_bytes = 0;
-    if (rc != SIMSYNC_OK) {
-        link_close(&l);
-        keys_wipe(&r.keys);
-        return rc;
+    if (o->peer != NULL) {
+        /* A paired peer: its own pinned key, its own knowledge slots. */
+        rc = peer_connect(n, o->peer, ops[o->dir], n->classes, &l, &mask);
+        if (rc != SIMSYNC_OK) {
+            keys_wipe(&r.keys);
+            return rc;
+        }
+        cfg.peer = node_peer_of(o->peer->pk);
+    } else {
+        rc = link_open(n, o->hub_addr ? o->hub_addr : n->hub_addr, n->hub_pk,
+                       NULL, &l);
+        if (rc != SIMSYNC_OK) {
+            keys_wipe(&r.keys);
+            return rc;
+        }
+        /* A byte limit asks for batches of a quarter of it (64 KiB at
+         * least), so the sync stops near the limit, not a whole 8 MiB
+         * batch past. */
+        n->sync_batch_bytes = batch_for(o->max_bytes, o->down_max_bytes);
+        rc = node_hello(n, &l, ops[o->dir], n->classes, &mask);
+        n->sync_batch_bytes = 0;
+        if (rc != SIMSYNC_OK) {
+            link_close(&l);
+            keys_wipe(&r.keys);
+            return rc;
+        }
+        cfg.peer = node_peer_of(n->hub_pk);
     }
     cfg.r = &r;
     cfg.classes = mask;
-    cfg.peer = node_peer_of(n->hub_pk);
     cfg.initiator = 1;
     cfg.dirs = dirs[o->dir];
     cfg.batch_bytes = batch_for(o->max_bytes, o->up_max_bytes);
@@ -1344,14 +1362,18 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
     keys_wipe(&r.keys);
     now = node_now_ms();
     rep->seconds = (double)(now - t0) / 1000.0;
-    if (rc == SIMSYNC_OK)
+    /* "last_sync" is the last sync with the hub; a peer keeps its own. */
+    if (rc == SIMSYNC_OK && o->peer != NULL)
+        rc = peer_touch(n->st, r.sub, o->peer->pk, o->peer->addr_used);
+    else if (rc == SIMSYNC_OK)
         rc = store_write(n->st, meta_put_now, &now);
     if (rc == SIMSYNC_EAGAIN)
         node_fail(n, rc,
                   "the sync stopped at its limit; what was moved is "
                   "kept, and the next sync goes on from there");
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
-        node_fail(n, rc, "sync with the hub failed: %s%s", simsync_strerror(rc),
+        node_fail(n, rc, "sync with the %s failed: %s%s",
+                  o->peer != NULL ? "peer" : "hub", simsync_strerror(rc),
                   (rc == SIMSYNC_ECLOSED || rc == SIMSYNC_ETIMEOUT)
                       ? " (what was committed is kept; run sync again to "
                         "resume)"

@@ -152,6 +152,8 @@ struct node_sync_opts {
     uint64_t max_bytes, max_ms;           /* the whole sync */
     uint64_t up_max_bytes, up_max_ms;     /* its upload phase */
     uint64_t down_max_bytes, down_max_ms; /* its download phase */
+    /* A paired peer instead of the hub (peer.h); NULL: the hub. */
+    struct peer_target *peer;
 };
 int node_sync(struct simsync_node *n, const struct node_sync_opts *o,
               struct simsync_sync_report *rep);
@@ -174,5 +176,7 @@ int node_pending_up(struct simsync_node *n, int scan, struct scan_stats *ss,
 int check_sim_binding(struct simsync_node *n);
 /* The terminal's replica: data keys, store, subscriber, data folder. */
 int replica_setup(struct simsync_node *n, struct replica *r);
+/* The store key of this trusted node's subscriber (as in replica_setup). */
+void node_sub_key(const struct simsync_node *n, uint8_t out[SUB_BYTES]);
 
 #endif /* SIMSYNC_NODE_H */

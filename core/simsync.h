@@ -388,6 +388,10 @@ struct simsync_daemon_opts {
     /* One line per decision (may be NULL). */
     void (*log)(void *arg, const char *line);
     void *log_arg;
+    /* Also serve paired peers on this "HOST:PORT" while running, as
+     * simsync_serve does (NULL: no). The first log line then names the
+     * address it listens on; serving logs from its own thread. */
+    const char *listen;
 };
 int simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
                    volatile int *stop) SIMSYNC_MUST_CHECK;
@@ -561,6 +565,92 @@ int simsync_erase_pending(const char *home);
  * SIMSYNC_EPROTO (an unreadable marker). */
 int simsync_erase_resume(const char *home, struct simsync_erase_report *rep,
                          char *err, size_t errlen) SIMSYNC_MUST_CHECK;
+
+/* ----------------------------------------------------------------- peers
+ * Trusted nodes of one subscriber (a desktop companion, the handsets)
+ * pair once, then sync directly with the same secure channel and sync
+ * session as with the hub; knowledge and acknowledgements are kept per
+ * peer, so syncing with a peer and with the hub in any order converges.
+ * docs/peers.md has the design. */
+struct simsync_peer {
+    char terminal_id[64];
+    char node_id[40];     /* fingerprint of its pinned node key */
+    char role[16];        /* "terminal" or "desktop" */
+    char addr[256];       /* where it was last reached ("": not known) */
+    uint64_t paired_ms;   /* since 1970 */
+    uint64_t last_sync_ms; /* last complete session with it (0: none) */
+};
+
+struct simsync_pair_opts {
+    const char *listen; /* wait for the other node on "HOST:PORT" ... */
+    const char *peer;   /* ... or connect to it: exactly one of the two */
+    unsigned timeout_s; /* wait at most this long for the other node, and
+                         * for its user's answer (0: 300) */
+    /* listen: called once listening, with the real address (may be
+     * NULL). */
+    void (*listening)(void *arg, const char *addr);
+    /* Called once both nodes proved they hold the subscriber's key, with
+     * the code both nodes show and who the other node is. Returns 1 when
+     * the user confirmed that the other node shows the same code, 0 to
+     * refuse. Required. */
+    int (*confirm)(void *arg, const char *code, const struct simsync_peer *p);
+    void *arg;
+};
+/* Pair this trusted node with another of the same subscriber: each
+ * proves it holds the subscriber's data key (the key never travels),
+ * both show a 6-digit code made from this connection, and each pins the
+ * other's node key and terminal ID once both users confirmed. Pairing the
+ * same node again replaces its record.
+ * [out] out  the other node (zeroed first; may be NULL).
+ * Returns SIMSYNC_OK, or:
+ *  SIMSYNC_EREFUSED  the other node holds another subscriber's key, or a
+ *                    user did not confirm the code (nothing pinned on
+ *                    either node);
+ *  SIMSYNC_ESTATE    this node is a hub or not registered;
+ *  SIMSYNC_EINVAL    bad options, or the other node is this node;
+ *  SIMSYNC_ECRYPTO   the other node's nonce does not match its commitment;
+ *  SIMSYNC_ECONNECT, SIMSYNC_ETIMEOUT (nobody came, nobody answered),
+ *  SIMSYNC_ECLOSED, SIMSYNC_EPROTO: the link or the other node failed.
+ * Caveat: if the link drops after this node sent its confirmation, the
+ * other node may have pinned this one while this one pinned nothing;
+ * pairing again repairs it. */
+int simsync_pair(struct simsync_node *n, const struct simsync_pair_opts *o,
+                 struct simsync_peer *out) SIMSYNC_MUST_CHECK;
+/* The paired peers, by terminal ID; *out returned (free). */
+int simsync_peers(struct simsync_node *n, struct simsync_peer **out,
+                  size_t *count) SIMSYNC_MUST_CHECK;
+/* Forget the paired peer whose terminal ID or node ID is `id`: its
+ * sessions are refused from now on. SIMSYNC_ENOTFOUND when none. */
+int simsync_unpair(struct simsync_node *n, const char *id) SIMSYNC_MUST_CHECK;
+
+/* simsync_sync with a paired peer instead of the hub: the peer at `addr`
+ * (HOST:PORT; NULL: where `with` was last reached), which must be the
+ * paired peer `with` (terminal ID or node ID) when given, else any paired
+ * peer. The same rules as with the hub: this node's SIM must be the bound
+ * subscriber's; only the classes both sides sync travel. Errors as
+ * simsync_sync, plus SIMSYNC_EREFUSED (the peer is not paired here, or
+ * does not accept this node) and SIMSYNC_ENOTFOUND (no peer `with`). */
+int simsync_sync_peer(struct simsync_node *n, const char *addr,
+                      const char *with, int allow_mass_delete,
+                      struct simsync_sync_report *rep) SIMSYNC_MUST_CHECK;
+
+struct simsync_serve_opts {
+    const char *listen; /* "HOST:PORT" */
+    /* Called once listening, with the real address (may be NULL). */
+    void (*listening)(void *arg, const char *addr);
+    /* One line per connection served, from the server's thread (may be
+     * NULL). */
+    void (*log)(void *arg, const char *line);
+    void *arg;
+};
+/* Serve this trusted node's paired peers until *stop: each session runs
+ * as with the hub, this node applying changes by the trusted rules
+ * (resolution, conflict copies, tombstones, renames) after a scan of its
+ * class folders. Peers not paired here are refused. The node must be a
+ * registered terminal or desktop (SIMSYNC_ESTATE otherwise); its SIM is
+ * not needed to serve. */
+int simsync_serve(struct simsync_node *n, const struct simsync_serve_opts *o,
+                  volatile int *stop) SIMSYNC_MUST_CHECK;
 
 /* Hub administration (on the hub's own home, while it serves or not). */
 struct simsync_schedule {

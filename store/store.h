@@ -9,7 +9,9 @@
  *   knowledge  subscriber|class|peer|origin    -> counter
  *   chunks     subscriber|chunk id             -> refcount | sealed blob
  *   stage      subscriber|chunk id             -> sealed blob (in transit)
- *   registry   subscriber|terminal id          -> Registration
+ *   registry   subscriber|terminal id          -> Registration (hub),
+ *                                                  PeerRecord (a trusted
+ *                                                  node's paired peers)
  *   subs       subscriber                      -> SubscriberRecord
  *   tombs      subscriber|class|item id        -> ''  (items that are
  *                                                  one tombstone)

@@ -28,7 +28,8 @@ batch_with(const uint8_t *extra, size_t elen)
     v.vv = &vv;
     v.size = 3;
     vlen = simsync__version__pack(&v, vbuf);
-    memcpy(vbuf + vlen, extra, elen);
+    if (elen > 0) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy(vbuf + vlen, extra, elen);
     vlen += elen;
     /* Envelope field 8 (batch) { ChangeBatch field 2 (changes) { Change
      * field 3 (version) { the version bytes } } }, lengths < 128. */

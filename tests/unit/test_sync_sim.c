@@ -1,7 +1,8 @@
 /* test_sync_sim.c -- randomized convergence: several trusted replicas and
  * one hub, all in this process, random edits, deletes and concurrent
  * edits, random pairwise syncs (both ways, upload-only or download-only)
- * through the hub with the link cut at random frames. After a final round
+ * through the hub with the link cut at random frames (and, in a second
+ * test, direct syncs between two nodes too). After a final round
  * every replica's folders must be identical, and every edit ever made must
  * be present in some file, or have been seen and replaced by a later edit
  * on some replica (nothing vanishes unseen).
@@ -245,6 +246,44 @@ do_sync(struct world *w, int ni, int cut)
     return do_sync_dirs(w, ni, cut, SESSION_BOTH);
 }
 
+/* The knowledge-table slot a node keeps for peer node i. */
+static uint64_t
+peer_id(int i)
+{
+    return 0x5045455200000000ull + (uint64_t)i + 1;
+}
+
+/* A direct sync between two trusted nodes, as `sync --peer` and `serve`
+ * run it: node ni initiates (dirs is its side), node nj responds as a
+ * trusted replica; each keeps the other in its own slots, and no horizon
+ * travels (only the hub knows every terminal's acknowledgements). */
+static int
+do_peer_sync(struct world *w, int ni, int nj, int cut, enum session_dirs dirs)
+{
+    struct node *a = &w->nodes[ni], *b = &w->nodes[nj];
+    struct session *t = NULL, *s = NULL;
+    enum session_dirs other = dirs == SESSION_SEND_ONLY   ? SESSION_RECV_ONLY
+                              : dirs == SESSION_RECV_ONLY ? SESSION_SEND_ONLY
+                                                          : SESSION_BOTH;
+    struct session_cfg tc = {&a->r, 1u << CLS_CONTACTS, peer_id(nj), 1, NULL,
+                             dirs, 0};
+    struct session_cfg sc = {&b->r, 1u << CLS_CONTACTS, peer_id(ni), 0, NULL,
+                             other, 0};
+    struct scan_stats ss;
+    int rc;
+
+    assert_int_equal(folder_scan(&a->r, 1u << CLS_CONTACTS, 1, &ss),
+                     SIMSYNC_OK);
+    assert_int_equal(folder_scan(&b->r, 1u << CLS_CONTACTS, 1, &ss),
+                     SIMSYNC_OK);
+    assert_int_equal(session_new(&tc, &t), SIMSYNC_OK);
+    assert_int_equal(session_new(&sc, &s), SIMSYNC_OK);
+    rc = pump(t, s, cut);
+    session_free(t);
+    session_free(s);
+    return rc;
+}
+
 static void
 world_open(struct world *w, uint64_t seed, int nnodes)
 {
@@ -332,8 +371,11 @@ content_present(struct world *w, const char *content)
     return found;
 }
 
+/* One random run. With `peers`, a sync step is a direct sync between
+ * two nodes half of the time (without, the draws are as they always
+ * were, so old seeds replay the same runs). */
 static int
-run_seed(uint64_t seed)
+run_seed(uint64_t seed, int peers)
 {
     struct world w;
     int nnodes = 3 + (int)(seed % 3), steps;
@@ -353,7 +395,15 @@ run_seed(uint64_t seed)
             static const enum session_dirs pick[4] = {
                 SESSION_BOTH, SESSION_BOTH, SESSION_SEND_ONLY,
                 SESSION_RECV_ONLY};
-            int rc = do_sync_dirs(&w, ni, cut, pick[rnd(&w) % 4]);
+            enum session_dirs dirs = pick[rnd(&w) % 4];
+            int rc;
+            if (peers && rnd(&w) % 2 == 0) {
+                int nj = (ni + 1 + (int)(rnd(&w) % (uint64_t)(nnodes - 1))) %
+                         nnodes;
+                rc = do_peer_sync(&w, ni, nj, cut, dirs);
+            } else {
+                rc = do_sync_dirs(&w, ni, cut, dirs);
+            }
             if (cut < 0 && rc != SIMSYNC_OK) {
                 fprintf(stderr, "seed %llu: sync of node %d failed: %s\n",
                         (unsigned long long)seed, ni, simsync_strerror(rc));
@@ -417,18 +467,35 @@ run_seed(uint64_t seed)
 }
 
 static void
-random_nodes_converge_without_losing_edits(void **state)
+run_seeds(uint64_t default_count, int peers)
 {
     const char *e1 = getenv("SIMSYNC_SIM_SEED"),
                *e2 = getenv("SIMSYNC_SIM_SEEDS");
     uint64_t first = e1 ? strtoull(e1, NULL, 10) : 1;
-    uint64_t count = e2 ? strtoull(e2, NULL, 10) : 200;
+    uint64_t count = e2 ? strtoull(e2, NULL, 10) : default_count;
     int failures = 0;
 
-    (void)state;
     for (uint64_t s = first; s < first + count; s++)
-        failures += run_seed(s);
+        failures += run_seed(s, peers);
     assert_int_equal(failures, 0);
+}
+
+static void
+random_nodes_converge_without_losing_edits(void **state)
+{
+    (void)state;
+    run_seeds(200, 0);
+}
+
+/* Nodes that also sync directly with each other (a desktop serving its
+ * handsets), in any order with the hub: knowledge and acknowledgements
+ * are per peer, so everything still converges, no edit is lost, no
+ * deletion comes back and every tombstone is purged in the end. */
+static void
+direct_syncs_between_nodes_converge_with_the_hub(void **state)
+{
+    (void)state;
+    run_seeds(60, 1);
 }
 
 static void
@@ -607,6 +674,7 @@ main(void)
         cmocka_unit_test(large_file_is_chunked_and_resumes_after_cuts),
         cmocka_unit_test(upload_only_and_download_only_move_one_way),
         cmocka_unit_test(random_nodes_converge_without_losing_edits),
+        cmocka_unit_test(direct_syncs_between_nodes_converge_with_the_hub),
     };
     if (crypt_init() != SIMSYNC_OK)
         return 1;
