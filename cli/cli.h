@@ -197,6 +197,14 @@ int cmd_peers(struct cli *c, int argc, char **argv);
 int cmd_unpair(struct cli *c, int argc, char **argv);
 int cmd_serve(struct cli *c, int argc, char **argv);
 
+/* cmd_lazy.c */
+int cmd_classes_lazy(struct cli *c, int argc, char **argv);
+int cmd_ls(struct cli *c, int argc, char **argv);
+int cmd_fetch(struct cli *c, int argc, char **argv);
+int cmd_pin(struct cli *c, int argc, char **argv);
+int cmd_unpin(struct cli *c, int argc, char **argv);
+int cmd_evict(struct cli *c, int argc, char **argv);
+
 /* cmd_policy.c */
 int cmd_policy_show(struct cli *c, int argc, char **argv);
 int cmd_policy_set(struct cli *c, int argc, char **argv);

@@ -715,14 +715,18 @@ folder_refresh(struct replica *r, struct store_txn *txn, int cls,
     *changed = 0;
     if (rec != NULL && live(rec) && have && folder_stat_matches(rec, &st))
         return SIMSYNC_OK;
+    if (rec != NULL && live(rec) && rec->remote && !have)
+        return SIMSYNC_OK; /* lazy: the content is on the hub only */
     if ((rec == NULL || !live(rec)) && !have)
         return SIMSYNC_OK; /* nothing there, nothing known: no change */
     if (rec != NULL && live(rec) && have &&
         file_hash(r, cls, name, h) == SIMSYNC_OK &&
         rec->versions[0]->content_hash.len == 32 &&
         memcmp(h, rec->versions[0]->content_hash.data, 32) == 0) {
-        /* Touched, not edited: refresh the stat cache only. */
+        /* Touched, not edited (or the content of a remote item came
+         * back): refresh the stat cache only. */
         folder_stat_fill(rec, &st);
+        rec->remote = 0;
         return item_put(txn, r->sub, cls, id, rec, rec);
     }
     if (rec != NULL)
@@ -859,7 +863,7 @@ scan_batch_fn(struct store_txn *txn, void *arg)
             /* Still live and still without a file (checked again: this is
              * a new transaction). */
             struct stat st;
-            if (rec != NULL && live(rec) &&
+            if (rec != NULL && live(rec) && !rec->remote &&
                 folder_stat(b->r, b->cls, name, &st) == SIMSYNC_ENOTFOUND) {
                 rc = vv_from_pb(&base, rec->versions[0]->vv);
                 if (rc == SIMSYNC_OK)
@@ -943,6 +947,8 @@ classify(struct replica *r, int cls, struct flist *files, struct scan_work *w,
                 else
                     rc = add_name(&w->changed, &w->nchanged, &w->capchanged,
                                   f->name);
+            } else if (rec->remote) {
+                (*unchanged)++; /* lazy: no file is what it should be */
             } else {
                 rc = grow((void **)&gone->v, &gone->cap, gone->n,
                           sizeof(*gone->v));

@@ -269,20 +269,27 @@ load_binding(struct simsync_node *n)
         kv_get(text, "classes", v, sizeof(v)) != SIMSYNC_OK ||
         class_mask_parse(v, &n->classes, NULL, 0) != SIMSYNC_OK)
         return SIMSYNC_EPROTO;
+    n->lazy = 0;
+    if (kv_get(text, "lazy", v, sizeof(v)) == SIMSYNC_OK && v[0] != '\0' &&
+        class_mask_parse(v, &n->lazy, NULL, 0) != SIMSYNC_OK)
+        return SIMSYNC_EPROTO;
     n->bound = 1;
     return SIMSYNC_OK;
 }
 
-static int
-save_binding(struct simsync_node *n)
+int
+node_save_binding(struct simsync_node *n)
 {
-    char path[PATH_MAX + 64], text[2048], hex[65], cls[128];
+    char path[PATH_MAX + 64], text[2048], hex[65], cls[128], lazy[128];
 
     hex_encode(hex, n->hub_pk, 32);
     class_mask_format(n->classes, cls, sizeof(cls));
+    lazy[0] = '\0';
+    if (n->lazy != 0)
+        class_mask_format(n->lazy, lazy, sizeof(lazy));
     snprintf(text, sizeof(text),
-             "hub=%s\nhub_key=%s\nsubscriber=%s\nclasses=%s\n", n->hub_addr,
-             hex, n->subscriber, cls);
+             "hub=%s\nhub_key=%s\nsubscriber=%s\nclasses=%s\nlazy=%s\n",
+             n->hub_addr, hex, n->subscriber, cls, lazy);
     path_in(n, "binding", path, sizeof(path));
     return file_put(path, text, strlen(text));
 }
@@ -764,6 +771,7 @@ replica_setup(struct simsync_node *n, struct replica *r)
     sub_key_terminal(n->subscriber, r->sub);
     r->self = n->replica;
     r->trusted = 1;
+    r->lazy = n->lazy;
     snprintf(r->data_dir, sizeof(r->data_dir), "%s", n->data_dir);
     r->now_ms = node_now_ms();
     return SIMSYNC_OK;
@@ -968,7 +976,7 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
         path_in(n, "datakey.box", path, sizeof(path));
         rc = file_put(path, box, sizeof(box));
         if (rc == SIMSYNC_OK)
-            rc = save_binding(n);
+            rc = node_save_binding(n);
         if (rc == SIMSYNC_OK)
             n->bound = 1;
     }
@@ -998,7 +1006,7 @@ simsync_classes_set(struct simsync_node *n, const char *list)
     if (class_mask_parse(list, &mask, bad, sizeof(bad)) != SIMSYNC_OK)
         return node_fail(n, SIMSYNC_EINVAL, "unknown class '%s'", bad);
     n->classes = mask;
-    return save_binding(n);
+    return node_save_binding(n);
 }
 
 /* ------------------------------------------------------------ sync */

@@ -31,6 +31,7 @@ struct simsync_node {
     uint8_t hub_pk[32];
     char subscriber[16];
     uint32_t classes;
+    uint32_t lazy; /* classes taken as metadata only (binding "lazy=") */
     /* Hub: key for keyed subscriber hashes. */
     uint8_t pepper[32];
 };
@@ -171,6 +172,9 @@ struct node_pending {
 struct scan_stats;
 int node_pending_up(struct simsync_node *n, int scan, struct scan_stats *ss,
                     struct node_pending *out);
+
+/* Write <home>/binding from n (hub, key, subscriber, classes, lazy). */
+int node_save_binding(struct simsync_node *n);
 
 /* The inserted SIM must be the bound subscriber's. */
 int check_sim_binding(struct simsync_node *n);

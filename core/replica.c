@@ -29,6 +29,22 @@ chunk_db(const struct replica *r)
 
 /* ------------------------------------------------------------ decisions */
 
+int
+replica_lazy_skip(const struct replica *r, int cls,
+                  const Simsync__ItemRecord *rec)
+{
+    if (!r->trusted || cls < 0 || cls >= CLS_COUNT ||
+        !(r->lazy & (1u << cls)))
+        return 0;
+    if (rec == NULL)
+        return 1;
+    if (rec->pinned)
+        return 0;
+    /* Content here (a live, present version): keep it up to date. */
+    return rec->remote || rec->n_versions != 1 || rec->versions[0]->deleted ||
+           !rec->present;
+}
+
 /* Would version v change this node's record `rec` at all? */
 static int
 wanted(const struct replica *r, const Simsync__ItemRecord *rec,
@@ -152,6 +168,7 @@ replica_missing_chunks(struct replica *r, Simsync__Change *const *ch, size_t n,
         if (rc == SIMSYNC_ENOTFOUND)
             rc = SIMSYNC_OK;
         if (rc == SIMSYNC_OK && wanted(r, rec, v) &&
+            !replica_lazy_skip(r, (int)ch[i]->cls, rec) &&
             !change_local_source(r, txn, ch[i], srcname, sizeof(srcname))) {
             for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
                 uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
@@ -1075,9 +1092,13 @@ trusted_apply(struct replica *r, struct store_txn *txn,
         goto out;
     }
     rec.name = meta->name;
+    rec.pinned = old != NULL && old->pinned;
     if (o == VV_GREATER) {
         if (v->deleted) {
             rc = folder_remove(r, cls, meta->name);
+        } else if (replica_lazy_skip(r, cls, old)) {
+            /* Metadata only: the content stays on the hub until fetched. */
+            rec.remote = 1;
         } else {
             rc = write_content(r, txn, cls, id, meta->name, v, meta->moved_from,
                                &st);

@@ -37,7 +37,16 @@ struct replica {
     /* Trusted: write files without fsync; the caller syncs the filesystem
      * before it commits the records of a batch of files (restore). */
     int defer_sync;
+    /* Trusted: classes taken as metadata only. A new version of an item
+     * whose content is not here (and not pinned) is recorded without its
+     * content: ItemRecord.remote. */
+    uint32_t lazy;
 };
+
+/* Would applying v to `rec` (NULL: a new item) of class cls leave the
+ * content remote (a lazy class, not here, not pinned)? */
+int replica_lazy_skip(const struct replica *r, int cls,
+                      const Simsync__ItemRecord *rec);
 
 struct apply_stats {
     uint64_t applied;   /* versions that changed something */

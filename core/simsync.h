@@ -217,6 +217,46 @@ struct simsync_health {
 int simsync_health(struct simsync_node *n, int scan, uint64_t now_ms,
                    struct simsync_health *h) SIMSYNC_MUST_CHECK;
 
+/* ------------------------------------------------------------ lazy
+ * Lazy classes (seed 000 [0056]): their items arrive as metadata only;
+ * contents are fetched on demand, pinned to stay here, evicted to free
+ * space. Fetch, pin and evict are not changes: nothing syncs, and an
+ * evicted item is deleted nowhere else. */
+/* The lazy classes ("none" when none) / set them (a comma list, "all" or
+ * "none"; SIMSYNC_EINVAL for an unknown class). A class becomes lazy for
+ * versions that arrive from now on; contents already here stay. */
+int simsync_lazy_get(struct simsync_node *n, char *buf,
+                     size_t len) SIMSYNC_MUST_CHECK;
+int simsync_lazy_set(struct simsync_node *n,
+                     const char *list) SIMSYNC_MUST_CHECK;
+struct simsync_item_info {
+    const char *cls, *name; /* borrowed for the callback */
+    uint64_t size;
+    uint8_t hash[32]; /* keyed content hash */
+    int local;        /* the content is in the class folder */
+    int pinned;
+};
+typedef void (*simsync_item_info_fn)(void *arg,
+                                     const struct simsync_item_info *it);
+/* Every live item of the classes in the mask (0: all), in key order. */
+int simsync_items(struct simsync_node *n, uint32_t classes,
+                  simsync_item_info_fn fn, void *arg) SIMSYNC_MUST_CHECK;
+/* Bring the content of "CLASS/NAME" from the hub into its class folder,
+ * checked against its hash (SIMSYNC_ECRYPTO when the hub's copy differs).
+ * *was_local: it was here already (nothing done). Needs the bound SIM
+ * when it talks to the hub. */
+int simsync_fetch(struct simsync_node *n, const char *item,
+                  int *was_local) SIMSYNC_MUST_CHECK;
+/* Pin (on=1: fetch if needed, then keep it here and up to date) or unpin
+ * (on=0) an item. */
+int simsync_pin(struct simsync_node *n, const char *item, int on,
+                int *was_local) SIMSYNC_MUST_CHECK;
+/* Remove the local content of an item, keeping it everywhere else;
+ * *freed gets the bytes. SIMSYNC_EREFUSED when it is pinned, changed
+ * since the last sync, or holds an edit the hub does not have. */
+int simsync_evict(struct simsync_node *n, const char *item,
+                  uint64_t *freed) SIMSYNC_MUST_CHECK;
+
 struct simsync_conflict {
     char cls[16];
     char name[512];      /* the item holding the winning content */
