@@ -1007,6 +1007,12 @@ notices(struct daemon *d, const struct policy_decision *dec)
                      "notice: local changes have waited for upload for "
                      "over %" PRIu64 " s",
                      d->cfg.notice_unsynced_seconds);
+    if ((rising & POLICY_NOTICE_HUB_CHANGES) &&
+        node_notice_local(d->n, "the hub has changes from another terminal "
+                                "that are not here yet; 'simsync sync' (or "
+                                "'simsync policy run download') brings "
+                                "them") == SIMSYNC_OK)
+        record_event(d, "notice: the hub has changes not fetched here");
     d->notices = dec->notices;
 }
 
@@ -1133,6 +1139,10 @@ control_in(struct daemon *d)
                                in->notices->n_notices, NULL, 0);
         break;
     }
+    case SIMSYNC__ENVELOPE__MSG_HUB_CHANGES:
+        dlog(d, "the hub has changes from another terminal");
+        feed(d, POLICY_EV_HUB_HAS_CHANGES, d->pending);
+        break;
     case SIMSYNC__ENVELOPE__MSG_RESTORE_JOB:
         dlog(d, "restore job %llu from terminal %s",
              (unsigned long long)in->restore_job->id,

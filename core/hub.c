@@ -472,6 +472,8 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
                 (unsigned long long)st->recv_items,
                 (unsigned long long)st->sent_items,
                 (unsigned long long)pa.purged);
+        if (st->apply.applied > 0)
+            hub_changes_announce(r.sub, h->terminal_id);
     }
     session_free(s);
     for (int c = 0; c < CLS_COUNT; c++)

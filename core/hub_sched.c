@@ -463,6 +463,7 @@ struct slot {
     int have_result, result_ok;
     uint64_t result_gen;
     char result_text[160];
+    uint64_t changes; /* announcements due (hub_changes_announce) */
 };
 
 static pthread_mutex_t slots_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -473,6 +474,17 @@ slot_put_locked(struct slot *s)
 {
     if (--s->refs == 0)
         free(s);
+}
+
+void
+hub_changes_announce(const uint8_t sub[SUB_BYTES], const char *from_tid)
+{
+    pthread_mutex_lock(&slots_lock);
+    for (struct slot *s = slots; s != NULL; s = s->next)
+        if (!s->closed && memcmp(s->sub, sub, SUB_BYTES) == 0 &&
+            strcmp(s->tid, from_tid) != 0)
+            s->changes++;
+    pthread_mutex_unlock(&slots_lock);
 }
 
 /* A connected, idle daemon of (sub, tid); tid "" means any terminal of the
@@ -1014,7 +1026,7 @@ hub_control(struct simsync_node *n, struct chan *ch, struct conn *c,
 {
     struct slot *s = calloc(1, sizeof(*s));
     uint64_t last_rx = node_now_ms(), last_push = 0, jobs_sent = 0;
-    uint64_t seen = notices_sent;
+    uint64_t seen = notices_sent, changes_told = 0;
     int rc = SIMSYNC_OK;
 
     if (s == NULL)
@@ -1109,6 +1121,18 @@ hub_control(struct simsync_node *n, struct chan *ch, struct conn *c,
             env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_REQUEST;
             env.backup_request = &req;
             rc = node_send_env(ch, &env);
+        }
+        pthread_mutex_lock(&slots_lock);
+        uint64_t changes = s->changes;
+        pthread_mutex_unlock(&slots_lock);
+        if (rc == SIMSYNC_OK && changes != changes_told) {
+            Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+            Simsync__HubChanges hc = SIMSYNC__HUB_CHANGES__INIT;
+            hc.seq = changes;
+            env.msg_case = SIMSYNC__ENVELOPE__MSG_HUB_CHANGES;
+            env.hub_changes = &hc;
+            rc = node_send_env(ch, &env);
+            changes_told = changes;
         }
         now = node_now_ms();
         if (rc == SIMSYNC_OK && now - last_push >= PUSH_EVERY_MS) {

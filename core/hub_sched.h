@@ -68,6 +68,10 @@ int hub_history(struct simsync_node *n, struct chan *ch,
                 const uint8_t sub[SUB_BYTES]);
 int hub_forget(struct simsync_node *n, struct chan *ch,
                const uint8_t sub[SUB_BYTES], const char *terminal_id);
+/* Terminal `from_tid` of `sub` brought changes: tell the subscriber's
+ * other terminals that keep a control connection (HubChanges). */
+void hub_changes_announce(const uint8_t sub[SUB_BYTES], const char *from_tid);
+
 /* OP_UNREGISTER: forget terminal `terminal_id` of `sub` (registration,
  * its schedule, the jobs waiting for it) in one transaction, then answer
  * UnregisterDone. */

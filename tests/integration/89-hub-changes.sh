@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The hub tells a terminal's daemon when another terminal brought changes
+# (HubChanges on the control connection): the daemon raises the notice
+# "the hub has changes not fetched here", logged, and a download clears it.
+. "$(dirname "$0")/lib.sh"
+
+DAEMON=
+trap '[ -n "$DAEMON" ] && { kill "$DAEMON"; wait "$DAEMON"; } 2>/dev/null; cleanup' EXIT
+wait_for() {
+    local tries=$(($1 * 10)); shift
+    for _ in $(seq 1 "$tries"); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+connected() { grep -q "terminal imei-B connected for backup requests" "$T/hub.log"; }
+noticed() { ss --home "$T/B" notices 2>/dev/null | grep -q "the hub has changes from another terminal"; }
+logged() { ss --home "$T/B" log 2>/dev/null | grep -q "the hub has changes not fetched here"; }
+
+start_hub
+new_sim sim 44123000960
+for t in A B; do new_terminal $t; insert $t sim; register $t; done
+for k in "sync.on_start off" "sync.every_seconds 0" "sync.after_update off"; do
+    ss --home "$T/B" policy set $k >/dev/null || fail "policy set $k"
+done
+"$SIMSYNC" --home "$T/B" daemon >"$T/B.daemon" 2>&1 &
+DAEMON=$!
+wait_for 20 connected || fail "B's daemon did not connect: $(cat "$T/B.daemon")"
+noticed && fail "a notice before any change"
+
+put A contacts ana.vcf "BEGIN:VCARD ana"
+sync_ok A
+wait_for 20 noticed || fail "no notice on B: $(ss --home "$T/B" notices; cat "$T/B.daemon")"
+wait_for 10 logged || fail "not in B's log: $(ss --home "$T/B" log)"
+[ ! -e "$T/B/data/contacts/ana.vcf" ] || fail "B downloaded although no trigger asked"
+ok "A's sync reached B's daemon as a notice, logged"
+
+ss --home "$T/B" policy run download >/dev/null || fail "policy run download"
+wait_for 20 test -e "$T/B/data/contacts/ana.vcf" || fail "the download did not bring A's edit"
+ok "a download brings the announced change"
+
