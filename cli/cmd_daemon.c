@@ -58,6 +58,7 @@ cmd_daemon(struct cli *c, int argc, char **argv)
 {
     const char *psdir = NULL, *edit = NULL, *battery = NULL, *bytes = NULL;
     const char *every = NULL, *retry = NULL, *listen = NULL, *pos[1];
+    const char *ttydir = NULL;
     const struct cli_opt opts[] = {
         {"--power-supply-dir", &psdir, NULL},
         {"--busy-after-edit", &edit, NULL},
@@ -66,6 +67,7 @@ cmd_daemon(struct cli *c, int argc, char **argv)
         {"--check-every", &every, NULL},
         {"--retry-after", &retry, NULL},
         {"--listen", &listen, NULL},
+        {"--tty-dir", &ttydir, NULL},
         {NULL, NULL, NULL},
     };
     struct simsync_daemon_opts o;
@@ -105,6 +107,7 @@ cmd_daemon(struct cli *c, int argc, char **argv)
     o.log = log_line;
     o.log_arg = c;
     o.listen = listen;
+    o.tty_dir = ttydir;
     code = out_node_open(c, &n);
     if (code != 0)
         return code;

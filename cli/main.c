@@ -88,7 +88,8 @@ static const struct command commands[] = {
     {"daemon", NULL, cmd_daemon,
      "daemon [--power-supply-dir DIR] [--busy-after-edit SECONDS] "
      "[--battery-below PERCENT] [--backup-after-bytes N] "
-     "[--check-every SECONDS] [--retry-after SECONDS] [--listen HOST:PORT]",
+     "[--check-every SECONDS] [--retry-after SECONDS] [--listen HOST:PORT] "
+     "[--tty-dir DIR]",
      "sync by itself as the policy says, stay connected to the hub: "
      "answer its backup requests (OK or BUSY), run restore jobs, back up "
      "when pending changes pass a size (--listen: also serve paired "

@@ -91,6 +91,8 @@ struct daemon {
     struct simsync_node *n;
     struct simsync_daemon_opts o;
     const char *psdir;
+    const char *ttydir;  /* terminal devices, for user activity */
+    int64_t activity_ns; /* latest input seen on them */
     volatile int *stop;
     /* The worker. */
     pthread_t th;
@@ -1273,6 +1275,20 @@ peer_news(struct daemon *d)
 
 /* ------------------------------------------------------------ the loop */
 
+/* Someone typed on a terminal since the last look: USER_ACTIVITY. */
+static void
+poll_activity(struct daemon *d)
+{
+    int64_t t = daemon_events_activity(d->ttydir);
+
+    if (t > d->activity_ns) {
+        int first = d->activity_ns == 0;
+        d->activity_ns = t;
+        if (!first)
+            feed(d, POLICY_EV_USER_ACTIVITY, d->pending);
+    }
+}
+
 static void
 poll_battery(struct daemon *d)
 {
@@ -1401,6 +1417,7 @@ loop_once(struct daemon *d)
     if (now - d->polled_at >= POLL_EVERY_MS) {
         d->polled_at = now;
         poll_battery(d);
+        poll_activity(d);
         if (d->w != NULL)
             daemon_events_watch_retry(d->w, &ch);
     }
@@ -1540,6 +1557,8 @@ simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
     d->stop = stop;
     d->psdir =
         o->power_supply_dir ? o->power_supply_dir : "/sys/class/power_supply";
+    d->ttydir = o->tty_dir ? o->tty_dir : "/dev";
+    d->activity_ns = daemon_events_activity(d->ttydir);
     if (d->o.check_every_s == 0)
         d->o.check_every_s = 10;
     if (d->o.retry_after_s == 0)

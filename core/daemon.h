@@ -114,5 +114,9 @@ const char *daemon_events_watch_problem(const struct daemon_watch *w);
  * Battery (-1: none, e.g. a desktop), and whether that one is on external
  * power (status Charging or Full). */
 void daemon_events_battery(const char *dir, int *level, int *charging);
+/* The latest user input (ns since 1970, 0: unknown) on the terminal
+ * devices below dev_dir (default /dev): the access times of tty[0-9]* and
+ * pts/N, as w(1) reads idle time. */
+int64_t daemon_events_activity(const char *dev_dir);
 
 #endif /* SIMSYNC_DAEMON_H */

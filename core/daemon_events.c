@@ -419,3 +419,48 @@ daemon_events_watch_retry(struct daemon_watch *w, struct daemon_changes *ch)
     if ((w->data_missing || w->rebuild) && watch_data(w))
         ch->data = 1;
 }
+
+/* ------------------------------------------------------------- activity */
+
+/* Latest input on any terminal device below dir (/dev/tty[0-9]*,
+ * /dev/pts/N): a tty's access time moves when someone types on it, which
+ * is how w(1) tells idle time. 0 when none is found. */
+static int64_t
+newest_atime_in(const char *dir, int pts)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int64_t newest = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[PATH_MAX];
+        struct stat st;
+        int ok = pts ? (e->d_name[0] >= '0' && e->d_name[0] <= '9')
+                     : (strncmp(e->d_name, "tty", 3) == 0 &&
+                        e->d_name[3] >= '0' && e->d_name[3] <= '9');
+        if (!ok || snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >=
+                       (int)sizeof(path))
+            continue;
+        if (stat(path, &st) == 0) {
+            int64_t t = (int64_t)st.st_atim.tv_sec * 1000000000 +
+                        st.st_atim.tv_nsec;
+            if (t > newest)
+                newest = t;
+        }
+    }
+    closedir(d);
+    return newest;
+}
+
+int64_t
+daemon_events_activity(const char *dev_dir)
+{
+    char pts[PATH_MAX];
+    int64_t a = newest_atime_in(dev_dir, 0), b;
+
+    snprintf(pts, sizeof(pts), "%s/pts", dev_dir);
+    b = newest_atime_in(pts, 1);
+    return a > b ? a : b;
+}

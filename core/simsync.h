@@ -432,6 +432,9 @@ struct simsync_daemon_opts {
      * simsync_serve does (NULL: no). The first log line then names the
      * address it listens on; serving logs from its own thread. */
     const char *listen;
+    /* Where terminal devices are, for user activity (the idle trigger
+     * waits for no input on them either); NULL: /dev. */
+    const char *tty_dir;
 };
 int simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
                    volatile int *stop) SIMSYNC_MUST_CHECK;

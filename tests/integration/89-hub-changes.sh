@@ -37,3 +37,23 @@ ss --home "$T/B" policy run download >/dev/null || fail "policy run download"
 wait_for 20 test -e "$T/B/data/contacts/ana.vcf" || fail "the download did not bring A's edit"
 ok "a download brings the announced change"
 
+
+# ------------------------------------------------------------ user activity
+# The idle trigger waits for quiet data AND no input on the terminal
+# devices (a fake /dev: touching a tty's access time is typing on it).
+kill "$DAEMON" 2>/dev/null; wait "$DAEMON" 2>/dev/null; DAEMON=
+mkdir -p "$T/dev/pts"; : >"$T/dev/tty1"; : >"$T/dev/pts/0"
+for k in "sync.idle_seconds 3" "sync.on_start off"; do
+    ss --home "$T/A" policy set $k >/dev/null || fail "policy set $k"
+done
+for k in "sync.every_seconds 0" "sync.after_update off"; do
+    ss --home "$T/A" policy set $k >/dev/null || fail "policy set $k"
+done
+"$SIMSYNC" --home "$T/A" daemon --tty-dir "$T/dev" >"$T/A.daemon" 2>&1 &
+DAEMON=$!
+idle_sync() { ss --home "$T/A" --json log 2>/dev/null | grep -q '"kind":"done","action":"[a-z]*","trigger":"idle"'; }
+put A contacts typing.vcf "BEGIN:VCARD typed"
+for _ in $(seq 1 20); do touch -a "$T/dev/pts/0"; sleep 0.3; done
+idle_sync && fail "the idle trigger fired while the user was typing: $(ss --home "$T/A" log)"
+wait_for 20 idle_sync || fail "no idle sync after the typing stopped: $(ss --home "$T/A" log)"
+ok "idle waits while the user types on a terminal (6 s of input), then syncs"
