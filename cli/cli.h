@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 
 #include "simsync.h"
@@ -119,6 +120,13 @@ int out_node_open(struct cli *c, struct simsync_node **out);
 int cli_parse_open(struct cli *c, int argc, char **argv, const char **pos,
                    size_t min, size_t max, size_t *npos,
                    struct simsync_node **out);
+
+/* SIGINT and SIGTERM set cli_stop (and cli_stop_signal to the signal)
+ * from now on, for the commands that run until stopped (hub serve, serve,
+ * daemon, log --follow). */
+extern volatile int cli_stop;
+extern volatile sig_atomic_t cli_stop_signal;
+void cli_catch_stop(void);
 
 /* The wall clock, in ms since 1970. */
 uint64_t out_now_ms(void);

@@ -9,16 +9,6 @@
 
 #include "cli.h"
 
-static volatile sig_atomic_t daemon_stop_sig;
-static volatile int daemon_stop;
-
-static void
-on_signal(int sig)
-{
-    daemon_stop_sig = sig;
-    daemon_stop = 1;
-}
-
 static void
 log_line(void *arg, const char *line)
 {
@@ -73,7 +63,6 @@ cmd_daemon(struct cli *c, int argc, char **argv)
     struct simsync_daemon_opts o;
     struct simsync_node *n = NULL;
     enum cli_parse_result parsed;
-    struct sigaction sa;
     unsigned long v_edit = 60, v_batt = 15, v_bytes = 0, v_every = 10,
                   v_retry = 60;
     size_t npos;
@@ -111,11 +100,8 @@ cmd_daemon(struct cli *c, int argc, char **argv)
     code = out_node_open(c, &n);
     if (code != 0)
         return code;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    rc = simsync_daemon(n, &o, &daemon_stop);
+    cli_catch_stop();
+    rc = simsync_daemon(n, &o, &cli_stop);
     if (rc != SIMSYNC_OK)
         code = out_fail(c, n, rc, "the daemon stopped");
     simsync_node_close(n);

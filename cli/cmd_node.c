@@ -14,7 +14,6 @@
 #define ID_MAX 64 /* a node ID with its NUL fits easily */
 
 /* Set by SIGINT/SIGTERM while the hub serves; the library polls it. */
-static volatile int hub_stop;
 
 /* Make the parent directories of `path` (mode 0700), like mkdir -p
  * without the last component. Returns 0 or -1 with errno set. */
@@ -181,13 +180,6 @@ cmd_id(struct cli *c, int argc, char **argv)
     return code;
 }
 
-static void
-on_stop_signal(int sig)
-{
-    (void)sig;
-    hub_stop = 1;
-}
-
 int
 cmd_hub_serve(struct cli *c, int argc, char **argv)
 {
@@ -197,7 +189,6 @@ cmd_hub_serve(struct cli *c, int argc, char **argv)
         {NULL, NULL, NULL},
     };
     struct simsync_node *n = NULL;
-    struct sigaction sa;
     enum cli_parse_result parsed;
     size_t npos;
     int rc, code;
@@ -212,16 +203,9 @@ cmd_hub_serve(struct cli *c, int argc, char **argv)
     code = out_node_open(c, &n);
     if (code != 0)
         return code;
-    /* No SA_RESTART: a signal interrupts the hub's poll, which then sees
-     * the flag. */
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    hub_stop = 0;
+    cli_catch_stop();
     fflush(stdout);
-    rc = simsync_hub_serve(n, listen, &hub_stop, NULL, 0);
+    rc = simsync_hub_serve(n, listen, &cli_stop, NULL, 0);
     if (rc != SIMSYNC_OK && rc != SIMSYNC_ESTATE &&
         simsync_node_errmsg(n)[0] != '\0')
         /* The usual cause is the address, not files: say so. */

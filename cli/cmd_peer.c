@@ -13,7 +13,6 @@
 #define CODE_LEN 6
 
 /* Set by SIGINT/SIGTERM while serving; the library polls it. */
-static volatile int serve_stop;
 
 struct pair_ui {
     struct cli *c;
@@ -248,13 +247,6 @@ cmd_unpair(struct cli *c, int argc, char **argv)
 }
 
 static void
-on_serve_signal(int sig)
-{
-    (void)sig;
-    serve_stop = 1;
-}
-
-static void
 serve_listening(void *arg, const char *addr)
 {
     struct cli *c = arg;
@@ -292,7 +284,6 @@ cmd_serve(struct cli *c, int argc, char **argv)
     };
     struct simsync_serve_opts o;
     struct simsync_node *n = NULL;
-    struct sigaction sa;
     enum cli_parse_result parsed;
     size_t npos;
     int rc, code;
@@ -307,19 +298,13 @@ cmd_serve(struct cli *c, int argc, char **argv)
     code = out_node_open(c, &n);
     if (code != 0)
         return code;
-    /* No SA_RESTART: a signal ends the wait, which then sees the flag. */
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_serve_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    serve_stop = 0;
+    cli_catch_stop();
     memset(&o, 0, sizeof(o));
     o.listen = listen;
     o.listening = serve_listening;
     o.log = serve_log;
     o.arg = c;
-    rc = simsync_serve(n, &o, &serve_stop);
+    rc = simsync_serve(n, &o, &cli_stop);
     if (rc != SIMSYNC_OK)
         code = out_fail(c, n, rc, "cannot serve");
     simsync_node_close(n);

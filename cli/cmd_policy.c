@@ -181,15 +181,6 @@ cmd_policy_run(struct cli *c, int argc, char **argv)
 
 /* ------------------------------------------------------------ log */
 
-static volatile sig_atomic_t log_stop;
-
-static void
-on_log_signal(int sig)
-{
-    (void)sig;
-    log_stop = 1;
-}
-
 struct log_print {
     struct cli *c;
     int lines;   /* JSON: one object per line (--follow) */
@@ -265,7 +256,6 @@ cmd_log(struct cli *c, int argc, char **argv)
     };
     struct simsync_log_pos at;
     struct log_print lp;
-    struct sigaction sa;
     enum cli_parse_result parsed;
     size_t npos;
     int rc, code;
@@ -285,12 +275,9 @@ cmd_log(struct cli *c, int argc, char **argv)
     rc = simsync_log_read(n, &at, print_entry, &lp);
     if (rc == SIMSYNC_OK && follow) {
         struct timespec nap = {0, 250 * 1000000L};
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_handler = on_log_signal;
-        sigaction(SIGINT, &sa, NULL);
-        sigaction(SIGTERM, &sa, NULL);
+        cli_catch_stop();
         fflush(stdout);
-        while (rc == SIMSYNC_OK && !log_stop) {
+        while (rc == SIMSYNC_OK && !cli_stop) {
             nanosleep(&nap, NULL);
             rc = simsync_log_read(n, &at, print_entry, &lp);
             fflush(stdout);

@@ -4,6 +4,7 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -209,4 +210,30 @@ out_format_time(uint64_t ms, char *buf, size_t len)
     if (localtime_r(&t, &tm) == NULL ||
         strftime(buf, len, "%Y-%m-%d %H:%M:%S %z", &tm) == 0)
         snprintf(buf, len, "%" PRIu64 " ms since 1970", ms);
+}
+
+volatile int cli_stop;
+volatile sig_atomic_t cli_stop_signal;
+
+static void
+on_stop_signal(int sig)
+{
+    cli_stop_signal = sig;
+    cli_stop = 1;
+}
+
+void
+cli_catch_stop(void)
+{
+    struct sigaction sa;
+
+    /* No SA_RESTART: a blocking call returns EINTR, and the loop around it
+     * sees the flag. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    cli_stop = 0;
+    cli_stop_signal = 0;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
 }

@@ -95,6 +95,45 @@ live_record(struct simsync_node *n, struct replica *r, int cls,
     return rc;
 }
 
+/* One named item of this terminal: its class, name, id and live record,
+ * with the replica set up (on success the caller wipes r's keys and frees
+ * *rec). */
+struct named_item {
+    struct replica r;
+    int cls;
+    const char *name;
+    uint8_t id[ITEM_ID_BYTES];
+    Simsync__ItemRecord *rec;
+};
+
+static int
+item_open(struct simsync_node *n, const char *item, struct named_item *it)
+{
+    int rc;
+
+    n->err[0] = '\0';
+    it->rec = NULL;
+    if (!n->bound)
+        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
+    rc = split_item(n, item, &it->cls, &it->name);
+    if (rc == SIMSYNC_OK)
+        rc = replica_setup(n, &it->r);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = live_record(n, &it->r, it->cls, it->name, it->id, &it->rec);
+    if (rc != SIMSYNC_OK)
+        keys_wipe(&it->r.keys);
+    return rc;
+}
+
+static void
+item_close(struct named_item *it)
+{
+    item_record_free(it->rec);
+    it->rec = NULL;
+    keys_wipe(&it->r.keys);
+}
+
 /* ------------------------------------------------------------ list */
 
 int
@@ -297,34 +336,21 @@ write_fn(struct store_txn *txn, void *arg)
 static int
 fetch_item(struct simsync_node *n, const char *item, int pin, int *was_local)
 {
-    Simsync__ItemRecord *rec = NULL;
-    struct replica r;
+    struct named_item it;
     struct write_arg wa;
-    uint8_t id[ITEM_ID_BYTES];
-    const char *name;
-    int cls, rc;
+    int rc = item_open(n, item, &it);
 
-    n->err[0] = '\0';
     *was_local = 0;
-    if (!n->bound)
-        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
-    rc = split_item(n, item, &cls, &name);
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = replica_setup(n, &r);
-    if (rc != SIMSYNC_OK)
-        return rc;
-    rc = live_record(n, &r, cls, name, id, &rec);
-    if (rc == SIMSYNC_OK) {
-        *was_local = !rec->remote;
-        if (rec->remote) {
-            rc = check_sim_binding(n);
-            if (rc == SIMSYNC_OK && rec->versions[0]->n_chunks > 0)
-                rc = fetch_chunks(n, &r, rec->versions[0]);
-        }
+    *was_local = !it.rec->remote;
+    if (it.rec->remote) {
+        rc = check_sim_binding(n);
+        if (rc == SIMSYNC_OK && it.rec->versions[0]->n_chunks > 0)
+            rc = fetch_chunks(n, &it.r, it.rec->versions[0]);
     }
     if (rc == SIMSYNC_OK) {
-        wa = (struct write_arg){&r, cls, name, id, pin};
+        wa = (struct write_arg){&it.r, it.cls, it.name, it.id, pin};
         rc = store_write(n->st, write_fn, &wa);
         if (rc == SIMSYNC_ECRYPTO && n->err[0] == '\0')
             node_fail(n, rc,
@@ -332,8 +358,7 @@ fetch_item(struct simsync_node *n, const char *item, int pin, int *was_local)
                       "the hub's copy was changed",
                       item);
     }
-    item_record_free(rec);
-    keys_wipe(&r.keys);
+    item_close(&it);
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
         node_fail(n, rc, "cannot fetch %s: %s", item, simsync_strerror(rc));
     return rc;
@@ -431,31 +456,17 @@ out:
 int
 simsync_evict(struct simsync_node *n, const char *item, uint64_t *freed)
 {
-    Simsync__ItemRecord *rec = NULL;
-    struct replica r;
+    struct named_item it;
     struct evict_arg ea;
-    uint8_t id[ITEM_ID_BYTES];
-    const char *name;
-    int cls, rc;
+    int rc = item_open(n, item, &it);
 
-    n->err[0] = '\0';
     *freed = 0;
-    if (!n->bound)
-        return node_fail(n, SIMSYNC_ESTATE, "this terminal is not registered");
-    rc = split_item(n, item, &cls, &name);
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = replica_setup(n, &r);
-    if (rc != SIMSYNC_OK)
-        return rc;
-    rc = live_record(n, &r, cls, name, id, &rec);
-    item_record_free(rec);
-    if (rc == SIMSYNC_OK) {
-        ea = (struct evict_arg){n, &r, cls, name, id, 0};
-        rc = store_write(n->st, evict_fn, &ea);
-        *freed = ea.freed;
-    }
-    keys_wipe(&r.keys);
+    ea = (struct evict_arg){n, &it.r, it.cls, it.name, it.id, 0};
+    rc = store_write(n->st, evict_fn, &ea);
+    *freed = ea.freed;
+    item_close(&it);
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
         node_fail(n, rc, "cannot evict %s: %s", item, simsync_strerror(rc));
     return rc;

@@ -52,11 +52,14 @@ pending_down() {
     ss --home "$T/B" --json status | grep -o '"name":"archive"[^}]*' \
         | grep -o '"pending_down":[0-9]*' | cut -d: -f2
 }
+# B downloads through a link slowed to 6 MB/s, so the moment to kill it
+# (4 or 5 of 6 photos there) lasts about a second even on a busy machine.
+start_shim slowdown --rate 6000000
 killed=0
 for attempt in 1 2 3; do
     for i in 13 14 15 16 17 18; do head -c 4000000 /dev/urandom >"$T/A/data/archive/photo$i.jpg"; done
     sync_ok A
-    "$SIMSYNC" --home "$T/B" sync >/dev/null 2>&1 &
+    "$SIMSYNC" --home "$T/B" sync --hub "$SHIM_ADDR" >/dev/null 2>&1 &
     pid=$!
     while kill -0 "$pid" 2>/dev/null; do
         got=$(ls "$T/B/data/archive" | grep -c -E '^photo1[3-8]\.jpg$' || true)
