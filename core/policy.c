@@ -42,6 +42,8 @@ static const struct key_def keys[] = {
         "upload pending changes before the SIM is taken out"),
     KEY("download.on_sim_insert", K_BOOL, "bool", download_on_sim_insert, 0,
         "download when a SIM is inserted"),
+    KEY("download.on_hub_changes", K_BOOL, "bool", download_on_hub_changes, 0,
+        "download when the hub says another terminal brought changes"),
     KEY("sync.on_start", K_BOOL, "bool", sync_on_start, 0,
         "sync when the daemon starts"),
     KEY("sync.every_seconds", K_DURATION, "duration", every_seconds, 0,
@@ -1068,6 +1070,9 @@ policy_event(struct policy *p, const struct policy_event *ev)
     case POLICY_EV_HUB_HAS_CHANGES:
         p->hub_changes = 1;
         p->hub_seq++;
+        if (p->cfg.download_on_hub_changes && p->sim == SIM_IN)
+            latch(p, POLICY_TRIG_HUB_CHANGES, DOWN,
+                  "the hub has changes from another terminal");
         break;
     case POLICY_EV_COMMAND_SYNC:
     case POLICY_EV_COMMAND_UPLOAD:
@@ -1428,8 +1433,8 @@ policy_trigger_name(enum policy_trigger t)
 {
     static const char *const names[POLICY_TRIG_COUNT] = {
         "none",         "command",    "sim-remove", "continue",
-        "battery-low",  "sim-insert", "start",      "pending",
-        "after-update", "idle",       "periodic"};
+        "battery-low",  "sim-insert", "start",      "hub-changes",
+        "pending",      "after-update", "idle",     "periodic"};
 
     if ((unsigned)t >= (unsigned)POLICY_TRIG_COUNT)
         return "?";

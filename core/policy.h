@@ -44,6 +44,8 @@
  *                 SIM may go (nothing more to upload, or the deadline
  *                 passed).
  *   sim-insert    SIM_INSERTED, if download.on_sim_insert: DOWNLOAD.
+ *   hub-changes   HUB_HAS_CHANGES, if download.on_hub_changes: DOWNLOAD
+ *                 (another terminal brought changes to the hub).
  *   start         START, if sync.on_start: SYNC.
  *   battery-low   BATTERY when the battery *becomes* low (see below), if
  *                 sync.battery_below > 0: UPLOAD, dropped when nothing is
@@ -171,6 +173,7 @@ struct policy_cfg {
     /* event triggers */
     int upload_on_sim_remove;   /* upload.on_sim_remove (default 1) */
     int download_on_sim_insert; /* download.on_sim_insert (default 1) */
+    int download_on_hub_changes; /* download.on_hub_changes (default 0) */
     int sync_on_start;          /* sync.on_start (default 1) */
     uint64_t battery_below;     /* sync.battery_below, percent 0..100
                                  * (default 15; 0: battery ignored) */
@@ -333,6 +336,7 @@ enum policy_trigger {
     POLICY_TRIG_BATTERY_LOW,  /* "battery-low" */
     POLICY_TRIG_SIM_INSERT,   /* "sim-insert" */
     POLICY_TRIG_START,        /* "start" */
+    POLICY_TRIG_HUB_CHANGES,  /* "hub-changes" */
     POLICY_TRIG_PENDING,      /* "pending" */
     POLICY_TRIG_AFTER_UPDATE, /* "after-update" */
     POLICY_TRIG_IDLE,         /* "idle" */

@@ -37,6 +37,15 @@ ss --home "$T/B" policy run download >/dev/null || fail "policy run download"
 wait_for 20 test -e "$T/B/data/contacts/ana.vcf" || fail "the download did not bring A's edit"
 ok "a download brings the announced change"
 
+# With download.on_hub_changes on, the announcement itself downloads.
+ss --home "$T/B" policy set download.on_hub_changes on >/dev/null || fail "policy set"
+put A contacts cy.vcf "BEGIN:VCARD cy"
+sync_ok A
+wait_for 20 test -e "$T/B/data/contacts/cy.vcf" \
+    || fail "no download on hub changes: $(ss --home "$T/B" log)"
+ss --home "$T/B" log | grep -q "hub-changes" || fail "log: $(ss --home "$T/B" log)"
+ok "download.on_hub_changes: another terminal's change arrives by itself (trigger hub-changes)"
+
 
 # ------------------------------------------------------------ user activity
 # The idle trigger waits for quiet data AND no input on the terminal

@@ -191,6 +191,32 @@ sim_insert_downloads_when_enabled(void **state)
 }
 
 static void
+hub_changes_download_when_enabled(void **state)
+{
+    struct policy p;
+    struct policy_cfg c = cfg_off();
+    struct policy_decision d;
+
+    (void)state;
+    init(&p, &c);
+    ev(&p, POLICY_EV_HUB_HAS_CHANGES, S(1));
+    policy_decide(&p, S(1), &d);
+    assert_int_equal(d.action, POLICY_NONE);
+    assert_true(d.notices & POLICY_NOTICE_HUB_CHANGES);
+
+    c.download_on_hub_changes = 1;
+    init(&p, &c);
+    ev(&p, POLICY_EV_HUB_HAS_CHANGES, S(1));
+    expect(&p, S(1), POLICY_DOWNLOAD, POLICY_TRIG_HUB_CHANGES);
+    done(&p, S(2), POLICY_RESULT_OK, 0);
+    expect_none(&p, S(2));
+    policy_decide(&p, S(2), &d);
+    assert_false(d.notices & POLICY_NOTICE_HUB_CHANGES);
+    assert_string_equal(policy_trigger_name(POLICY_TRIG_HUB_CHANGES),
+                        "hub-changes");
+}
+
+static void
 commands_run_at_once_in_their_direction(void **state)
 {
     struct policy p;
@@ -1328,9 +1354,9 @@ static void
 names_are_stable(void **state)
 {
     static const char *const want[] = {
-        "none",         "command",    "sim-remove", "continue",
-        "battery-low",  "sim-insert", "start",      "pending",
-        "after-update", "idle",       "periodic"};
+        "none",         "command",    "sim-remove",   "continue",
+        "battery-low",  "sim-insert", "start",        "hub-changes",
+        "pending",      "after-update", "idle",       "periodic"};
 
     (void)state;
     for (int t = 0; t < POLICY_TRIG_COUNT; t++)
@@ -1391,7 +1417,7 @@ defaults_are_valid_and_every_key_is_listed(void **state)
         assert_int_equal(policy_cfg_get(&c, k->name, v, sizeof(v)), SIMSYNC_OK);
         n++;
     }
-    assert_int_equal(n, 23);
+    assert_int_equal(n, 24);
     assert_int_equal(policy_cfg_get(&c, "no.such", v, sizeof(v)),
                      SIMSYNC_ENOTFOUND);
     assert_int_equal(policy_cfg_get(&c, "sync.every_seconds", v, 2),
@@ -1525,6 +1551,7 @@ format_then_parse_round_trips(void **state)
     assert_int_equal(policy_cfg_format(&a, ta, sizeof(ta)), SIMSYNC_OK);
     assert_string_equal(ta, "upload.on_sim_remove on\n"
                             "download.on_sim_insert on\n"
+                            "download.on_hub_changes off\n"
                             "sync.on_start on\n"
                             "sync.every_seconds 1h\n"
                             "sync.after_update on\n"
@@ -1666,6 +1693,7 @@ main(void)
         cmocka_unit_test(every_trigger_off_stays_silent),
         cmocka_unit_test(start_syncs_once_when_enabled),
         cmocka_unit_test(sim_insert_downloads_when_enabled),
+        cmocka_unit_test(hub_changes_download_when_enabled),
         cmocka_unit_test(commands_run_at_once_in_their_direction),
         cmocka_unit_test(
             command_ignores_confirm_battery_backoff_and_missing_sim),
