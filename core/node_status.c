@@ -20,6 +20,9 @@
 /* A backup older than this is reported. */
 #define BACKUP_STALE_MS (7ull * 24 * 3600 * 1000)
 
+static void reason(struct simsync_health *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 static void
 reason(struct simsync_health *h, const char *fmt, ...)
 {
