@@ -1357,6 +1357,8 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
         rep->sent_bytes = ss->sent_bytes;
         rep->recv_items = ss->recv_items;
         rep->recv_bytes = ss->recv_bytes;
+        rep->chunks_sent = ss->chunks_sent;
+        rep->chunks_recv = ss->chunks_recv;
         rep->applied = ss->apply.applied;
         rep->conflicts = ss->apply.conflicts;
         rep->purged = ss->purged;

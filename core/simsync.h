@@ -145,6 +145,7 @@ struct simsync_sync_report {
     uint64_t scanned, unchanged, added, edited, deleted, renamed, guarded;
     uint64_t purged; /* tombstones purged (every terminal has them) */
     uint64_t sent_items, sent_bytes, recv_items, recv_bytes;
+    uint64_t chunks_sent, chunks_recv; /* content chunks moved */
     uint64_t applied, conflicts;
     uint64_t wire_sent, wire_recv; /* after the handshake */
     uint64_t handshake_bytes;

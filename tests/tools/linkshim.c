@@ -7,7 +7,7 @@
  * Usage:
  *   linkshim --listen HOST:PORT --to HOST:PORT [--port-file FILE]
  *            [--rate BYTES_PER_SEC] [--cut-after BYTES]
- *            [--cut-dir up|down|both] [--cut-all] [--fragment N]
+ *            [--cut-dir up|down|both] [--cut-all] [--cut-step BYTES] [--fragment N]
  *            [--delay-ms MS] [--once] [--log FILE]
  *
  *   --listen HOST:PORT    accept clients here; port 0 picks a free port.
@@ -28,6 +28,9 @@
  *   --cut-dir up|down|both  bytes that count for --cut-after; "both" (the
  *                         default) counts the sum of the two directions.
  *   --cut-all             cut every connection; otherwise only the first.
+ *   --cut-step BYTES      with --cut-all: connection N (1, 2, ...) is cut
+ *                         after --cut-after + (N - 1) * BYTES bytes, so one
+ *                         shim serves a sweep over offsets.
  *   --fragment N          write at most N bytes per write (1: byte by byte).
  *   --delay-ms MS         hold each piece of data for MS milliseconds after
  *                         it was read before it may be sent (latency). The
@@ -111,6 +114,7 @@ struct options {
     uint64_t cut_after;         /* --cut-after */
     enum cut_dir cut_dir;       /* --cut-dir */
     bool cut_all;               /* --cut-all */
+    uint64_t cut_step;          /* --cut-step */
     size_t fragment;            /* --fragment; 0: no limit */
     int64_t delay_ns;           /* --delay-ms, in ns */
     bool once;                  /* --once */
@@ -154,6 +158,7 @@ struct conn {
     const struct addrinfo *ai; /* server address being tried; borrowed
                                 * from struct shim.to */
     bool cut_armed;            /* --cut-after applies to this one */
+    uint64_t cut_at;           /* its cut offset (--cut-after, --cut-step) */
     bool was_cut;              /* it ended by the cut */
     int cut_fd;                /* fd index that got the last byte; -1 */
     int64_t cut_deadline;      /* reset at the latest then */
@@ -234,7 +239,7 @@ min_size(size_t a, size_t b)
 
 static const char usage_text[] =
     "Usage: linkshim --listen HOST:PORT --to HOST:PORT [--port-file FILE]\n"
-    "                [--rate BYTES_PER_SEC] [--cut-after BYTES]\n"
+    "                [--rate BYTES_PER_SEC] [--cut-after BYTES] [--cut-step BYTES]\n"
     "                [--cut-dir up|down|both] [--cut-all] [--fragment N]\n"
     "                [--delay-ms MS] [--once] [--log FILE]\n"
     "\n"
@@ -253,6 +258,8 @@ static const char usage_text[] =
     "  --cut-dir up|down|both  bytes that count for --cut-after (default\n"
     "                        both: the sum of the two directions)\n"
     "  --cut-all             cut every connection, not only the first\n"
+    "  --cut-step BYTES      with --cut-all: connection N is cut BYTES later\n"
+    "                        than connection N-1\n"
     "  --fragment N          write at most N bytes per write\n"
     "  --delay-ms MS         hold each piece of data MS ms before sending it\n"
     "  --once                serve one client; exit when it is done\n"
@@ -339,6 +346,7 @@ enum opt_id {
     OPT_CUT_AFTER,
     OPT_CUT_DIR,
     OPT_CUT_ALL,
+    OPT_CUT_STEP,
     OPT_FRAGMENT,
     OPT_DELAY,
     OPT_ONCE,
@@ -360,6 +368,7 @@ static const struct opt_spec opt_specs[] = {
     {"--cut-after", OPT_CUT_AFTER, true},
     {"--cut-dir", OPT_CUT_DIR, true},
     {"--cut-all", OPT_CUT_ALL, false},
+    {"--cut-step", OPT_CUT_STEP, true},
     {"--fragment", OPT_FRAGMENT, true},
     {"--delay-ms", OPT_DELAY, true},
     {"--once", OPT_ONCE, false},
@@ -419,6 +428,12 @@ apply_option(struct options *o, const struct opt_spec *spec, const char *val,
         return 0;
     case OPT_CUT_ALL:
         o->cut_all = true;
+        *cut_extra = true;
+        return 0;
+    case OPT_CUT_STEP:
+        if (parse_number(spec->name, val, 1u << 30, &num) != 0)
+            return -1;
+        o->cut_step = num;
         *cut_extra = true;
         return 0;
     case OPT_FRAGMENT:
@@ -491,7 +506,8 @@ parse_args(int argc, char **argv, struct options *o)
     if (o->to_host[0] == '\0')
         return usage_error("--to HOST:PORT is required");
     if (cut_extra && !o->cut)
-        return usage_error("--cut-dir and --cut-all need --cut-after");
+        return usage_error("--cut-dir, --cut-all and --cut-step need "
+                           "--cut-after");
     return 0;
 }
 
@@ -653,11 +669,11 @@ cut_room(const struct shim *s, const struct conn *c, int d)
         return SIZE_MAX;
     counted = o->cut_dir == CUT_BOTH ? c->dir[UP].relayed + c->dir[DOWN].relayed
                                      : c->dir[d].relayed;
-    if (counted >= o->cut_after)
+    if (counted >= c->cut_at)
         return 0;
-    if (o->cut_after - counted > SIZE_MAX)
+    if (c->cut_at - counted > SIZE_MAX)
         return SIZE_MAX;
-    return (size_t)(o->cut_after - counted);
+    return (size_t)(c->cut_at - counted);
 }
 
 static bool
@@ -1012,6 +1028,7 @@ shim_accept(struct shim *s, int64_t now)
         c->pidx[CLIENT] = -1;
         c->pidx[SERVER] = -1;
         c->cut_armed = s->opt.cut && (c->id == 1 || s->opt.cut_all);
+        c->cut_at = s->opt.cut_after + (c->id - 1) * s->opt.cut_step;
         c->ai = s->to;
         s->conn[s->nconn++] = c;
         if (set_nonblock(fd) != 0) {
