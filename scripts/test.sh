@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up, build and run the whole test suite (unit + integration + fuzz
-# corpus replay), first in a normal build, then again under ASan+UBSan,
-# then every fuzz target for a short run (clang, libFuzzer).
+# corpus replay), first in a normal build (and the unit tests under
+# valgrind), then again under ASan+UBSan, then every fuzz target for a
+# short run (clang, libFuzzer).
 # Usage: scripts/test.sh            (SIMSYNC_SIM_SEEDS=N for more seeds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,7 @@ jobs=$(nproc)
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
+scripts/valgrind.sh build
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSIMSYNC_SANITIZE=ON \
     >/dev/null
 cmake --build build-asan -j"$jobs"

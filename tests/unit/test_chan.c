@@ -580,7 +580,7 @@ other_protocol_version_fails_handshake(void **state)
     struct fake *f;
     struct conn *ca, *cb;
     pthread_t t;
-    uint8_t pl[64];
+    uint8_t pl[64] = {0};
     size_t n;
 
     (void)state;
@@ -633,7 +633,7 @@ node_key_not_matching_noise_key_is_refused(void **state)
     struct fake *f;
     struct conn *ca, *cb;
     pthread_t t;
-    uint8_t pl[64];
+    uint8_t pl[64] = {0};
     size_t n;
 
     (void)state;
