@@ -365,10 +365,12 @@ read_all(int fd, uint8_t *buf, size_t len)
 }
 
 /* The content of a renamed file: the version it had under its old name
- * (from NULL: a file just written from that version). */
+ * (from NULL: a file just written from that version; then st is the
+ * written file's stat). */
 struct move_src {
     const char *from;
     const Simsync__Version *v;
+    const struct stat *st;
 };
 
 static int
@@ -389,20 +391,31 @@ record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
     size_t body_len = 0, mlen;
     const char *bname;
     struct stat st;
-    int dfd, fd = -1, rc, moved = 0;
+    int dfd, fd = -1, rc, moved = 0, have, written;
 
     memset(&vvpb, 0, sizeof(vvpb));
     keys_item_id(&r->keys, cls, name, id);
-    dfd = folder_open_parent(r, cls, name, 0, &bname);
-    if (dfd >= 0) {
-        fd = openat(dfd, bname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        close(dfd);
+    /* A chunked file just written from move->v: its stat is known and
+     * nothing of it needs to be read. */
+    written = move != NULL && move->st != NULL &&
+              move->v->size == (uint64_t)move->st->st_size &&
+              move->v->content_hash.len == sizeof(chash) &&
+              move->v->n_chunks > 0;
+    if (written) {
+        st = *move->st;
+    } else {
+        dfd = folder_open_parent(r, cls, name, 0, &bname);
+        if (dfd >= 0) {
+            fd = openat(dfd, bname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            close(dfd);
+        }
+        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+            close(fd);
+            fd = -1;
+        }
     }
-    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-        close(fd);
-        fd = -1;
-    }
-    if (fd >= 0) {
+    have = written || fd >= 0;
+    if (have) {
         if ((uint64_t)st.st_size > ITEM_SIZE_MAX) {
             rc = SIMSYNC_ETOOBIG;
             goto out;
@@ -538,9 +551,10 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
 int
 folder_record_written(struct replica *r, struct store_txn *txn, int cls,
                       const char *name, const struct vv *base,
-                      const Simsync__ItemRecord *old, const Simsync__Version *v)
+                      const Simsync__ItemRecord *old, const Simsync__Version *v,
+                      const struct stat *st)
 {
-    struct move_src src = {NULL, v};
+    struct move_src src = {NULL, v, st};
 
     return record_file(r, txn, cls, name, base, NULL, old, &src);
 }
@@ -809,7 +823,7 @@ record_move(struct replica *r, struct store_txn *txn, int cls, const char *to,
         (uint64_t)st.st_size == src->st_size &&
         (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec ==
             src->st_mtime_ns) {
-        struct move_src m = {from, src->versions[0]};
+        struct move_src m = {from, src->versions[0], NULL};
         if (dst != NULL)
             rc = vv_from_pb(&base, dst->versions[0]->vv);
         if (rc == SIMSYNC_OK)

@@ -59,13 +59,14 @@ int folder_record(struct replica *r, struct store_txn *txn, int cls,
                   const Simsync__Version *clock,
                   const Simsync__ItemRecord *old);
 
-/* folder_record for a file just written from version `v` and checked
- * against its content hash: a chunked version's chunk list and hash are
- * kept instead of reading and chunking the file again. */
+/* folder_record for the file `name` just written from version `v` and
+ * checked against its content hash; *st is its stat, taken from the open
+ * file after the rename (borrowed for the call). A chunked version's
+ * chunk list and hash are kept and nothing is read. */
 int folder_record_written(struct replica *r, struct store_txn *txn, int cls,
                           const char *name, const struct vv *base,
                           const Simsync__ItemRecord *old,
-                          const Simsync__Version *v);
+                          const Simsync__Version *v, const struct stat *st);
 
 /* Bring the record of `name` up to date with its file: nothing when the
  * stat cache matches, a stat refresh when only metadata changed (same

@@ -4,9 +4,9 @@
  * terminal, or leaving the restore as a job for another one.
  *
  * A restore fetches chunks in batches, checks each one against its id as it
- * arrives, and writes the items of a batch through the same path as sync
- * (a temporary file renamed over the name), so a restored item enters the
- * journal as a new local change and syncs like an edit. */
+ * arrives and writes it straight into its item's temporary file, which is
+ * renamed over the name once the whole content matched its hash. The items
+ * are then recorded as new local changes, so they sync like edits. */
 #define _GNU_SOURCE /* syncfs */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "blob.h"
+#include "chunker.h"
 #include "crypt.h"
 #include "folder.h"
 #include "node.h"
@@ -241,10 +242,17 @@ restored_name(char *out, size_t len, const char *name, uint64_t gen)
              (unsigned long long)gen, dot && stem < strlen(name) ? dot : "");
 }
 
-/* Restored items are written in batches: the files of a batch without
- * fsync each, then one syncfs, then one transaction records them all. A
- * crash before the commit leaves files the next scan records (as changes
- * with equal content); after it, the records describe durable files. */
+/* Restored items are written in batches. The chunks of a batch are asked
+ * for in the order its files use them; each one is checked against its id
+ * as it arrives (unsealed, decompressed and hashed once) and its plaintext
+ * goes straight into the temp file of the item being written. A chunk that
+ * the batch uses again later stays in memory until its last use. An item's
+ * temp file is renamed over its name only after its whole content matched
+ * the version's hash. Then one syncfs, and one transaction records the
+ * batch's items. A crash before that commit leaves files the next scan
+ * records (as changes with equal content) and temp files that scan
+ * removes; nothing fetched is kept, so a restore run again fetches what it
+ * still needs. */
 #define RESTORE_BATCH_ITEMS 256
 #define RESTORE_BATCH_BYTES (64u << 20)
 
@@ -256,6 +264,16 @@ struct restore_one {
     char *name;        /* where it goes (owned) */
     const Simsync__Version *v;
     enum restore_kind kind;
+    int written; /* its file is in place, stat in st */
+    struct stat st;
+};
+
+/* One distinct chunk of a batch. */
+struct bchunk {
+    const uint8_t *id; /* 32 bytes, into the manifest */
+    uint32_t uses;     /* places in the batch's files that still need it */
+    uint8_t *plain;    /* checked plaintext, from arrival to last use */
+    size_t len;
 };
 
 struct restore_batch {
@@ -263,8 +281,228 @@ struct restore_batch {
     struct restore_one *v;
     size_t n;
     uint64_t bytes;
-    size_t failed; /* index of the item that failed */
+    size_t failed;     /* index of the item that failed */
+    uint64_t *fetched; /* the report's count of chunks fetched */
+    /* The distinct chunks in order of first use, which is the order they
+     * are asked for and arrive in; `place` is the chunk of every chunk
+     * place of the batch's files, in writing order; `tab` finds a chunk
+     * by id (open addressing, index + 1, 0 empty). */
+    struct bchunk *c;
+    size_t nc, capc, arrived;
+    uint32_t *place;
+    size_t nplace, capplace;
+    uint32_t *tab;
+    size_t captab;
+    /* The writer: item wi, its chunk wj, which is place wp. */
+    size_t wi, wj, wp;
+    int open;
+    struct replica_out out;
 };
+
+static int
+grow_array(void **p, size_t *cap, size_t need, size_t size)
+{
+    size_t nc = *cap ? *cap : 64;
+    void *np;
+
+    if (need <= *cap)
+        return SIMSYNC_OK;
+    while (nc < need)
+        nc *= 2;
+    np = realloc(*p, nc * size);
+    if (np == NULL)
+        return SIMSYNC_ENOMEM;
+    *p = np;
+    *cap = nc;
+    return SIMSYNC_OK;
+}
+
+/* Add one chunk place of the batch (id: 32 bytes, into the manifest). */
+static int
+plan_place(struct restore_batch *b, const uint8_t *id)
+{
+    uint64_t h;
+    size_t i;
+    int rc;
+
+    memcpy(&h, id, sizeof(h)); /* ids are keyed hashes: uniform */
+    for (i = h & (b->captab - 1); b->tab[i] != 0; i = (i + 1) & (b->captab - 1))
+        if (memcmp(b->c[b->tab[i] - 1].id, id, 32) == 0)
+            break;
+    if (b->tab[i] == 0) {
+        rc = grow_array((void **)&b->c, &b->capc, b->nc + 1, sizeof(*b->c));
+        if (rc != SIMSYNC_OK)
+            return rc;
+        memset(&b->c[b->nc], 0, sizeof(*b->c));
+        b->c[b->nc].id = id;
+        b->tab[i] = (uint32_t)++b->nc;
+    }
+    b->c[b->tab[i] - 1].uses++;
+    b->place[b->nplace++] = b->tab[i] - 1;
+    return SIMSYNC_OK;
+}
+
+/* The distinct chunks of the batch and where each one goes. */
+static int
+plan_batch(struct restore_batch *b)
+{
+    size_t places = 0, tab = 64;
+    int rc;
+
+    for (size_t i = 0; i < b->n; i++)
+        places += b->v[i].v->n_chunks;
+    while (tab < 2 * places)
+        tab *= 2;
+    rc =
+        grow_array((void **)&b->place, &b->capplace, places, sizeof(*b->place));
+    if (rc == SIMSYNC_OK)
+        rc = grow_array((void **)&b->tab, &b->captab, tab, sizeof(*b->tab));
+    if (rc != SIMSYNC_OK)
+        return rc;
+    /* captab stays a power of two: grow_array doubles from 64. */
+    memset(b->tab, 0, b->captab * sizeof(*b->tab));
+    b->nc = b->nplace = b->arrived = 0;
+    b->wi = b->wj = b->wp = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const Simsync__Version *v = b->v[i].v;
+        for (size_t j = 0; j < v->n_chunks; j++) {
+            if (v->chunks[j]->id.len != CHUNK_ID_BYTES ||
+                v->chunks[j]->size == 0 ||
+                v->chunks[j]->size > CHUNKER_MAX_DEFAULT) {
+                b->failed = i;
+                return SIMSYNC_EPROTO;
+            }
+            rc = plan_place(b, v->chunks[j]->id.data);
+            if (rc != SIMSYNC_OK)
+                return rc;
+        }
+    }
+    return SIMSYNC_OK;
+}
+
+/* Write what can be written now: the items in order, each chunk place as
+ * soon as its chunk is here; an item's file is committed when its last
+ * chunk is in. Stops at the first chunk that has not arrived. */
+static int
+write_ready(struct restore_batch *b)
+{
+    int rc = SIMSYNC_OK;
+
+    while (b->wi < b->n) {
+        struct restore_one *o = &b->v[b->wi];
+        if (!b->open) {
+            rc = replica_out_begin(b->r, o->cls, o->name, o->v, &b->out);
+            if (rc != SIMSYNC_OK)
+                break;
+            b->open = 1;
+            b->wj = 0;
+            if (o->v->n_chunks == 0)
+                rc = replica_out_inline(&b->out, b->r, o->id);
+        }
+        while (rc == SIMSYNC_OK && b->wj < o->v->n_chunks) {
+            struct bchunk *c = &b->c[b->place[b->wp]];
+            if (c->plain == NULL)
+                return SIMSYNC_OK; /* not here yet */
+            rc = c->len == o->v->chunks[b->wj]->size
+                     ? replica_out_put(&b->out, c->plain, c->len)
+                     : SIMSYNC_EPROTO;
+            if (--c->uses == 0) {
+                free(c->plain);
+                c->plain = NULL;
+            }
+            b->wj++;
+            b->wp++;
+        }
+        b->open = 0;
+        if (rc != SIMSYNC_OK) {
+            replica_out_abort(&b->out);
+            break;
+        }
+        rc = replica_out_commit(&b->out, &o->st);
+        if (rc != SIMSYNC_OK)
+            break;
+        o->written = 1;
+        b->wi++;
+    }
+    if (rc != SIMSYNC_OK)
+        b->failed = b->wi;
+    return rc;
+}
+
+/* One chunk from the hub: it must be the next one asked for and open to
+ * its id; then whatever it completes is written. */
+static int
+restore_chunk(const Simsync__Envelope *in, void *arg)
+{
+    struct restore_batch *b = arg;
+    const ProtobufCBinaryData *blob = &in->chunk->blob;
+    struct bchunk *c = b->arrived < b->nc ? &b->c[b->arrived] : NULL;
+    uint8_t check[CHUNK_ID_BYTES], *plain = NULL;
+    size_t plen = 0;
+    int rc;
+
+    if (c == NULL || in->chunk->id.len != CHUNK_ID_BYTES ||
+        memcmp(in->chunk->id.data, c->id, CHUNK_ID_BYTES) != 0)
+        rc = SIMSYNC_EPROTO;
+    else if (blob->len == 0)
+        rc = SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
+    else
+        rc = blob_decode(b->r->keys.seal, c->id, CHUNK_ID_BYTES, blob->data,
+                         blob->len, CHUNKER_MAX_DEFAULT, &plain, &plen);
+    if (rc == SIMSYNC_OK) {
+        keys_chunk_id(&b->r->keys, plain, plen, check);
+        if (!crypt_equal(check, c->id, CHUNK_ID_BYTES))
+            rc = SIMSYNC_ECRYPTO;
+    }
+    if (rc != SIMSYNC_OK) {
+        free(plain);
+        b->failed = b->wi; /* the writer waits for this chunk */
+        return rc;
+    }
+    c->plain = plain;
+    c->len = plen;
+    b->arrived++;
+    (*b->fetched)++;
+    return write_ready(b);
+}
+
+/* Fetch the batch's chunks, writing its files as they complete. */
+static int
+fetch_batch(struct restore_batch *b, struct link *l)
+{
+    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
+    ProtobufCBinaryData ids[NODE_QUERY_IDS];
+    int rc = plan_batch(b);
+
+    if (rc == SIMSYNC_OK)
+        rc = write_ready(b); /* the items before the first chunk */
+    for (size_t off = 0; rc == SIMSYNC_OK && off < b->nc;
+         off += NODE_QUERY_IDS) {
+        size_t k = b->nc - off < NODE_QUERY_IDS ? b->nc - off : NODE_QUERY_IDS;
+        for (size_t i = 0; i < k; i++) {
+            ids[i].data = (uint8_t *)b->c[off + i].id;
+            ids[i].len = CHUNK_ID_BYTES;
+        }
+        f.chunk_ids = ids;
+        f.n_chunk_ids = k;
+        rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_CHUNK, restore_chunk, b);
+        if (rc == SIMSYNC_OK && b->arrived != off + k) {
+            b->failed = b->wi; /* the hub left some out */
+            rc = SIMSYNC_EPROTO;
+        }
+    }
+    if (rc == SIMSYNC_OK && b->wi != b->n)
+        rc = SIMSYNC_EPROTO; /* cannot happen: every chunk arrived */
+    if (b->open) {
+        replica_out_abort(&b->out);
+        b->open = 0;
+    }
+    for (size_t i = 0; i < b->nc; i++) {
+        free(b->c[i].plain);
+        b->c[i].plain = NULL;
+    }
+    return rc;
+}
 
 static int
 restore_write_one(struct replica *r, struct store_txn *txn,
@@ -273,20 +511,18 @@ restore_write_one(struct replica *r, struct store_txn *txn,
     Simsync__ItemRecord *old = NULL;
     uint8_t id[ITEM_ID_BYTES];
     struct vv base = VV_INIT;
-    struct stat st;
     int rc;
 
     keys_item_id(&r->keys, o->cls, o->name, id);
     rc = item_get(txn, r->sub, o->cls, id, &old);
     if (rc == SIMSYNC_ENOTFOUND)
         rc = SIMSYNC_OK;
-    if (rc == SIMSYNC_OK)
-        rc = replica_write_version(r, txn, o->cls, o->id, o->name, o->v, &st);
     /* A new local change on top of what this node had: it syncs. */
     if (rc == SIMSYNC_OK && old != NULL)
         rc = vv_from_pb(&base, old->versions[0]->vv);
     if (rc == SIMSYNC_OK)
-        rc = folder_record_written(r, txn, o->cls, o->name, &base, old, o->v);
+        rc = folder_record_written(r, txn, o->cls, o->name, &base, old, o->v,
+                                   &o->st);
     if (rc == SIMSYNC_OK)
         rc = replica_unstage(r, txn, o->v);
     item_record_free(old);
@@ -294,6 +530,7 @@ restore_write_one(struct replica *r, struct store_txn *txn,
     return rc;
 }
 
+/* Record the batch's written items, after the files are durable. */
 static int
 restore_batch_fn(struct store_txn *txn, void *arg)
 {
@@ -301,11 +538,11 @@ restore_batch_fn(struct store_txn *txn, void *arg)
     int fd, rc = SIMSYNC_OK;
 
     for (size_t i = 0; i < b->n; i++) {
+        if (!b->v[i].written)
+            continue;
         rc = restore_write_one(b->r, txn, &b->v[i]);
-        if (rc != SIMSYNC_OK) {
-            b->failed = i;
+        if (rc != SIMSYNC_OK)
             return rc;
-        }
     }
     fd = open(b->r->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || syncfs(fd) != 0)
@@ -324,163 +561,36 @@ batch_clear(struct restore_batch *b)
     b->bytes = 0;
 }
 
-/* Chunks arriving for a batch: checked one by one, kept in memory and
- * staged in one transaction per STAGE_BYTES. */
-#define STAGE_BYTES (16u << 20)
-
-struct chunk_acc {
-    struct replica *r;
-    uint64_t *fetched;
-    uint8_t (*ids)[32];
-    uint8_t **blobs;
-    size_t *lens;
-    size_t n, bytes;
-    uint8_t bad[32]; /* the chunk that failed its check */
-    int have_bad;
-};
-
-static int
-acc_flush(struct chunk_acc *a)
+static void
+batch_free(struct restore_batch *b)
 {
-    const uint8_t *ids[NODE_QUERY_IDS];
-    int rc;
-
-    for (size_t i = 0; i < a->n; i++)
-        ids[i] = a->ids[i];
-    rc = replica_put_chunks(a->r, a->n, ids, (const uint8_t *const *)a->blobs,
-                            a->lens);
-    for (size_t i = 0; i < a->n; i++)
-        free(a->blobs[i]);
-    if (rc == SIMSYNC_OK)
-        *a->fetched += a->n;
-    a->n = 0;
-    a->bytes = 0;
-    return rc;
-}
-
-static int
-staged_chunk(const Simsync__Envelope *in, void *arg)
-{
-    struct chunk_acc *a = arg;
-    int rc;
-
-    if (in->chunk->id.len != 32)
-        return SIMSYNC_EPROTO;
-    if (in->chunk->blob.len == 0)
-        rc = SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
-    else
-        rc = replica_check_chunk(a->r, in->chunk->id.data,
-                                 in->chunk->blob.data, in->chunk->blob.len);
-    if (rc != SIMSYNC_OK) {
-        memcpy(a->bad, in->chunk->id.data, 32);
-        a->have_bad = 1;
-        return rc;
-    }
-    if (a->n == NODE_QUERY_IDS || a->bytes >= STAGE_BYTES) {
-        rc = acc_flush(a);
-        if (rc != SIMSYNC_OK)
-            return rc;
-    }
-    a->blobs[a->n] = malloc(in->chunk->blob.len);
-    if (a->blobs[a->n] == NULL)
-        return SIMSYNC_ENOMEM;
-    memcpy(a->blobs[a->n], in->chunk->blob.data, in->chunk->blob.len);
-    memcpy(a->ids[a->n], in->chunk->id.data, 32);
-    a->lens[a->n] = in->chunk->blob.len;
-    a->bytes += in->chunk->blob.len;
-    a->n++;
-    return SIMSYNC_OK;
-}
-
-/* Fetch, in as few requests as possible, the chunks of the batch's items
- * that are not staged here yet. */
-static int
-fetch_batch(struct restore_batch *b, struct link *l, struct chunk_acc *acc)
-{
-    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
-    ProtobufCBinaryData *ids = NULL;
-    struct store_txn *txn;
-    size_t n = 0, cap = 0;
-    int rc = store_txn_begin(b->r->st, 1, &txn);
-
-    for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
-        const Simsync__Version *v = b->v[i].v;
-        for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
-            uint8_t key[SUB_BYTES + 32];
-            const void *val;
-            size_t vl;
-            if (v->chunks[j]->id.len != 32) {
-                rc = SIMSYNC_EPROTO;
-                break;
-            }
-            memcpy(key, b->r->sub, SUB_BYTES);
-            memcpy(key + SUB_BYTES, v->chunks[j]->id.data, 32);
-            if (store_get(txn, STORE_STAGE, key, sizeof(key), &val, &vl) ==
-                SIMSYNC_OK)
-                continue;
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 256;
-                ProtobufCBinaryData *ni = realloc(ids, nc * sizeof(*ni));
-                if (ni == NULL) {
-                    rc = SIMSYNC_ENOMEM;
-                    break;
-                }
-                ids = ni;
-                cap = nc;
-            }
-            ids[n++] = v->chunks[j]->id;
-        }
-    }
-    store_txn_abort(txn);
-    for (size_t off = 0; rc == SIMSYNC_OK && off < n; off += NODE_QUERY_IDS) {
-        f.chunk_ids = ids + off;
-        f.n_chunk_ids = n - off < NODE_QUERY_IDS ? n - off : NODE_QUERY_IDS;
-        rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_CHUNK, staged_chunk, acc);
-    }
-    if (rc == SIMSYNC_OK)
-        rc = acc_flush(acc);
-    for (size_t i = 0; i < acc->n; i++)
-        free(acc->blobs[i]);
-    acc->n = 0;
-    free(ids);
-    return rc;
+    batch_clear(b);
+    free(b->v);
+    free(b->c);
+    free(b->place);
+    free(b->tab);
 }
 
 /* Fetch the batch's chunks, write and record its items; count what it
- * did. */
+ * did. Items written before a failure are recorded too. */
 static int
 batch_flush(struct simsync_node *n, struct restore_batch *b, struct link *l,
             uint64_t gen, struct simsync_restore_report *rep)
 {
-    struct chunk_acc acc;
-    int rc;
+    size_t written = 0;
+    int rc, wrc;
 
     if (b->n == 0)
         return SIMSYNC_OK;
-    memset(&acc, 0, sizeof(acc));
-    acc.r = b->r;
-    acc.fetched = &rep->chunks_fetched;
-    acc.ids = malloc(NODE_QUERY_IDS * sizeof(*acc.ids));
-    acc.blobs = malloc(NODE_QUERY_IDS * sizeof(*acc.blobs));
-    acc.lens = malloc(NODE_QUERY_IDS * sizeof(*acc.lens));
     b->failed = b->n;
-    rc = acc.ids && acc.blobs && acc.lens ? fetch_batch(b, l, &acc)
-                                          : SIMSYNC_ENOMEM;
-    /* Name the item a bad chunk belongs to. */
-    for (size_t i = 0; acc.have_bad && i < b->n && b->failed == b->n; i++)
-        for (size_t j = 0; j < b->v[i].v->n_chunks; j++)
-            if (b->v[i].v->chunks[j]->id.len == 32 &&
-                memcmp(b->v[i].v->chunks[j]->id.data, acc.bad, 32) == 0) {
-                b->failed = i;
-                break;
-            }
-    free(acc.ids);
-    free(acc.blobs);
-    free(acc.lens);
-    if (rc == SIMSYNC_OK)
-        rc = store_write(b->r->st, restore_batch_fn, b);
-    if (rc == SIMSYNC_OK) {
+    rc = fetch_batch(b, l);
+    for (size_t i = 0; i < b->n; i++)
+        written += b->v[i].written != 0;
+    wrc = written > 0 ? store_write(b->r->st, restore_batch_fn, b) : SIMSYNC_OK;
+    if (wrc == SIMSYNC_OK) {
         for (size_t i = 0; i < b->n; i++) {
+            if (!b->v[i].written)
+                continue;
             if (b->v[i].kind == RESTORED)
                 rep->restored++;
             else if (b->v[i].kind == KEPT_BOTH)
@@ -488,20 +598,21 @@ batch_flush(struct simsync_node *n, struct restore_batch *b, struct link *l,
             else
                 rep->overwritten++;
         }
-    } else if ((rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) &&
-               b->failed < b->n) {
+    }
+    if (rc == SIMSYNC_OK)
+        rc = wrc;
+    if ((rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) && b->failed < b->n)
         node_fail(n, rc,
                   "%s/%s from generation %llu failed its integrity check (a "
                   "chunk on the hub was changed); nothing was written for it",
                   class_name(b->v[b->failed].cls), b->v[b->failed].name,
                   (unsigned long long)gen);
-    } else if (rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) {
+    else if (rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO)
         node_fail(n, rc,
                   "a chunk of generation %llu failed its integrity check (a "
                   "chunk on the hub was changed); nothing was written for the "
                   "%zu items restored with it",
-                  (unsigned long long)gen, b->n);
-    }
+                  (unsigned long long)gen, b->n - written);
     batch_clear(b);
     return rc;
 }
@@ -532,6 +643,7 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
         return rc;
     r.defer_sync = 1;
     batch.r = &r;
+    batch.fetched = &rep->chunks_fetched;
     batch.v = calloc(RESTORE_BATCH_ITEMS, sizeof(*batch.v));
     if (batch.v == NULL) {
         keys_wipe(&r.keys);
@@ -635,6 +747,7 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
             one->cls = cls;
             one->id = c->item_id.data;
             one->v = c->version;
+            one->written = 0;
             one->kind = !exists ? RESTORED
                         : mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH ? KEPT_BOTH
                                                                : OVERWRITTEN;
@@ -653,8 +766,7 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
     }
     if (rc == SIMSYNC_OK)
         rc = batch_flush(n, &batch, &l, o->gen, rep);
-    batch_clear(&batch);
-    free(batch.v);
+    batch_free(&batch);
     link_close(&l);
     if (m)
         simsync__manifest__free_unpacked(m, NULL);

@@ -17,6 +17,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include "crypt.h"
 #include "journal.h"
 #include "keys.h"
 
@@ -99,15 +100,39 @@ int replica_purge(struct replica *r, struct store_txn *txn, int cls,
 int replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
                        uint64_t *count);
 
-/* Write the content of version v (inline, or from chunks in this trusted
- * node's staging area; item_id is the item the version belongs to) to the
- * file `name` of class cls, atomically, after checking its content hash
- * (SIMSYNC_ECRYPTO on mismatch). *st gets the new file's stat. */
+/* Writing the content of version v to the file `name` of class cls as
+ * it arrives (restore): replica_out_begin makes a temp file next to the
+ * name (folders created, every component opened with O_NOFOLLOW);
+ * replica_out_put appends plaintext (more than v->size: SIMSYNC_EPROTO);
+ * replica_out_commit checks the size and the keyed content hash
+ * (SIMSYNC_EPROTO / SIMSYNC_ECRYPTO, and the temp file is removed), then
+ * renames the file over the name (fsync first unless r->defer_sync) and
+ * fills *st from the open file. Nothing is written under `name` unless
+ * every check passed. replica_out_abort removes the temp file; it accepts
+ * a writer that is already committed, aborted or failed to begin.
+ * replica_out_inline puts a version's inline body (item_id: the item the
+ * body was sealed for). `r`, `name` and `v` are borrowed until commit or
+ * abort. A writer is used by one thread at a time. */
 struct stat;
-int replica_write_version(struct replica *r, struct store_txn *txn, int cls,
-                          const uint8_t item_id[ITEM_ID_BYTES],
-                          const char *name, const Simsync__Version *v,
-                          struct stat *st);
+struct replica_out {
+    const Simsync__Version *v;  /* borrowed */
+    int dfd, fd;                /* parent folder, temp file; -1: closed */
+    const char *base;           /* last component of the name */
+    char tmp[64];               /* temp file name in dfd */
+    int durable;                /* fsync before the rename */
+    uint64_t total;             /* bytes put so far */
+    struct crypt_hash_state hs; /* keyed content hash so far */
+};
+int replica_out_begin(struct replica *r, int cls, const char *name,
+                      const Simsync__Version *v,
+                      struct replica_out *o) SIMSYNC_MUST_CHECK;
+int replica_out_put(struct replica_out *o, const void *plain,
+                    size_t len) SIMSYNC_MUST_CHECK;
+int replica_out_inline(struct replica_out *o, const struct replica *r,
+                       const uint8_t item_id[ITEM_ID_BYTES]) SIMSYNC_MUST_CHECK;
+int replica_out_commit(struct replica_out *o,
+                       struct stat *st) SIMSYNC_MUST_CHECK;
+void replica_out_abort(struct replica_out *o);
 
 /* Decode the sealed metadata of a version (trusted only) and check that
  * the name belongs to `item_id`. *meta returned (free_unpacked). */
