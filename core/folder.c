@@ -366,11 +366,13 @@ read_all(int fd, uint8_t *buf, size_t len)
 
 /* The content of a renamed file: the version it had under its old name
  * (from NULL: a file just written from that version; then st is the
- * written file's stat). */
+ * written file's stat and body_ok tells that v's inline body was sealed
+ * for this name, so both can be kept as they are). */
 struct move_src {
     const char *from;
     const Simsync__Version *v;
     const struct stat *st;
+    int body_ok;
 };
 
 static int
@@ -395,12 +397,13 @@ record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
 
     memset(&vvpb, 0, sizeof(vvpb));
     keys_item_id(&r->keys, cls, name, id);
-    /* A chunked file just written from move->v: its stat is known and
-     * nothing of it needs to be read. */
+    /* A file just written from move->v: its stat is known and nothing of
+     * it needs to be read (an inline body sealed for another name does:
+     * it is sealed again for this one). */
     written = move != NULL && move->st != NULL &&
               move->v->size == (uint64_t)move->st->st_size &&
               move->v->content_hash.len == sizeof(chash) &&
-              move->v->n_chunks > 0;
+              (move->v->n_chunks > 0 || move->body_ok);
     if (written) {
         st = *move->st;
     } else {
@@ -430,6 +433,11 @@ record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
             v.n_chunks = move->v->n_chunks;
             memcpy(chash, move->v->content_hash.data, sizeof(chash));
             meta.moved_from = (char *)move->from;
+            moved = 1;
+        } else if (written) {
+            /* Restored: the inline body stays as sealed for this name. */
+            v.inline_body = move->v->inline_body;
+            memcpy(chash, move->v->content_hash.data, sizeof(chash));
             moved = 1;
         } else if ((size_t)st.st_size <= INLINE_MAX) {
             plain = malloc((size_t)st.st_size + 1);
@@ -552,9 +560,9 @@ int
 folder_record_written(struct replica *r, struct store_txn *txn, int cls,
                       const char *name, const struct vv *base,
                       const Simsync__ItemRecord *old, const Simsync__Version *v,
-                      const struct stat *st)
+                      int body_ok, const struct stat *st)
 {
-    struct move_src src = {NULL, v, st};
+    struct move_src src = {NULL, v, st, body_ok};
 
     return record_file(r, txn, cls, name, base, NULL, old, &src);
 }
@@ -823,7 +831,7 @@ record_move(struct replica *r, struct store_txn *txn, int cls, const char *to,
         (uint64_t)st.st_size == src->st_size &&
         (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec ==
             src->st_mtime_ns) {
-        struct move_src m = {from, src->versions[0], NULL};
+        struct move_src m = {from, src->versions[0], NULL, 0};
         if (dst != NULL)
             rc = vv_from_pb(&base, dst->versions[0]->vv);
         if (rc == SIMSYNC_OK)

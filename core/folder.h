@@ -61,12 +61,15 @@ int folder_record(struct replica *r, struct store_txn *txn, int cls,
 
 /* folder_record for the file `name` just written from version `v` and
  * checked against its content hash; *st is its stat, taken from the open
- * file after the rename (borrowed for the call). A chunked version's
- * chunk list and hash are kept and nothing is read. */
+ * file after the rename (borrowed for the call). Nothing is read: a
+ * chunked version's chunk list and hash are kept, and so is an inline
+ * body when `body_ok` says it was sealed for this name's item id (else
+ * the file is read and its body sealed again). */
 int folder_record_written(struct replica *r, struct store_txn *txn, int cls,
                           const char *name, const struct vv *base,
                           const Simsync__ItemRecord *old,
-                          const Simsync__Version *v, const struct stat *st);
+                          const Simsync__Version *v, int body_ok,
+                          const struct stat *st);
 
 /* Bring the record of `name` up to date with its file: nothing when the
  * stat cache matches, a stat refresh when only metadata changed (same

@@ -522,6 +522,7 @@ restore_write_one(struct replica *r, struct store_txn *txn,
         rc = vv_from_pb(&base, old->versions[0]->vv);
     if (rc == SIMSYNC_OK)
         rc = folder_record_written(r, txn, o->cls, o->name, &base, old, o->v,
+                                   memcmp(id, o->id, ITEM_ID_BYTES) == 0,
                                    &o->st);
     if (rc == SIMSYNC_OK)
         rc = replica_unstage(r, txn, o->v);
