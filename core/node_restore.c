@@ -255,6 +255,9 @@ restored_name(char *out, size_t len, const char *name, uint64_t gen)
  * still needs. */
 #define RESTORE_BATCH_ITEMS 256
 #define RESTORE_BATCH_BYTES (64u << 20)
+/* Files of at least this size are written past the page cache, this much
+ * at a time. */
+#define RESTORE_DIRECT_BYTES (1u << 20)
 
 enum restore_kind { RESTORED, OVERWRITTEN, KEPT_BOTH };
 
@@ -297,6 +300,7 @@ struct restore_batch {
     size_t wi, wj, wp;
     int open;
     struct replica_out out;
+    uint8_t *dbuf; /* RESTORE_DIRECT_BYTES, aligned, for direct writes */
 };
 
 static int
@@ -391,7 +395,8 @@ write_ready(struct restore_batch *b)
     while (b->wi < b->n) {
         struct restore_one *o = &b->v[b->wi];
         if (!b->open) {
-            rc = replica_out_begin(b->r, o->cls, o->name, o->v, &b->out);
+            rc = replica_out_begin(b->r, o->cls, o->name, o->v, b->dbuf,
+                                   RESTORE_DIRECT_BYTES, &b->out);
             if (rc != SIMSYNC_OK)
                 break;
             b->open = 1;
@@ -570,6 +575,7 @@ batch_free(struct restore_batch *b)
     free(b->c);
     free(b->place);
     free(b->tab);
+    free(b->dbuf);
 }
 
 /* Fetch the batch's chunks, write and record its items; count what it
@@ -646,7 +652,11 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
     batch.r = &r;
     batch.fetched = &rep->chunks_fetched;
     batch.v = calloc(RESTORE_BATCH_ITEMS, sizeof(*batch.v));
-    if (batch.v == NULL) {
+    if (posix_memalign((void **)&batch.dbuf, REPLICA_OUT_ALIGN,
+                       RESTORE_DIRECT_BYTES) != 0)
+        batch.dbuf = NULL;
+    if (batch.v == NULL || batch.dbuf == NULL) {
+        batch_free(&batch);
         keys_wipe(&r.keys);
         return SIMSYNC_ENOMEM;
     }

@@ -1,5 +1,6 @@
 /* replica.c -- applying incoming versions: siblings on the hub, resolution
  * with conflict copies on trusted nodes. See replica.h. */
+#define _GNU_SOURCE /* O_DIRECT */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -674,7 +675,8 @@ replica_purge(struct replica *r, struct store_txn *txn, int cls,
 
 int
 replica_out_begin(struct replica *r, int cls, const char *name,
-                  const Simsync__Version *v, struct replica_out *o)
+                  const Simsync__Version *v, uint8_t *dbuf, size_t dcap,
+                  struct replica_out *o)
 {
     int rc;
 
@@ -695,30 +697,108 @@ replica_out_begin(struct replica *r, int cls, const char *name,
     o->fd = rc;
     o->v = v;
     o->durable = !r->defer_sync;
+    /* A large file goes to the disk from dbuf, past the page cache (a
+     * filesystem that refuses O_DIRECT gets buffered writes). */
+    if (dbuf != NULL && dcap >= REPLICA_OUT_ALIGN &&
+        dcap % REPLICA_OUT_ALIGN == 0 &&
+        (uintptr_t)dbuf % REPLICA_OUT_ALIGN == 0 && v->size >= dcap) {
+        int fl = fcntl(o->fd, F_GETFL);
+        if (fl >= 0 && fcntl(o->fd, F_SETFL, fl | O_DIRECT) == 0) {
+            o->dbuf = dbuf;
+            o->dcap = dcap;
+        }
+    }
     crypt_hash_init(&o->hs, 32, r->keys.content, 32);
     return SIMSYNC_OK;
 }
 
-int
-replica_out_put(struct replica_out *o, const void *plain, size_t len)
+static int
+write_all(int fd, const uint8_t *p, size_t len)
 {
-    const uint8_t *p = plain;
     size_t done = 0;
 
-    if (o->fd < 0)
-        return SIMSYNC_EINVAL;
-    if (len > o->v->size - o->total)
-        return SIMSYNC_EPROTO; /* more than the version's size */
     while (done < len) {
-        ssize_t n = write(o->fd, p + done, len - done);
+        ssize_t n = write(fd, p + done, len - done);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             return n < 0 && errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
         done += (size_t)n;
     }
+    return SIMSYNC_OK;
+}
+
+/* Write the first `len` bytes of the direct buffer (`pad`: rounded up to
+ * the alignment with zeros, for the file's last block; the caller cuts
+ * the file to its size). The file position stays aligned: every write
+ * but the last is a whole buffer. A refused direct write (EINVAL: the
+ * filesystem wants another alignment) is done again buffered, and so is
+ * everything after it. */
+static int
+flush_direct(struct replica_out *o, size_t len, int pad)
+{
+    size_t wlen = len;
+    ssize_t n;
+
+    if (pad && wlen % REPLICA_OUT_ALIGN != 0) {
+        size_t up = wlen + REPLICA_OUT_ALIGN - wlen % REPLICA_OUT_ALIGN;
+        memset(o->dbuf + wlen, 0, up - wlen);
+        wlen = up;
+    }
+    do
+        n = write(o->fd, o->dbuf, wlen);
+    while (n < 0 && errno == EINTR);
+    if (n == (ssize_t)wlen)
+        return SIMSYNC_OK;
+    if (n < 0 && errno == EINVAL) {
+        int fl = fcntl(o->fd, F_GETFL);
+        if (fl < 0 || fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) != 0)
+            return SIMSYNC_EIO;
+        o->direct_off = 1;
+        return write_all(o->fd, o->dbuf, len);
+    }
+    if (n >= 0) {
+        /* A short direct write: finish it buffered, at the right offset
+         * (the padding, if any, is cut off by the caller). */
+        int fl = fcntl(o->fd, F_GETFL);
+        if (fl < 0 || fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) != 0)
+            return SIMSYNC_EIO;
+        o->direct_off = 1;
+        return (size_t)n >= len
+                   ? SIMSYNC_OK
+                   : write_all(o->fd, o->dbuf + n, len - (size_t)n);
+    }
+    return errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+}
+
+int
+replica_out_put(struct replica_out *o, const void *plain, size_t len)
+{
+    const uint8_t *p = plain;
+    int rc = SIMSYNC_OK;
+
+    if (o->fd < 0)
+        return SIMSYNC_EINVAL;
+    if (len > o->v->size - o->total)
+        return SIMSYNC_EPROTO; /* more than the version's size */
+    crypt_hash_update(&o->hs, plain, len);
     o->total += len;
-    return crypt_hash_update(&o->hs, plain, len);
+    if (o->dbuf == NULL || o->direct_off)
+        return write_all(o->fd, p, len);
+    while (rc == SIMSYNC_OK && len > 0) {
+        size_t k = o->dcap - o->dlen < len ? o->dcap - o->dlen : len;
+        memcpy(o->dbuf + o->dlen, p, k);
+        o->dlen += k;
+        p += k;
+        len -= k;
+        if (o->dlen == o->dcap) {
+            rc = flush_direct(o, o->dlen, 0);
+            o->dlen = 0;
+            if (rc == SIMSYNC_OK && o->direct_off && len > 0)
+                return write_all(o->fd, p, len);
+        }
+    }
+    return rc;
 }
 
 void
@@ -748,6 +828,13 @@ replica_out_commit(struct replica_out *o, struct stat *st)
         rc = SIMSYNC_EPROTO;
     else if (!crypt_equal(hash, o->v->content_hash.data, 32))
         rc = SIMSYNC_ECRYPTO;
+    /* The tail of a direct write, then the file cut to its size. */
+    if (rc == SIMSYNC_OK && o->dlen > 0) {
+        rc = flush_direct(o, o->dlen, 1);
+        o->dlen = 0;
+        if (rc == SIMSYNC_OK && ftruncate(o->fd, (off_t)o->total) != 0)
+            rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+    }
     if (rc != SIMSYNC_OK) {
         replica_out_abort(o);
         return rc;
@@ -822,7 +909,7 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
 {
     char src[PATH_MAX];
     struct replica_out o;
-    int rc = replica_out_begin(r, cls, name, v, &o);
+    int rc = replica_out_begin(r, cls, name, v, NULL, 0, &o);
 
     if (rc != SIMSYNC_OK)
         return rc;

@@ -111,8 +111,17 @@ int replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
  * every check passed. replica_out_abort removes the temp file; it accepts
  * a writer that is already committed, aborted or failed to begin.
  * replica_out_inline puts a version's inline body (item_id: the item the
- * body was sealed for). `r`, `name` and `v` are borrowed until commit or
- * abort. A writer is used by one thread at a time. */
+ * body was sealed for).
+ *
+ * `dbuf` (may be NULL) is a buffer of `dcap` bytes, both multiples of
+ * REPLICA_OUT_ALIGN: a version of at least dcap bytes is then written
+ * with O_DIRECT through it, a whole buffer at a time, so a large restore
+ * does not fill the page cache (whose fresh pages cost more than the
+ * copy). A filesystem that refuses direct writes gets buffered ones.
+ *
+ * `r`, `name`, `v` and `dbuf` are borrowed until commit or abort. A writer
+ * is used by one thread at a time. */
+#define REPLICA_OUT_ALIGN 4096
 struct stat;
 struct replica_out {
     const Simsync__Version *v;  /* borrowed */
@@ -122,9 +131,12 @@ struct replica_out {
     int durable;                /* fsync before the rename */
     uint64_t total;             /* bytes put so far */
     struct crypt_hash_state hs; /* keyed content hash so far */
+    uint8_t *dbuf;              /* direct writes: the buffer, or NULL */
+    size_t dcap, dlen;          /* its size, the bytes waiting in it */
+    int direct_off;             /* direct writes were refused: buffered */
 };
 int replica_out_begin(struct replica *r, int cls, const char *name,
-                      const Simsync__Version *v,
+                      const Simsync__Version *v, uint8_t *dbuf, size_t dcap,
                       struct replica_out *o) SIMSYNC_MUST_CHECK;
 int replica_out_put(struct replica_out *o, const void *plain,
                     size_t len) SIMSYNC_MUST_CHECK;
