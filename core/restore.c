@@ -1,0 +1,683 @@
+/* restore.c -- batches of restored items: their chunks fetched and
+ * unsealed, and their files recorded, on the calling thread; the files
+ * written on a writer thread. See restore.h. */
+#define _GNU_SOURCE /* syncfs */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "blob.h"
+#include "chunker.h"
+#include "crypt.h"
+#include "folder.h"
+#include "restore.h"
+
+/* One item of a batch. */
+struct item {
+    int cls;
+    const uint8_t *id; /* the manifest item's id (inline body's AD) */
+    char *name;        /* where it goes (owned) */
+    const Simsync__Version *v;
+    enum restore_kind kind;
+    int written; /* writer: its file is in place, its stat in st */
+    struct stat st;
+};
+
+/* One distinct chunk of a batch. `plain` is set once, under the lock, by
+ * the fetching thread; from then on the writer owns it and frees it after
+ * its last use (a chunk never used because the restore stopped is freed
+ * with the batch). */
+struct chunk {
+    const uint8_t *id; /* 32 bytes, into the manifest */
+    size_t first;      /* the item that uses it first */
+    uint32_t uses;     /* places that still need it (writer, once planned) */
+    int verified;      /* its plaintext was checked against id */
+    uint8_t *plain;    /* NULL until it arrives, and after its last use */
+    size_t len;
+};
+
+struct batch {
+    struct item *v;
+    size_t n;
+    uint64_t bytes;
+    /* The distinct chunks in order of first use, which is the order they
+     * are asked for and arrive in; `place` is the chunk of each chunk place
+     * of the batch's files, in writing order; `tab` finds a chunk by id
+     * (open addressing, index + 1, 0 empty; a power of two long). */
+    struct chunk *c;
+    size_t nc, capc;
+    uint32_t *place;
+    size_t nplace, capplace;
+    uint32_t *tab;
+    size_t captab;
+    size_t arrived; /* fetching thread: chunks received */
+};
+
+struct restore {
+    struct replica *r;            /* borrowed */
+    struct link *l;               /* borrowed */
+    uint8_t *dbuf;                /* writer: RESTORE_DIRECT_BYTES, aligned */
+    ProtobufCBinaryData *ids;     /* fetching thread: one request's ids */
+    struct batch b[2];            /* batch k is b[k % 2] */
+    struct batch *fill;           /* fetching thread: the batch being filled */
+    uint64_t fetched;             /* fetching thread: chunks received */
+    uint64_t recorded;            /* fetching thread: batches recorded */
+    struct restore_counts counts; /* fetching thread */
+    pthread_t writer;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* broadcast on every change of the fields below */
+    uint64_t published, done;  /* batches handed to / written by the writer */
+    uint64_t arrived, reached; /* chunks unsealed / first uses written */
+    int quit;                  /* no more batches will come */
+    int err;                   /* the first failure, of either thread */
+    char *failed;              /* its item, "class/name", or NULL */
+};
+
+/* ------------------------------------------------------------ fetching */
+
+int
+restore_fetch_run(struct link *l, Simsync__FetchRequest *f, int kind,
+                  int (*fn)(const Simsync__Envelope *in, void *arg), void *arg)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+    int rc;
+
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
+    env.fetch = f;
+    rc = node_send_env(l->ch, &env);
+    while (rc == SIMSYNC_OK) {
+        rc = node_recv_env(l->ch, (void **)&in);
+        if (rc != SIMSYNC_OK)
+            break;
+        if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {
+            simsync__envelope__free_unpacked(in, NULL);
+            break;
+        }
+        rc = (int)in->msg_case == kind ? fn(in, arg) : SIMSYNC_EPROTO;
+        simsync__envelope__free_unpacked(in, NULL);
+    }
+    return rc;
+}
+
+/* Record the first failure (item: the one it belongs to, or NULL) and
+ * wake the other thread. */
+static void
+fail(struct restore *rs, int rc, const struct item *it)
+{
+    pthread_mutex_lock(&rs->mu);
+    if (rs->err == SIMSYNC_OK) {
+        rs->err = rc;
+        if (it != NULL) {
+            const char *cn = class_name(it->cls);
+            size_t len = strlen(cn) + strlen(it->name) + 2;
+            rs->failed = malloc(len);
+            if (rs->failed != NULL)
+                snprintf(rs->failed, len, "%s/%s", cn, it->name);
+        }
+        pthread_cond_broadcast(&rs->cv);
+    }
+    pthread_mutex_unlock(&rs->mu);
+}
+
+static int
+current_err(struct restore *rs)
+{
+    int rc;
+
+    pthread_mutex_lock(&rs->mu);
+    rc = rs->err;
+    pthread_mutex_unlock(&rs->mu);
+    return rc;
+}
+
+static int
+grow_array(void **p, size_t *cap, size_t need, size_t size)
+{
+    size_t nc = *cap ? *cap : 64;
+    void *np;
+
+    if (need <= *cap)
+        return SIMSYNC_OK;
+    while (nc < need)
+        nc *= 2;
+    np = realloc(*p, nc * size);
+    if (np == NULL)
+        return SIMSYNC_ENOMEM;
+    *p = np;
+    *cap = nc;
+    return SIMSYNC_OK;
+}
+
+/* Add one chunk place of item `item` (id: 32 bytes, into the manifest). */
+static int
+plan_place(struct batch *b, const uint8_t *id, size_t item)
+{
+    uint64_t h;
+    size_t i;
+    int rc;
+
+    memcpy(&h, id, sizeof(h)); /* ids are keyed hashes: uniform */
+    for (i = h & (b->captab - 1); b->tab[i] != 0; i = (i + 1) & (b->captab - 1))
+        if (memcmp(b->c[b->tab[i] - 1].id, id, CHUNK_ID_BYTES) == 0)
+            break;
+    if (b->tab[i] == 0) {
+        rc = grow_array((void **)&b->c, &b->capc, b->nc + 1, sizeof(*b->c));
+        if (rc != SIMSYNC_OK)
+            return rc;
+        memset(&b->c[b->nc], 0, sizeof(*b->c));
+        b->c[b->nc].id = id;
+        b->c[b->nc].first = item;
+        b->tab[i] = (uint32_t)++b->nc;
+    }
+    b->c[b->tab[i] - 1].uses++;
+    b->place[b->nplace++] = b->tab[i] - 1;
+    return SIMSYNC_OK;
+}
+
+/* The distinct chunks of the batch and where each one goes. A malformed
+ * chunk reference: SIMSYNC_EPROTO, *bad its item. */
+static int
+plan_batch(struct batch *b, size_t *bad)
+{
+    size_t places = 0, tab = 64;
+    int rc;
+
+    for (size_t i = 0; i < b->n; i++)
+        places += b->v[i].v->n_chunks;
+    while (tab < 2 * places)
+        tab *= 2;
+    rc =
+        grow_array((void **)&b->place, &b->capplace, places, sizeof(*b->place));
+    if (rc == SIMSYNC_OK)
+        rc = grow_array((void **)&b->tab, &b->captab, tab, sizeof(*b->tab));
+    if (rc != SIMSYNC_OK)
+        return rc;
+    memset(b->tab, 0, b->captab * sizeof(*b->tab));
+    b->nc = b->nplace = b->arrived = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        const Simsync__Version *v = b->v[i].v;
+        for (size_t j = 0; j < v->n_chunks; j++) {
+            if (v->chunks[j]->id.len != CHUNK_ID_BYTES ||
+                v->chunks[j]->size == 0 ||
+                v->chunks[j]->size > CHUNKER_MAX_DEFAULT) {
+                *bad = i;
+                return SIMSYNC_EPROTO;
+            }
+            rc = plan_place(b, v->chunks[j]->id.data, i);
+            if (rc != SIMSYNC_OK)
+                return rc;
+        }
+    }
+    return SIMSYNC_OK;
+}
+
+/* Is this plaintext the chunk `id` names? */
+static int
+chunk_ok(const struct replica *r, const uint8_t *id, const uint8_t *plain,
+         size_t len)
+{
+    uint8_t check[CHUNK_ID_BYTES];
+
+    keys_chunk_id(&r->keys, plain, len, check);
+    return crypt_equal(check, id, CHUNK_ID_BYTES);
+}
+
+/* One chunk from the hub: it must be the next one asked for and open to
+ * its id. It is checked against its id here when the writer is behind,
+ * else by the writer, before its first byte is written. */
+static int
+on_chunk(const Simsync__Envelope *in, void *arg)
+{
+    struct restore *rs = arg;
+    struct batch *b = rs->fill;
+    struct chunk *c = b->arrived < b->nc ? &b->c[b->arrived] : NULL;
+    const ProtobufCBinaryData *blob = &in->chunk->blob;
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    int rc, check;
+
+    /* Wait while the writer has enough to do. */
+    pthread_mutex_lock(&rs->mu);
+    while (rs->arrived - rs->reached >= RESTORE_AHEAD && rs->err == SIMSYNC_OK)
+        pthread_cond_wait(&rs->cv, &rs->mu);
+    rc = rs->err;
+    check = rs->arrived - rs->reached >= RESTORE_AHEAD / 2;
+    pthread_mutex_unlock(&rs->mu);
+    if (rc != SIMSYNC_OK)
+        return rc;
+
+    if (c == NULL || in->chunk->id.len != CHUNK_ID_BYTES ||
+        memcmp(in->chunk->id.data, c->id, CHUNK_ID_BYTES) != 0)
+        rc = SIMSYNC_EPROTO; /* not what was asked for, in that order */
+    else if (blob->len == 0)
+        rc = SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
+    else
+        rc = blob_decode(rs->r->keys.seal, c->id, CHUNK_ID_BYTES, blob->data,
+                         blob->len, CHUNKER_MAX_DEFAULT, &plain, &plen);
+    if (rc == SIMSYNC_OK && check && !chunk_ok(rs->r, c->id, plain, plen))
+        rc = SIMSYNC_ECRYPTO;
+    if (rc != SIMSYNC_OK) {
+        free(plain);
+        fail(rs, rc, c != NULL ? &b->v[c->first] : NULL);
+        return rc;
+    }
+    pthread_mutex_lock(&rs->mu);
+    c->plain = plain;
+    c->len = plen;
+    c->verified = check;
+    rs->arrived++;
+    pthread_cond_broadcast(&rs->cv);
+    pthread_mutex_unlock(&rs->mu);
+    b->arrived++;
+    rs->fetched++;
+    return SIMSYNC_OK;
+}
+
+/* Fetch the chunks of the batch being filled, in order. */
+static int
+fetch_batch(struct restore *rs)
+{
+    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
+    struct batch *b = rs->fill;
+    int rc = SIMSYNC_OK;
+
+    for (size_t off = 0; rc == SIMSYNC_OK && off < b->nc;
+         off += NODE_QUERY_IDS) {
+        size_t k = b->nc - off < NODE_QUERY_IDS ? b->nc - off : NODE_QUERY_IDS;
+        for (size_t i = 0; i < k; i++) {
+            rs->ids[i].data = (uint8_t *)b->c[off + i].id;
+            rs->ids[i].len = CHUNK_ID_BYTES;
+        }
+        f.chunk_ids = rs->ids;
+        f.n_chunk_ids = k;
+        rc = restore_fetch_run(rs->l, &f, SIMSYNC__ENVELOPE__MSG_CHUNK,
+                               on_chunk, rs);
+        if (rc == SIMSYNC_OK && b->arrived != off + k) {
+            rc = SIMSYNC_EPROTO; /* the hub left some out */
+            fail(rs, rc, &b->v[b->c[b->arrived].first]);
+        }
+    }
+    if (rc != SIMSYNC_OK)
+        fail(rs, rc, NULL); /* no-op when already recorded */
+    return rc;
+}
+
+static void
+batch_reset(struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        free(b->v[i].name);
+    for (size_t i = 0; i < b->nc; i++)
+        free(b->c[i].plain);
+    b->n = b->nc = b->nplace = b->arrived = 0;
+    b->bytes = 0;
+}
+
+static void *writer_main(void *arg);
+static int record_batch(struct restore *rs, struct batch *b);
+
+/* Record the written batches below `upto` not recorded yet. */
+static int
+record_through(struct restore *rs, uint64_t upto)
+{
+    int rc = SIMSYNC_OK;
+
+    for (; rc == SIMSYNC_OK && rs->recorded < upto; rs->recorded++)
+        rc = record_batch(rs, &rs->b[rs->recorded % 2]);
+    if (rc != SIMSYNC_OK)
+        fail(rs, rc, NULL);
+    return rc;
+}
+
+/* Hand the batch being filled to the writer and fetch its chunks. Then,
+ * while the writer writes it, record the batch before it (written by
+ * now) and make its place the next one to fill. */
+static int
+flush(struct restore *rs)
+{
+    struct batch *b = rs->fill;
+    size_t bad = 0;
+    int rc;
+
+    if (b->n == 0)
+        return current_err(rs);
+    rc = plan_batch(b, &bad);
+    if (rc != SIMSYNC_OK) {
+        fail(rs, rc, rc == SIMSYNC_EPROTO ? &b->v[bad] : NULL);
+        return rc;
+    }
+    if (!rs->started) {
+        if (pthread_create(&rs->writer, NULL, writer_main, rs) != 0) {
+            fail(rs, SIMSYNC_ENOMEM, NULL);
+            return SIMSYNC_ENOMEM;
+        }
+        rs->started = 1;
+    }
+    pthread_mutex_lock(&rs->mu);
+    rs->published++;
+    pthread_cond_broadcast(&rs->cv);
+    pthread_mutex_unlock(&rs->mu);
+    rc = fetch_batch(rs);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    pthread_mutex_lock(&rs->mu);
+    while (rs->published - rs->done >= 2 && rs->err == SIMSYNC_OK)
+        pthread_cond_wait(&rs->cv, &rs->mu);
+    rc = rs->err;
+    pthread_mutex_unlock(&rs->mu);
+    if (rc == SIMSYNC_OK)
+        rc = record_through(rs, rs->published - 1);
+    if (rc == SIMSYNC_OK) {
+        rs->fill = &rs->b[rs->published % 2];
+        batch_reset(rs->fill);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------ writing */
+
+/* Wait for chunk k of batch b (the writer's next place). `first` is the
+ * next chunk whose first use the writer has not reached. */
+static int
+wait_chunk(struct restore *rs, struct batch *b, uint32_t k, size_t *first)
+{
+    int rc = SIMSYNC_OK;
+
+    pthread_mutex_lock(&rs->mu);
+    while (b->c[k].plain == NULL && rs->err == SIMSYNC_OK)
+        pthread_cond_wait(&rs->cv, &rs->mu);
+    if (b->c[k].plain == NULL) {
+        rc = rs->err; /* the fetching side stopped */
+    } else if (k == *first) {
+        (*first)++;
+        rs->reached++;
+        pthread_cond_broadcast(&rs->cv);
+    }
+    pthread_mutex_unlock(&rs->mu);
+    return rc;
+}
+
+/* Write the batch's items in order, each as its chunks come. Stops at the
+ * first failure (recorded with its item). */
+static int
+write_batch(struct restore *rs, struct batch *b)
+{
+    size_t wp = 0, first = 0;
+    int rc = SIMSYNC_OK;
+
+    for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
+        struct item *it = &b->v[i];
+        const Simsync__Version *v = it->v;
+        struct replica_out out;
+
+        rc = replica_out_begin(rs->r, it->cls, it->name, v, rs->dbuf,
+                               RESTORE_DIRECT_BYTES, &out);
+        if (rc == SIMSYNC_OK && v->n_chunks == 0)
+            rc = replica_out_inline(&out, rs->r, it->id);
+        for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++, wp++) {
+            struct chunk *c = &b->c[b->place[wp]];
+            rc = wait_chunk(rs, b, b->place[wp], &first);
+            if (rc != SIMSYNC_OK)
+                break;
+            if (!c->verified && !chunk_ok(rs->r, c->id, c->plain, c->len))
+                rc = SIMSYNC_ECRYPTO;
+            c->verified = 1;
+            if (rc == SIMSYNC_OK)
+                rc = c->len == v->chunks[j]->size
+                         ? replica_out_put(&out, c->plain, c->len)
+                         : SIMSYNC_EPROTO;
+            if (--c->uses == 0) {
+                free(c->plain);
+                c->plain = NULL;
+            }
+        }
+        if (rc == SIMSYNC_OK)
+            rc = replica_out_commit(&out, &it->st);
+        else
+            replica_out_abort(&out);
+        if (rc == SIMSYNC_OK)
+            it->written = 1;
+        else
+            fail(rs, rc, it);
+    }
+    return rc;
+}
+
+static int
+record_one(struct replica *r, struct store_txn *txn, const struct item *it)
+{
+    Simsync__ItemRecord *old = NULL;
+    uint8_t id[ITEM_ID_BYTES];
+    struct vv base = VV_INIT;
+    int rc;
+
+    keys_item_id(&r->keys, it->cls, it->name, id);
+    rc = item_get(txn, r->sub, it->cls, id, &old);
+    if (rc == SIMSYNC_ENOTFOUND)
+        rc = SIMSYNC_OK;
+    /* A new local change on top of what this node had: it syncs. */
+    if (rc == SIMSYNC_OK && old != NULL)
+        rc = vv_from_pb(&base, old->versions[0]->vv);
+    if (rc == SIMSYNC_OK)
+        rc = folder_record_written(r, txn, it->cls, it->name, &base, old, it->v,
+                                   memcmp(id, it->id, ITEM_ID_BYTES) == 0,
+                                   &it->st);
+    /* Chunks staged for this version (by a sync, or by an interrupted
+     * restore of an older version of this program) are not needed. */
+    if (rc == SIMSYNC_OK)
+        rc = replica_unstage(r, txn, it->v);
+    item_record_free(old);
+    vv_free(&base);
+    return rc;
+}
+
+struct record_arg {
+    struct replica *r;
+    struct batch *b;
+};
+
+/* Record the batch's written items, once their files are durable. */
+static int
+record_fn(struct store_txn *txn, void *arg)
+{
+    struct record_arg *a = arg;
+    int fd, rc = SIMSYNC_OK;
+
+    for (size_t i = 0; rc == SIMSYNC_OK && i < a->b->n; i++)
+        if (a->b->v[i].written)
+            rc = record_one(a->r, txn, &a->b->v[i]);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    fd = open(a->r->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || syncfs(fd) != 0)
+        rc = SIMSYNC_EIO;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int
+record_batch(struct restore *rs, struct batch *b)
+{
+    struct record_arg a = {rs->r, b};
+    size_t written = 0;
+    int rc;
+
+    for (size_t i = 0; i < b->n; i++)
+        written += b->v[i].written != 0;
+    if (written == 0)
+        return SIMSYNC_OK;
+    rc = store_write(rs->r->st, record_fn, &a);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    for (size_t i = 0; i < b->n; i++) {
+        if (!b->v[i].written)
+            continue;
+        if (b->v[i].kind == RESTORE_NEW)
+            rs->counts.restored++;
+        else if (b->v[i].kind == RESTORE_KEEP_BOTH)
+            rs->counts.kept_both++;
+        else
+            rs->counts.overwritten++;
+    }
+    return SIMSYNC_OK;
+}
+
+/* The writer: each published batch in turn, until there are no more or
+ * a failure stops it. */
+static void *
+writer_main(void *arg)
+{
+    struct restore *rs = arg;
+    int rc = SIMSYNC_OK;
+
+    while (rc == SIMSYNC_OK) {
+        struct batch *b;
+
+        pthread_mutex_lock(&rs->mu);
+        while (rs->done == rs->published && !rs->quit && rs->err == SIMSYNC_OK)
+            pthread_cond_wait(&rs->cv, &rs->mu);
+        b = rs->done < rs->published ? &rs->b[rs->done % 2] : NULL;
+        pthread_mutex_unlock(&rs->mu);
+        if (b == NULL)
+            break;
+        rc = write_batch(rs, b);
+        pthread_mutex_lock(&rs->mu);
+        rs->done++;
+        pthread_cond_broadcast(&rs->cv);
+        pthread_mutex_unlock(&rs->mu);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ interface */
+
+int
+restore_new(struct replica *r, struct link *l, struct restore **out)
+{
+    struct restore *rs = calloc(1, sizeof(*rs));
+
+    *out = NULL;
+    if (rs == NULL)
+        return SIMSYNC_ENOMEM;
+    rs->r = r;
+    rs->l = l;
+    rs->fill = &rs->b[0];
+    rs->b[0].v = calloc(RESTORE_BATCH_ITEMS, sizeof(*rs->b[0].v));
+    rs->b[1].v = calloc(RESTORE_BATCH_ITEMS, sizeof(*rs->b[1].v));
+    rs->ids = calloc(NODE_QUERY_IDS, sizeof(*rs->ids));
+    if (posix_memalign((void **)&rs->dbuf, REPLICA_OUT_ALIGN,
+                       RESTORE_DIRECT_BYTES) != 0)
+        rs->dbuf = NULL;
+    if (rs->b[0].v == NULL || rs->b[1].v == NULL || rs->ids == NULL ||
+        rs->dbuf == NULL || pthread_mutex_init(&rs->mu, NULL) != 0) {
+        free(rs->b[0].v);
+        free(rs->b[1].v);
+        free(rs->ids);
+        free(rs->dbuf);
+        free(rs);
+        return SIMSYNC_ENOMEM;
+    }
+    if (pthread_cond_init(&rs->cv, NULL) != 0) {
+        pthread_mutex_destroy(&rs->mu);
+        free(rs->b[0].v);
+        free(rs->b[1].v);
+        free(rs->ids);
+        free(rs->dbuf);
+        free(rs);
+        return SIMSYNC_ENOMEM;
+    }
+    *out = rs;
+    return SIMSYNC_OK;
+}
+
+int
+restore_add(struct restore *rs, int cls, const uint8_t *item_id,
+            const char *name, const Simsync__Version *v, enum restore_kind kind)
+{
+    struct batch *b = rs->fill;
+    struct item *it = &b->v[b->n];
+    int rc = current_err(rs);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    memset(it, 0, sizeof(*it));
+    it->name = strdup(name);
+    if (it->name == NULL)
+        return SIMSYNC_ENOMEM;
+    it->cls = cls;
+    it->id = item_id;
+    it->v = v;
+    it->kind = kind;
+    b->n++;
+    b->bytes += v->size;
+    if (b->n == RESTORE_BATCH_ITEMS || b->bytes >= RESTORE_BATCH_BYTES)
+        rc = flush(rs);
+    return rc;
+}
+
+/* Stop and join the writer (quit: it finishes the published batches
+ * first, unless a failure stops it). */
+static void
+join_writer(struct restore *rs)
+{
+    if (!rs->started)
+        return;
+    pthread_mutex_lock(&rs->mu);
+    rs->quit = 1;
+    pthread_cond_broadcast(&rs->cv);
+    pthread_mutex_unlock(&rs->mu);
+    pthread_join(rs->writer, NULL);
+    rs->started = 0;
+}
+
+int
+restore_finish(struct restore *rs, int last, struct restore_counts *counts)
+{
+    int rc = current_err(rs);
+
+    if (rc == SIMSYNC_OK && last)
+        rc = flush(rs);
+    join_writer(rs);
+    /* Also the files written before a failure. */
+    record_through(rs, rs->published);
+    *counts = rs->counts;
+    counts->chunks_fetched = rs->fetched;
+    return rs->err != SIMSYNC_OK ? rs->err : rc;
+}
+
+const char *
+restore_failed_item(const struct restore *rs)
+{
+    return rs->failed;
+}
+
+void
+restore_free(struct restore *rs)
+{
+    if (rs == NULL)
+        return;
+    if (rs->started) {
+        fail(rs, SIMSYNC_ECLOSED, NULL); /* stop at the next wait */
+        join_writer(rs);
+    }
+    for (int i = 0; i < 2; i++) {
+        batch_reset(&rs->b[i]);
+        free(rs->b[i].v);
+        free(rs->b[i].c);
+        free(rs->b[i].place);
+        free(rs->b[i].tab);
+    }
+    pthread_cond_destroy(&rs->cv);
+    pthread_mutex_destroy(&rs->mu);
+    free(rs->ids);
+    free(rs->dbuf);
+    free(rs->failed);
+    free(rs);
+}
