@@ -11,6 +11,7 @@
 #include "blob.h"
 #include "chunker.h"
 #include "crypt.h"
+#include "dio.h"
 #include "folder.h"
 #include "replica.h"
 
@@ -675,7 +676,7 @@ replica_purge(struct replica *r, struct store_txn *txn, int cls,
 
 int
 replica_out_begin(struct replica *r, int cls, const char *name,
-                  const Simsync__Version *v, uint8_t *dbuf, size_t dcap,
+                  const Simsync__Version *v, struct dio *dio,
                   struct replica_out *o)
 {
     int rc;
@@ -697,16 +698,12 @@ replica_out_begin(struct replica *r, int cls, const char *name,
     o->fd = rc;
     o->v = v;
     o->durable = !r->defer_sync;
-    /* A large file goes to the disk from dbuf, past the page cache (a
-     * filesystem that refuses O_DIRECT gets buffered writes). */
-    if (dbuf != NULL && dcap >= REPLICA_OUT_ALIGN &&
-        dcap % REPLICA_OUT_ALIGN == 0 &&
-        (uintptr_t)dbuf % REPLICA_OUT_ALIGN == 0 && v->size >= dcap) {
+    /* A file of at least one buffer goes to the disk past the page cache
+     * (a filesystem that refuses O_DIRECT gets buffered writes). */
+    if (dio != NULL && v->size >= dio_bufsize(dio)) {
         int fl = fcntl(o->fd, F_GETFL);
-        if (fl >= 0 && fcntl(o->fd, F_SETFL, fl | O_DIRECT) == 0) {
-            o->dbuf = dbuf;
-            o->dcap = dcap;
-        }
+        if (fl >= 0 && fcntl(o->fd, F_SETFL, fl | O_DIRECT) == 0)
+            o->dio = dio;
     }
     crypt_hash_init(&o->hs, 32, r->keys.content, 32);
     return SIMSYNC_OK;
@@ -728,77 +725,64 @@ write_all(int fd, const uint8_t *p, size_t len)
     return SIMSYNC_OK;
 }
 
-/* Write the first `len` bytes of the direct buffer (`pad`: rounded up to
- * the alignment with zeros, for the file's last block; the caller cuts
- * the file to its size). The file position stays aligned: every write
- * but the last is a whole buffer. A refused direct write (EINVAL: the
- * filesystem wants another alignment) is done again buffered, and so is
- * everything after it. */
-static int
-flush_direct(struct replica_out *o, size_t len, int pad)
+/* Queue the buffer being filled (`pad`: its length rounded up to the
+ * alignment with zeros, for the file's last block; commit cuts the file
+ * to its size). */
+static void
+queue_direct(struct replica_out *o, int pad)
 {
-    size_t wlen = len;
-    ssize_t n;
+    size_t len = o->dlen;
 
-    if (pad && wlen % REPLICA_OUT_ALIGN != 0) {
-        size_t up = wlen + REPLICA_OUT_ALIGN - wlen % REPLICA_OUT_ALIGN;
-        memset(o->dbuf + wlen, 0, up - wlen);
-        wlen = up;
+    if (pad && len % DIO_ALIGN != 0) {
+        size_t up = len + DIO_ALIGN - len % DIO_ALIGN;
+        memset(o->dbuf + len, 0, up - len);
+        len = up;
     }
-    do
-        n = write(o->fd, o->dbuf, wlen);
-    while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)wlen)
-        return SIMSYNC_OK;
-    if (n < 0 && errno == EINVAL) {
-        int fl = fcntl(o->fd, F_GETFL);
-        if (fl < 0 || fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) != 0)
-            return SIMSYNC_EIO;
-        o->direct_off = 1;
-        return write_all(o->fd, o->dbuf, len);
-    }
-    if (n >= 0) {
-        /* A short direct write: finish it buffered, at the right offset
-         * (the padding, if any, is cut off by the caller). */
-        int fl = fcntl(o->fd, F_GETFL);
-        if (fl < 0 || fcntl(o->fd, F_SETFL, fl & ~O_DIRECT) != 0)
-            return SIMSYNC_EIO;
-        o->direct_off = 1;
-        return (size_t)n >= len
-                   ? SIMSYNC_OK
-                   : write_all(o->fd, o->dbuf + n, len - (size_t)n);
-    }
-    return errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+    o->last = dio_write(o->dio, o->fd, o->dbuf, len, o->doff, &o->werr);
+    o->doff += len;
+    o->dbuf = NULL;
+    o->dlen = 0;
 }
 
 int
 replica_out_put(struct replica_out *o, const void *plain, size_t len)
 {
     const uint8_t *p = plain;
-    int rc = SIMSYNC_OK;
 
-    if (o->fd < 0)
+    if (o->fd < 0 || o->checked)
         return SIMSYNC_EINVAL;
     if (len > o->v->size - o->total)
         return SIMSYNC_EPROTO; /* more than the version's size */
     crypt_hash_update(&o->hs, plain, len);
     o->total += len;
-    if (o->dbuf == NULL || o->direct_off)
+    if (o->dio == NULL)
         return write_all(o->fd, p, len);
-    while (rc == SIMSYNC_OK && len > 0) {
-        size_t k = o->dcap - o->dlen < len ? o->dcap - o->dlen : len;
+    while (len > 0) {
+        size_t cap = dio_bufsize(o->dio), k;
+        if (o->dbuf == NULL)
+            o->dbuf = dio_get(o->dio);
+        k = cap - o->dlen < len ? cap - o->dlen : len;
         memcpy(o->dbuf + o->dlen, p, k);
         o->dlen += k;
         p += k;
         len -= k;
-        if (o->dlen == o->dcap) {
-            rc = flush_direct(o, o->dlen, 0);
-            o->dlen = 0;
-            if (rc == SIMSYNC_OK && o->direct_off && len > 0)
-                return write_all(o->fd, p, len);
-        }
+        if (o->dlen == cap)
+            queue_direct(o, 0);
     }
-    return rc;
+    return SIMSYNC_OK;
+}
+
+int
+replica_out_busy(const struct replica_out *o)
+{
+    return o->dio != NULL && o->last != 0 && dio_done(o->dio) < o->last;
+}
+
+void
+replica_out_wait(struct replica_out *o)
+{
+    if (o->dio != NULL && o->last != 0)
+        dio_wait(o->dio, o->last);
 }
 
 void
@@ -806,6 +790,10 @@ replica_out_abort(struct replica_out *o)
 {
     if (o == NULL)
         return;
+    if (o->dbuf != NULL)
+        dio_put(o->dio, o->dbuf);
+    o->dbuf = NULL;
+    replica_out_wait(o); /* no write may outlive the file */
     if (o->fd >= 0) {
         unlinkat(o->dfd, o->tmp, 0);
         close(o->fd);
@@ -818,23 +806,32 @@ replica_out_abort(struct replica_out *o)
 int
 replica_out_commit(struct replica_out *o, struct stat *st)
 {
-    uint8_t hash[32];
     int rc = SIMSYNC_OK;
 
     if (o->fd < 0)
         return SIMSYNC_EINVAL;
-    crypt_hash_final(&o->hs, hash, sizeof(hash));
-    if (o->total != o->v->size)
-        rc = SIMSYNC_EPROTO;
-    else if (!crypt_equal(hash, o->v->content_hash.data, 32))
-        rc = SIMSYNC_ECRYPTO;
-    /* The tail of a direct write, then the file cut to its size. */
-    if (rc == SIMSYNC_OK && o->dlen > 0) {
-        rc = flush_direct(o, o->dlen, 1);
-        o->dlen = 0;
-        if (rc == SIMSYNC_OK && ftruncate(o->fd, (off_t)o->total) != 0)
-            rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+    if (!o->checked) {
+        uint8_t hash[32];
+        crypt_hash_final(&o->hs, hash, sizeof(hash));
+        if (o->total != o->v->size)
+            rc = SIMSYNC_EPROTO;
+        else if (!crypt_equal(hash, o->v->content_hash.data, 32))
+            rc = SIMSYNC_ECRYPTO;
+        if (rc != SIMSYNC_OK) {
+            replica_out_abort(o);
+            return rc;
+        }
+        o->checked = 1;
+        if (o->dbuf != NULL)
+            queue_direct(o, 1);
     }
+    if (replica_out_busy(o))
+        return SIMSYNC_EAGAIN;
+    /* Past the last write: the direct writes' padding is cut off. */
+    rc = o->werr;
+    if (rc == SIMSYNC_OK && o->dio != NULL && o->doff != o->total &&
+        ftruncate(o->fd, (off_t)o->total) != 0)
+        rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
     if (rc != SIMSYNC_OK) {
         replica_out_abort(o);
         return rc;
@@ -909,7 +906,7 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
 {
     char src[PATH_MAX];
     struct replica_out o;
-    int rc = replica_out_begin(r, cls, name, v, NULL, 0, &o);
+    int rc = replica_out_begin(r, cls, name, v, NULL, &o);
 
     if (rc != SIMSYNC_OK)
         return rc;

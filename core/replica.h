@@ -113,16 +113,18 @@ int replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
  * replica_out_inline puts a version's inline body (item_id: the item the
  * body was sealed for).
  *
- * `dbuf` (may be NULL) is a buffer of `dcap` bytes, both multiples of
- * REPLICA_OUT_ALIGN: a version of at least dcap bytes is then written
- * with O_DIRECT through it, a whole buffer at a time, so a large restore
- * does not fill the page cache (whose fresh pages cost more than the
- * copy). A filesystem that refuses direct writes gets buffered ones.
+ * With a dio (may be NULL), a version of at least dio_bufsize bytes is
+ * written past the page cache by the dio's thread. Then
+ * replica_out_commit, once the checks passed, returns SIMSYNC_EAGAIN
+ * while the file's writes are in flight (nothing renamed yet): call it
+ * again when replica_out_busy is 0, or after replica_out_wait. A failed
+ * write fails the commit.
  *
- * `r`, `name`, `v` and `dbuf` are borrowed until commit or abort. A writer
- * is used by one thread at a time. */
-#define REPLICA_OUT_ALIGN 4096
+ * `r`, `name`, `v` and `dio` are borrowed until commit or abort; the
+ * writer must not move while its writes are in flight. A writer is used by
+ * one thread at a time. */
 struct stat;
+struct dio;
 struct replica_out {
     const Simsync__Version *v;  /* borrowed */
     int dfd, fd;                /* parent folder, temp file; -1: closed */
@@ -131,12 +133,16 @@ struct replica_out {
     int durable;                /* fsync before the rename */
     uint64_t total;             /* bytes put so far */
     struct crypt_hash_state hs; /* keyed content hash so far */
-    uint8_t *dbuf;              /* direct writes: the buffer, or NULL */
-    size_t dcap, dlen;          /* its size, the bytes waiting in it */
-    int direct_off;             /* direct writes were refused: buffered */
+    int checked;                /* commit: size and hash matched */
+    struct dio *dio;            /* direct writes, or NULL: buffered */
+    uint8_t *dbuf;              /* the dio buffer being filled, or NULL */
+    size_t dlen;                /* bytes in it */
+    uint64_t doff;              /* file offset of dbuf */
+    uint64_t last;              /* ticket of the last queued write, or 0 */
+    int werr;                   /* a failed write (set by the dio thread) */
 };
 int replica_out_begin(struct replica *r, int cls, const char *name,
-                      const Simsync__Version *v, uint8_t *dbuf, size_t dcap,
+                      const Simsync__Version *v, struct dio *dio,
                       struct replica_out *o) SIMSYNC_MUST_CHECK;
 int replica_out_put(struct replica_out *o, const void *plain,
                     size_t len) SIMSYNC_MUST_CHECK;
@@ -144,6 +150,8 @@ int replica_out_inline(struct replica_out *o, const struct replica *r,
                        const uint8_t item_id[ITEM_ID_BYTES]) SIMSYNC_MUST_CHECK;
 int replica_out_commit(struct replica_out *o,
                        struct stat *st) SIMSYNC_MUST_CHECK;
+int replica_out_busy(const struct replica_out *o);
+void replica_out_wait(struct replica_out *o);
 void replica_out_abort(struct replica_out *o);
 
 /* Decode the sealed metadata of a version (trusted only) and check that

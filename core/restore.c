@@ -14,6 +14,7 @@
 #include "blob.h"
 #include "chunker.h"
 #include "crypt.h"
+#include "dio.h"
 #include "folder.h"
 #include "restore.h"
 
@@ -26,6 +27,7 @@ struct item {
     enum restore_kind kind;
     int written; /* writer: its file is in place, its stat in st */
     struct stat st;
+    struct replica_out out; /* writer: its file while it is written */
 };
 
 /* One distinct chunk of a batch. `plain` is set once, under the lock, by
@@ -61,7 +63,7 @@ struct batch {
 struct restore {
     struct replica *r;            /* borrowed */
     struct link *l;               /* borrowed */
-    uint8_t *dbuf;                /* writer: RESTORE_DIRECT_BYTES, aligned */
+    struct dio *dio;              /* writer: large files past the cache */
     ProtobufCBinaryData *ids;     /* fetching thread: one request's ids */
     struct batch b[2];            /* batch k is b[k % 2] */
     struct batch *fill;           /* fetching thread: the batch being filled */
@@ -403,50 +405,104 @@ wait_chunk(struct restore *rs, struct batch *b, uint32_t k, size_t *first)
     return rc;
 }
 
-/* Write the batch's items in order, each as its chunks come. Stops at the
- * first failure (recorded with its item). */
+/* Items whose content is all put and checked or queued, waiting for
+ * their rename in item order (a name may come twice in a batch, and the
+ * later one must win), the first ones possibly for their direct writes. */
+struct pending {
+    struct item *v[RESTORE_PENDING];
+    size_t head, n;
+};
+
+/* Commit pending items in order: every one (`all`), else at least `min`
+ * of them (waiting for their writes) and then those whose writes are
+ * done. After a failure the ones behind it are dropped (not renamed). */
+static int
+settle(struct restore *rs, struct pending *p, int all, size_t min)
+{
+    int rc = SIMSYNC_OK;
+
+    for (size_t k = 0; p->n > 0; k++) {
+        struct item *it = p->v[p->head];
+        if (rc != SIMSYNC_OK) {
+            replica_out_abort(&it->out);
+        } else {
+            rc = replica_out_commit(&it->out, &it->st);
+            if (rc == SIMSYNC_EAGAIN) {
+                if (!all && k >= min) {
+                    rc = SIMSYNC_OK; /* its writes are in flight */
+                    break;
+                }
+                replica_out_wait(&it->out);
+                rc = replica_out_commit(&it->out, &it->st);
+            }
+            if (rc == SIMSYNC_OK)
+                it->written = 1;
+            else
+                fail(rs, rc, it);
+        }
+        p->head = (p->head + 1) % RESTORE_PENDING;
+        p->n--;
+    }
+    return rc;
+}
+
+/* Write one item's content as its chunks come, up to its checks. */
+static int
+write_item(struct restore *rs, struct batch *b, struct item *it, size_t *wp,
+           size_t *first)
+{
+    const Simsync__Version *v = it->v;
+    int rc = replica_out_begin(rs->r, it->cls, it->name, v, rs->dio, &it->out);
+
+    if (rc == SIMSYNC_OK && v->n_chunks == 0)
+        rc = replica_out_inline(&it->out, rs->r, it->id);
+    for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++, (*wp)++) {
+        struct chunk *c = &b->c[b->place[*wp]];
+        rc = wait_chunk(rs, b, b->place[*wp], first);
+        if (rc != SIMSYNC_OK)
+            break;
+        if (!c->verified && !chunk_ok(rs->r, c->id, c->plain, c->len))
+            rc = SIMSYNC_ECRYPTO;
+        c->verified = 1;
+        if (rc == SIMSYNC_OK)
+            rc = c->len == v->chunks[j]->size
+                     ? replica_out_put(&it->out, c->plain, c->len)
+                     : SIMSYNC_EPROTO;
+        if (--c->uses == 0) {
+            free(c->plain);
+            c->plain = NULL;
+        }
+    }
+    return rc;
+}
+
+/* Write the batch's items in order. Stops at the first failure (recorded
+ * with its item); the items before it are still renamed. */
 static int
 write_batch(struct restore *rs, struct batch *b)
 {
+    struct pending p = {{0}, 0, 0};
     size_t wp = 0, first = 0;
-    int rc = SIMSYNC_OK;
+    int rc = SIMSYNC_OK, src;
 
     for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
         struct item *it = &b->v[i];
-        const Simsync__Version *v = it->v;
-        struct replica_out out;
-
-        rc = replica_out_begin(rs->r, it->cls, it->name, v, rs->dbuf,
-                               RESTORE_DIRECT_BYTES, &out);
-        if (rc == SIMSYNC_OK && v->n_chunks == 0)
-            rc = replica_out_inline(&out, rs->r, it->id);
-        for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++, wp++) {
-            struct chunk *c = &b->c[b->place[wp]];
-            rc = wait_chunk(rs, b, b->place[wp], &first);
-            if (rc != SIMSYNC_OK)
-                break;
-            if (!c->verified && !chunk_ok(rs->r, c->id, c->plain, c->len))
-                rc = SIMSYNC_ECRYPTO;
-            c->verified = 1;
-            if (rc == SIMSYNC_OK)
-                rc = c->len == v->chunks[j]->size
-                         ? replica_out_put(&out, c->plain, c->len)
-                         : SIMSYNC_EPROTO;
-            if (--c->uses == 0) {
-                free(c->plain);
-                c->plain = NULL;
-            }
-        }
-        if (rc == SIMSYNC_OK)
-            rc = replica_out_commit(&out, &it->st);
-        else
-            replica_out_abort(&out);
-        if (rc == SIMSYNC_OK)
-            it->written = 1;
-        else
+        if (p.n == RESTORE_PENDING)
+            rc = settle(rs, &p, 0, 1);
+        if (rc != SIMSYNC_OK)
+            break;
+        rc = write_item(rs, b, it, &wp, &first);
+        if (rc != SIMSYNC_OK) {
+            replica_out_abort(&it->out);
             fail(rs, rc, it);
+            break;
+        }
+        p.v[(p.head + p.n) % RESTORE_PENDING] = it;
+        p.n++;
+        rc = settle(rs, &p, 0, 0);
     }
-    return rc;
+    src = settle(rs, &p, 1, 0);
+    return rc != SIMSYNC_OK ? rc : src;
 }
 
 static int
@@ -572,15 +628,15 @@ restore_new(struct replica *r, struct link *l, struct restore **out)
     rs->b[0].v = calloc(RESTORE_BATCH_ITEMS, sizeof(*rs->b[0].v));
     rs->b[1].v = calloc(RESTORE_BATCH_ITEMS, sizeof(*rs->b[1].v));
     rs->ids = calloc(NODE_QUERY_IDS, sizeof(*rs->ids));
-    if (posix_memalign((void **)&rs->dbuf, REPLICA_OUT_ALIGN,
-                       RESTORE_DIRECT_BYTES) != 0)
-        rs->dbuf = NULL;
+    if (dio_new(RESTORE_DIRECT_BYTES, RESTORE_DIRECT_BUFS, &rs->dio) !=
+        SIMSYNC_OK)
+        rs->dio = NULL;
     if (rs->b[0].v == NULL || rs->b[1].v == NULL || rs->ids == NULL ||
-        rs->dbuf == NULL || pthread_mutex_init(&rs->mu, NULL) != 0) {
+        rs->dio == NULL || pthread_mutex_init(&rs->mu, NULL) != 0) {
         free(rs->b[0].v);
         free(rs->b[1].v);
         free(rs->ids);
-        free(rs->dbuf);
+        dio_free(rs->dio);
         free(rs);
         return SIMSYNC_ENOMEM;
     }
@@ -589,7 +645,7 @@ restore_new(struct replica *r, struct link *l, struct restore **out)
         free(rs->b[0].v);
         free(rs->b[1].v);
         free(rs->ids);
-        free(rs->dbuf);
+        dio_free(rs->dio);
         free(rs);
         return SIMSYNC_ENOMEM;
     }
@@ -677,7 +733,7 @@ restore_free(struct restore *rs)
     pthread_cond_destroy(&rs->cv);
     pthread_mutex_destroy(&rs->mu);
     free(rs->ids);
-    free(rs->dbuf);
+    dio_free(rs->dio);
     free(rs->failed);
     free(rs);
 }

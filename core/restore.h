@@ -35,9 +35,12 @@
 #define RESTORE_AHEAD                                                          \
     64 /* chunks unsealed and not yet reached by the writer                    \
         */
-/* Files of at least this size are written past the page cache
- * (replica_out), through a buffer of this size. */
+/* Files of at least this size are written past the page cache by a
+ * background thread (dio), through RESTORE_DIRECT_BUFS buffers of this
+ * size; at most RESTORE_PENDING written files wait for their rename. */
 #define RESTORE_DIRECT_BYTES (1u << 20)
+#define RESTORE_DIRECT_BUFS 4
+#define RESTORE_PENDING 64
 
 enum restore_kind { RESTORE_NEW, RESTORE_OVERWRITE, RESTORE_KEEP_BOTH };
 

@@ -1,7 +1,8 @@
 /* test_replica_out.c -- writing a version's content as it arrives: the
  * file appears under its name byte for byte, at every size and piece
- * size, with direct (O_DIRECT) and buffered writes; a wrong hash, a wrong
- * size or an abort leave nothing under the name and no temp file. */
+ * size, with direct writes on a dio thread (O_DIRECT) and buffered ones;
+ * a wrong hash, a wrong size or an abort leave nothing under the name and
+ * no temp file. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -16,6 +17,7 @@
 #include <cmocka.h>
 
 #include "crypt.h"
+#include "dio.h"
 #include "folder.h"
 
 #define DCAP (64u * 1024) /* small, so that sizes cross it often */
@@ -23,7 +25,7 @@
 struct fixture {
     char dir[64];
     struct replica r;
-    uint8_t *dbuf;
+    struct dio *dio;
     uint8_t *data;
     size_t cap;
 };
@@ -42,8 +44,7 @@ setup(void **state)
     fx->r.trusted = 1;
     fx->r.defer_sync = 1;
     crypt_random(fx->r.keys.content, sizeof(fx->r.keys.content));
-    assert_int_equal(
-        posix_memalign((void **)&fx->dbuf, REPLICA_OUT_ALIGN, DCAP), 0);
+    assert_int_equal(dio_new(DCAP, 2, &fx->dio), SIMSYNC_OK);
     fx->cap = 5 * DCAP + 12345;
     fx->data = malloc(fx->cap);
     assert_non_null(fx->data);
@@ -60,7 +61,7 @@ teardown(void **state)
 
     snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
     assert_int_equal(system(cmd), 0);
-    free(fx->dbuf);
+    dio_free(fx->dio);
     free(fx->data);
     free(fx);
     return 0;
@@ -76,6 +77,21 @@ make_version(struct fixture *fx, size_t size, uint8_t hash[32],
     v->size = size;
     v->content_hash.data = hash;
     v->content_hash.len = 32;
+}
+
+/* Commit, waiting for the direct writes when it says so. */
+static int
+commit(struct replica_out *o, struct stat *st)
+{
+    int rc = replica_out_commit(o, st);
+
+    if (rc == SIMSYNC_EAGAIN) {
+        assert_true(o->dio != NULL);
+        replica_out_wait(o);
+        assert_false(replica_out_busy(o));
+        rc = replica_out_commit(o, st);
+    }
+    return rc;
 }
 
 static int
@@ -143,10 +159,10 @@ content_arrives_whole_at_every_size_direct_or_not(void **state)
                 if (sizes[i] > 70000 && pieces[k] == 1000)
                     continue; /* slow and adds nothing */
                 make_version(fx, sizes[i], hash, &v);
-                assert_int_equal(
-                    replica_out_begin(&fx->r, CLS_CONTACTS, "f.bin", &v,
-                                      direct ? fx->dbuf : NULL, DCAP, &o),
-                    SIMSYNC_OK);
+                assert_int_equal(replica_out_begin(&fx->r, CLS_CONTACTS,
+                                                   "f.bin", &v,
+                                                   direct ? fx->dio : NULL, &o),
+                                 SIMSYNC_OK);
                 while (off < sizes[i]) {
                     size_t n =
                         sizes[i] - off < pieces[k] ? sizes[i] - off : pieces[k];
@@ -154,7 +170,7 @@ content_arrives_whole_at_every_size_direct_or_not(void **state)
                                      SIMSYNC_OK);
                     off += n;
                 }
-                assert_int_equal(replica_out_commit(&o, &st), SIMSYNC_OK);
+                assert_int_equal(commit(&o, &st), SIMSYNC_OK);
                 assert_int_equal((size_t)st.st_size, sizes[i]);
                 assert_true(file_is(fx, "f.bin", fx->data, sizes[i]));
                 assert_int_equal(entries(fx), 1); /* no temp file left */
@@ -173,27 +189,27 @@ wrong_content_leaves_nothing_under_the_name(void **state)
 
     make_version(fx, size, hash, &v);
     for (int direct = 0; direct < 2; direct++) {
-        uint8_t *dbuf = direct ? fx->dbuf : NULL;
+        struct dio *dio = direct ? fx->dio : NULL;
 
         /* One byte changed: the hash does not match. */
-        assert_int_equal(replica_out_begin(&fx->r, CLS_CONTACTS, "g.bin", &v,
-                                           dbuf, DCAP, &o),
-                         SIMSYNC_OK);
+        assert_int_equal(
+            replica_out_begin(&fx->r, CLS_CONTACTS, "g.bin", &v, dio, &o),
+            SIMSYNC_OK);
         assert_int_equal(replica_out_put(&o, fx->data, size - 1), SIMSYNC_OK);
         last = fx->data[size - 1] ^ 1;
         assert_int_equal(replica_out_put(&o, &last, 1), SIMSYNC_OK);
-        assert_int_equal(replica_out_commit(&o, &st), SIMSYNC_ECRYPTO);
+        assert_int_equal(commit(&o, &st), SIMSYNC_ECRYPTO);
         assert_int_equal(entries(fx), 0);
         /* Too short, then too long. */
-        assert_int_equal(replica_out_begin(&fx->r, CLS_CONTACTS, "g.bin", &v,
-                                           dbuf, DCAP, &o),
-                         SIMSYNC_OK);
+        assert_int_equal(
+            replica_out_begin(&fx->r, CLS_CONTACTS, "g.bin", &v, dio, &o),
+            SIMSYNC_OK);
         assert_int_equal(replica_out_put(&o, fx->data, size - 1), SIMSYNC_OK);
-        assert_int_equal(replica_out_commit(&o, &st), SIMSYNC_EPROTO);
+        assert_int_equal(commit(&o, &st), SIMSYNC_EPROTO);
         assert_int_equal(entries(fx), 0);
-        assert_int_equal(replica_out_begin(&fx->r, CLS_CONTACTS, "g.bin", &v,
-                                           dbuf, DCAP, &o),
-                         SIMSYNC_OK);
+        assert_int_equal(
+            replica_out_begin(&fx->r, CLS_CONTACTS, "g.bin", &v, dio, &o),
+            SIMSYNC_OK);
         assert_int_equal(replica_out_put(&o, fx->data, size), SIMSYNC_OK);
         assert_int_equal(replica_out_put(&o, fx->data, 1), SIMSYNC_EPROTO);
         replica_out_abort(&o);
@@ -218,13 +234,13 @@ a_symlinked_folder_is_refused(void **state)
     snprintf(p, sizeof(p), "%s/contacts/sub", fx->r.data_dir);
     assert_int_equal(symlink(outside, p), 0);
     make_version(fx, 10, hash, &v);
-    assert_int_not_equal(replica_out_begin(&fx->r, CLS_CONTACTS, "sub/x.bin",
-                                           &v, fx->dbuf, DCAP, &o),
-                         SIMSYNC_OK);
+    assert_int_not_equal(
+        replica_out_begin(&fx->r, CLS_CONTACTS, "sub/x.bin", &v, fx->dio, &o),
+        SIMSYNC_OK);
     replica_out_abort(&o);
-    assert_int_not_equal(replica_out_begin(&fx->r, CLS_CONTACTS, "../x.bin", &v,
-                                           fx->dbuf, DCAP, &o),
-                         SIMSYNC_OK);
+    assert_int_not_equal(
+        replica_out_begin(&fx->r, CLS_CONTACTS, "../x.bin", &v, fx->dio, &o),
+        SIMSYNC_OK);
     replica_out_abort(&o);
     assert_int_equal(rmdir(outside), 0); /* still empty */
 }
