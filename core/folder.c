@@ -104,12 +104,16 @@ folder_open_parent(const struct replica *r, int cls, const char *name,
             break;
         memcpy(comp, p, (size_t)(slash - p));
         comp[slash - p] = '\0';
-        if (create && mkdirat(fd, comp, 0700) != 0 && errno != EEXIST) {
-            int e = errno;
-            close(fd);
-            return errno_to_err(e);
-        }
         nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd < 0 && errno == ENOENT && create) {
+            if (mkdirat(fd, comp, 0700) != 0 && errno != EEXIST) {
+                int e = errno;
+                close(fd);
+                return errno_to_err(e);
+            }
+            nfd = openat(fd, comp,
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
         if (nfd < 0) {
             int e = errno;
             close(fd);
@@ -176,26 +180,36 @@ folder_stat(const struct replica *r, int cls, const char *name, struct stat *st)
 }
 
 int
-folder_target_ok(const struct replica *r, int cls, const char *name)
+folder_target_stat(const struct replica *r, int cls, const char *name,
+                   struct stat *st)
 {
     const char *base;
-    struct stat st;
-    int dfd, ok;
+    int dfd, rc;
 
     if (!replica_name_ok(name))
-        return 0;
+        return SIMSYNC_EREFUSED;
     /* Components are opened with O_NOFOLLOW: a symlinked folder on the
      * way is refused; a missing one is made later, as a real folder. */
     dfd = folder_open_parent(r, cls, name, 0, &base);
     if (dfd == SIMSYNC_ENOTFOUND)
-        return 1;
+        return SIMSYNC_ENOTFOUND;
     if (dfd < 0)
-        return 0;
-    ok = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0
-             ? errno == ENOENT
-             : S_ISREG(st.st_mode);
+        return SIMSYNC_EREFUSED;
+    if (fstatat(dfd, base, st, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = errno == ENOENT ? SIMSYNC_ENOTFOUND : SIMSYNC_EREFUSED;
+    else
+        rc = S_ISREG(st->st_mode) ? SIMSYNC_OK : SIMSYNC_EREFUSED;
     close(dfd);
-    return ok;
+    return rc;
+}
+
+int
+folder_target_ok(const struct replica *r, int cls, const char *name)
+{
+    struct stat st;
+    int rc = folder_target_stat(r, cls, name, &st);
+
+    return rc == SIMSYNC_OK || rc == SIMSYNC_ENOTFOUND;
 }
 
 int

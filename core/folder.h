@@ -39,6 +39,13 @@ void folder_stat_fill(Simsync__ItemRecord *rec, const struct stat *st);
  * (replica_name_ok), no symlink among the folders that exist on the way,
  * and nothing but a regular file (or nothing) at the name itself. */
 int folder_target_ok(const struct replica *r, int cls, const char *name);
+/* folder_target_ok and folder_stat in one walk: SIMSYNC_OK (a regular
+ * file is there; *st gets its lstat), SIMSYNC_ENOTFOUND (nothing there:
+ * a restore may make it, and the missing folders on the way), or
+ * SIMSYNC_EREFUSED (an unsafe name, a symlink on the way or at the name,
+ * something else than a regular file, or the way cannot be opened). */
+int folder_target_stat(const struct replica *r, int cls, const char *name,
+                       struct stat *st);
 
 /* Copy the file `from` over `to` (both in class cls), atomically. */
 int folder_copy(const struct replica *r, int cls, const char *from,

@@ -253,7 +253,8 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
         enum simsync_on_conflict mode = o->on_conflict;
         char target[PATH_MAX];
         const char *action;
-        int cls = (int)c->cls, differs = 0, exists = 0;
+        struct stat st;
+        int cls = (int)c->cls, differs = 0, exists = 0, trc;
 
         if (c->cls >= CLS_COUNT || c->version == NULL ||
             c->item_id.len != ITEM_ID_BYTES || c->version->deleted ||
@@ -270,22 +271,22 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
             continue;
         }
         snprintf(target, sizeof(target), "%s", meta->name);
-        if (!folder_target_ok(&r, cls, meta->name)) {
+        trc = folder_target_stat(&r, cls, meta->name, &st);
+        if (trc != SIMSYNC_OK && trc != SIMSYNC_ENOTFOUND) {
             rep->refused++;
             fn(arg, "refused", class_name(cls), meta->name, c->version->size);
             simsync__item_meta__free_unpacked(meta, NULL);
             continue;
         }
-        /* What is here now: the record after a refresh from the file. */
+        exists = trc == SIMSYNC_OK;
+        /* What is here now: the file as it is, and its record. */
         rc = store_txn_begin(r.st, 1, &txn);
         if (rc == SIMSYNC_OK) {
             uint8_t id[ITEM_ID_BYTES];
-            struct stat st;
             keys_item_id(&r.keys, cls, meta->name, id);
             if (item_get(txn, r.sub, cls, id, &local) != SIMSYNC_OK)
                 local = NULL;
             store_txn_abort(txn);
-            exists = folder_stat(&r, cls, meta->name, &st) == SIMSYNC_OK;
             if (exists) {
                 /* Compare by content: the local file as it is now. */
                 differs = 1;
