@@ -1,6 +1,6 @@
 /* restore.c -- batches of restored items: their chunks fetched and
- * unsealed, and their files recorded, on the calling thread; the files
- * written on a writer thread. See restore.h. */
+ * unsealed on the calling thread, their files written on a writer thread
+ * and recorded on a recorder thread. See restore.h. */
 #define _GNU_SOURCE /* syncfs */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,22 +61,23 @@ struct batch {
 };
 
 struct restore {
-    struct replica *r;            /* borrowed */
-    struct link *l;               /* borrowed */
-    struct dio *dio;              /* writer: large files past the cache */
-    ProtobufCBinaryData *ids;     /* fetching thread: one request's ids */
-    struct batch b[2];            /* batch k is b[k % 2] */
-    struct batch *fill;           /* fetching thread: the batch being filled */
-    uint64_t fetched;             /* fetching thread: chunks received */
-    uint64_t recorded;            /* fetching thread: batches recorded */
-    struct restore_counts counts; /* fetching thread */
-    pthread_t writer;
-    int started;
+    struct replica *r;             /* borrowed */
+    struct link *l;                /* borrowed */
+    struct dio *dio;               /* writer: large files past the cache */
+    ProtobufCBinaryData *ids;      /* fetching thread: one request's ids */
+    struct batch b[RESTORE_SLOTS]; /* batch k is b[k % RESTORE_SLOTS] */
+    struct batch *fill;            /* fetching thread: the batch being filled */
+    uint64_t fetched;              /* fetching thread: chunks received */
+    struct restore_counts counts;  /* recorder, read after the join */
+    pthread_t writer, recorder;
+    int started; /* the two threads run */
     pthread_mutex_t mu;
     pthread_cond_t cv; /* broadcast on every change of the fields below */
     uint64_t published, done;  /* batches handed to / written by the writer */
+    uint64_t recorded;         /* batches recorded (their slots are free) */
     uint64_t arrived, reached; /* chunks unsealed / first uses written */
     int quit;                  /* no more batches will come */
+    int written_all;           /* the writer has stopped */
     int err;                   /* the first failure, of either thread */
     char *failed;              /* its item, "class/name", or NULL */
 };
@@ -322,24 +323,10 @@ batch_reset(struct batch *b)
 }
 
 static void *writer_main(void *arg);
-static int record_batch(struct restore *rs, struct batch *b);
+static void *recorder_main(void *arg);
 
-/* Record the written batches below `upto` not recorded yet. */
-static int
-record_through(struct restore *rs, uint64_t upto)
-{
-    int rc = SIMSYNC_OK;
-
-    for (; rc == SIMSYNC_OK && rs->recorded < upto; rs->recorded++)
-        rc = record_batch(rs, &rs->b[rs->recorded % 2]);
-    if (rc != SIMSYNC_OK)
-        fail(rs, rc, NULL);
-    return rc;
-}
-
-/* Hand the batch being filled to the writer and fetch its chunks. Then,
- * while the writer writes it, record the batch before it (written by
- * now) and make its place the next one to fill. */
+/* Hand the batch being filled to the writer and fetch its chunks, then
+ * take the next free slot to fill (its batch written and recorded). */
 static int
 flush(struct restore *rs)
 {
@@ -359,6 +346,11 @@ flush(struct restore *rs)
             fail(rs, SIMSYNC_ENOMEM, NULL);
             return SIMSYNC_ENOMEM;
         }
+        if (pthread_create(&rs->recorder, NULL, recorder_main, rs) != 0) {
+            fail(rs, SIMSYNC_ENOMEM, NULL);
+            pthread_join(rs->writer, NULL);
+            return SIMSYNC_ENOMEM;
+        }
         rs->started = 1;
     }
     pthread_mutex_lock(&rs->mu);
@@ -369,14 +361,13 @@ flush(struct restore *rs)
     if (rc != SIMSYNC_OK)
         return rc;
     pthread_mutex_lock(&rs->mu);
-    while (rs->published - rs->done >= 2 && rs->err == SIMSYNC_OK)
+    while (rs->published - rs->recorded >= RESTORE_SLOTS &&
+           rs->err == SIMSYNC_OK)
         pthread_cond_wait(&rs->cv, &rs->mu);
     rc = rs->err;
     pthread_mutex_unlock(&rs->mu);
-    if (rc == SIMSYNC_OK)
-        rc = record_through(rs, rs->published - 1);
     if (rc == SIMSYNC_OK) {
-        rs->fill = &rs->b[rs->published % 2];
+        rs->fill = &rs->b[rs->published % RESTORE_SLOTS];
         batch_reset(rs->fill);
     }
     return rc;
@@ -599,7 +590,7 @@ writer_main(void *arg)
         pthread_mutex_lock(&rs->mu);
         while (rs->done == rs->published && !rs->quit && rs->err == SIMSYNC_OK)
             pthread_cond_wait(&rs->cv, &rs->mu);
-        b = rs->done < rs->published ? &rs->b[rs->done % 2] : NULL;
+        b = rs->done < rs->published ? &rs->b[rs->done % RESTORE_SLOTS] : NULL;
         pthread_mutex_unlock(&rs->mu);
         if (b == NULL)
             break;
@@ -609,15 +600,61 @@ writer_main(void *arg)
         pthread_cond_broadcast(&rs->cv);
         pthread_mutex_unlock(&rs->mu);
     }
+    pthread_mutex_lock(&rs->mu);
+    rs->written_all = 1;
+    pthread_cond_broadcast(&rs->cv);
+    pthread_mutex_unlock(&rs->mu);
+    return NULL;
+}
+
+/* The recorder: each batch the writer is done with, in turn, also the
+ * part written before a failure; until the writer has stopped and every
+ * batch it did is recorded. */
+static void *
+recorder_main(void *arg)
+{
+    struct restore *rs = arg;
+
+    for (;;) {
+        struct batch *b;
+        int rc;
+
+        pthread_mutex_lock(&rs->mu);
+        while (rs->recorded == rs->done && !rs->written_all)
+            pthread_cond_wait(&rs->cv, &rs->mu);
+        b = rs->recorded < rs->done ? &rs->b[rs->recorded % RESTORE_SLOTS]
+                                    : NULL;
+        pthread_mutex_unlock(&rs->mu);
+        if (b == NULL)
+            break;
+        rc = record_batch(rs, b);
+        if (rc != SIMSYNC_OK)
+            fail(rs, rc, NULL);
+        pthread_mutex_lock(&rs->mu);
+        rs->recorded++;
+        pthread_cond_broadcast(&rs->cv);
+        pthread_mutex_unlock(&rs->mu);
+    }
     return NULL;
 }
 
 /* ------------------------------------------------------------ interface */
 
+static void
+free_parts(struct restore *rs)
+{
+    for (int i = 0; i < RESTORE_SLOTS; i++)
+        free(rs->b[i].v);
+    free(rs->ids);
+    dio_free(rs->dio);
+    free(rs);
+}
+
 int
 restore_new(struct replica *r, struct link *l, struct restore **out)
 {
     struct restore *rs = calloc(1, sizeof(*rs));
+    int ok;
 
     *out = NULL;
     if (rs == NULL)
@@ -625,28 +662,25 @@ restore_new(struct replica *r, struct link *l, struct restore **out)
     rs->r = r;
     rs->l = l;
     rs->fill = &rs->b[0];
-    rs->b[0].v = calloc(RESTORE_BATCH_ITEMS, sizeof(*rs->b[0].v));
-    rs->b[1].v = calloc(RESTORE_BATCH_ITEMS, sizeof(*rs->b[1].v));
+    ok = 1;
+    for (int i = 0; i < RESTORE_SLOTS; i++) {
+        rs->b[i].v = calloc(RESTORE_BATCH_ITEMS, sizeof(*rs->b[i].v));
+        ok = ok && rs->b[i].v != NULL;
+    }
     rs->ids = calloc(NODE_QUERY_IDS, sizeof(*rs->ids));
-    if (dio_new(RESTORE_DIRECT_BYTES, RESTORE_DIRECT_BUFS, &rs->dio) !=
-        SIMSYNC_OK)
-        rs->dio = NULL;
-    if (rs->b[0].v == NULL || rs->b[1].v == NULL || rs->ids == NULL ||
-        rs->dio == NULL || pthread_mutex_init(&rs->mu, NULL) != 0) {
-        free(rs->b[0].v);
-        free(rs->b[1].v);
-        free(rs->ids);
-        dio_free(rs->dio);
-        free(rs);
+    if (!ok || rs->ids == NULL ||
+        dio_new(RESTORE_DIRECT_BYTES, RESTORE_DIRECT_BUFS, &rs->dio) !=
+            SIMSYNC_OK) {
+        free_parts(rs);
+        return SIMSYNC_ENOMEM;
+    }
+    if (pthread_mutex_init(&rs->mu, NULL) != 0) {
+        free_parts(rs);
         return SIMSYNC_ENOMEM;
     }
     if (pthread_cond_init(&rs->cv, NULL) != 0) {
         pthread_mutex_destroy(&rs->mu);
-        free(rs->b[0].v);
-        free(rs->b[1].v);
-        free(rs->ids);
-        dio_free(rs->dio);
-        free(rs);
+        free_parts(rs);
         return SIMSYNC_ENOMEM;
     }
     *out = rs;
@@ -678,10 +712,11 @@ restore_add(struct restore *rs, int cls, const uint8_t *item_id,
     return rc;
 }
 
-/* Stop and join the writer (quit: it finishes the published batches
- * first, unless a failure stops it). */
+/* Stop and join the threads (quit: the writer finishes the published
+ * batches first, unless a failure stops it, and the recorder records what
+ * the writer did). */
 static void
-join_writer(struct restore *rs)
+join_threads(struct restore *rs)
 {
     if (!rs->started)
         return;
@@ -690,6 +725,7 @@ join_writer(struct restore *rs)
     pthread_cond_broadcast(&rs->cv);
     pthread_mutex_unlock(&rs->mu);
     pthread_join(rs->writer, NULL);
+    pthread_join(rs->recorder, NULL);
     rs->started = 0;
 }
 
@@ -700,9 +736,7 @@ restore_finish(struct restore *rs, int last, struct restore_counts *counts)
 
     if (rc == SIMSYNC_OK && last)
         rc = flush(rs);
-    join_writer(rs);
-    /* Also the files written before a failure. */
-    record_through(rs, rs->published);
+    join_threads(rs);
     *counts = rs->counts;
     counts->chunks_fetched = rs->fetched;
     return rs->err != SIMSYNC_OK ? rs->err : rc;
@@ -721,9 +755,9 @@ restore_free(struct restore *rs)
         return;
     if (rs->started) {
         fail(rs, SIMSYNC_ECLOSED, NULL); /* stop at the next wait */
-        join_writer(rs);
+        join_threads(rs);
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < RESTORE_SLOTS; i++) {
         batch_reset(&rs->b[i]);
         free(rs->b[i].v);
         free(rs->b[i].c);

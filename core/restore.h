@@ -9,18 +9,19 @@
  * after checking it against its chunk id (on whichever thread has time for
  * it, always before the first byte of it is written), and renames the file
  * over its name once the whole content matched the version's hash
- * (replica_out). Once the writer has written a batch and the calling
- * thread has fetched the next one, the calling thread syncs the filesystem
- * (syncfs) and records the written batch's items in one transaction, as
- * new local changes, while the writer goes on with the next batch.
- * Nothing fetched is kept across runs: a restore that was
- * interrupted fetches again what it still needs; a file renamed before the
- * crash and not recorded is found by the next scan, its temp files are
- * removed by it.
+ * (replica_out). A recorder thread takes each batch the writer is done
+ * with, syncs the filesystem (syncfs) and records the batch's items in one
+ * transaction, as new local changes. The three overlap: while batch k is
+ * written, batch k-1 may be recorded and batch k+1 fetched.
+ *
+ * Nothing fetched is kept across runs: a restore that was interrupted
+ * fetches again what it still needs; a file renamed before the crash and
+ * not recorded is found by the next scan, its temp files are removed by
+ * it.
  *
  * Memory: at most RESTORE_AHEAD chunks wait for the writer, plus the
- * chunks a batch uses again later (kept until their last use), plus two
- * batches of item lists.
+ * chunks a batch uses again later (kept until their last use), plus
+ * RESTORE_SLOTS batches of item lists.
  *
  * Threads: one restore at a time per replica; every call below is made by
  * the thread that made the restore. */
@@ -30,11 +31,12 @@
 #include <stdint.h>
 #include "node.h"
 
-#define RESTORE_BATCH_ITEMS 256
+#define RESTORE_BATCH_ITEMS 1024
 #define RESTORE_BATCH_BYTES (64u << 20)
-#define RESTORE_AHEAD                                                          \
-    64 /* chunks unsealed and not yet reached by the writer                    \
-        */
+/* Batches being fetched, written or recorded at once. */
+#define RESTORE_SLOTS 3
+/* Chunks unsealed and not yet reached by the writer. */
+#define RESTORE_AHEAD 64
 /* Files of at least this size are written past the page cache by a
  * background thread (dio), through RESTORE_DIRECT_BUFS buffers of this
  * size; at most RESTORE_PENDING written files wait for their rename. */
