@@ -3,10 +3,12 @@
  * generation), listing a generation's items, and restoring them onto this
  * terminal, or leaving the restore as a job for another one.
  *
- * A restore fetches chunks in batches, checks each one against its id as it
- * arrives and writes it straight into its item's temporary file, which is
- * renamed over the name once the whole content matched its hash. The items
- * are then recorded as new local changes, so they sync like edits. */
+ * A restore decides here, item by item, what goes where (on-conflict
+ * modes, refused names, unchanged items); restore.c then fetches the
+ * chunks, checks each one against its id, writes it straight into its
+ * item's temporary file, renames the file over the name once the whole
+ * content matched its hash, and records the items as new local changes,
+ * so they sync like edits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -347,8 +349,8 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
         simsync__item_meta__free_unpacked(meta, NULL);
     }
     if (rs != NULL) {
-        /* The last batch goes out only if nothing failed; what the writer
-         * did before a failure counts either way. */
+        /* The items are written once every one is decided, and only if
+         * deciding went well; what was done before a failure counts. */
         int frc = restore_finish(rs, rc == SIMSYNC_OK, &done);
         if (rc == SIMSYNC_OK)
             rc = frc;

@@ -30,6 +30,15 @@ struct item {
     struct replica_out out; /* writer: its file while it is written */
 };
 
+/* One item as restore_add got it. */
+struct planned {
+    int cls;
+    const uint8_t *id;
+    char *name; /* owned until it moves into a batch */
+    const Simsync__Version *v;
+    enum restore_kind kind;
+};
+
 /* One distinct chunk of a batch. `plain` is set once, under the lock, by
  * the fetching thread; from then on the writer owns it and frees it after
  * its last use (a chunk never used because the restore stopped is freed
@@ -61,6 +70,8 @@ struct batch {
 };
 
 struct restore {
+    struct planned *plan; /* fetching thread: every item added */
+    size_t nplan, capplan;
     struct replica *r;             /* borrowed */
     struct link *l;                /* borrowed */
     struct dio *dio;               /* writer: large files past the cache */
@@ -691,25 +702,107 @@ int
 restore_add(struct restore *rs, int cls, const uint8_t *item_id,
             const char *name, const Simsync__Version *v, enum restore_kind kind)
 {
-    struct batch *b = rs->fill;
-    struct item *it = &b->v[b->n];
-    int rc = current_err(rs);
+    struct planned *p;
+    int rc = grow_array((void **)&rs->plan, &rs->capplan, rs->nplan + 1,
+                        sizeof(*rs->plan));
 
     if (rc != SIMSYNC_OK)
         return rc;
-    memset(it, 0, sizeof(*it));
-    it->name = strdup(name);
-    if (it->name == NULL)
+    p = &rs->plan[rs->nplan];
+    p->name = strdup(name);
+    if (p->name == NULL)
         return SIMSYNC_ENOMEM;
-    it->cls = cls;
-    it->id = item_id;
-    it->v = v;
-    it->kind = kind;
+    p->cls = cls;
+    p->id = item_id;
+    p->v = v;
+    p->kind = kind;
+    rs->nplan++;
+    return SIMSYNC_OK;
+}
+
+static int
+cmp_target(const void *a, const void *b)
+{
+    const struct planned *x = *(struct planned *const *)a;
+    const struct planned *y = *(struct planned *const *)b;
+
+    if (x->cls != y->cls)
+        return x->cls < y->cls ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+/* The order to write the plan in. The calling thread's work is in the
+ * chunks (receiving, unsealing), the writer's mostly per file: so the
+ * small (inline) items are spread evenly among the chunked ones, and both
+ * threads have work all along, instead of the writer alone on a stretch
+ * of small files and the calling thread alone on a stretch of large ones.
+ * When one name is planned twice the plan's order is kept (the later
+ * item must be the one left in place). *out returned, nplan long. */
+static int
+plan_order(const struct restore *rs, struct planned ***out)
+{
+    struct planned **o = malloc((rs->nplan ? rs->nplan : 1) * sizeof(*o));
+    size_t nsmall = 0, bi = 0, si = 0, taken = 0;
+    uint64_t big = 0, big_taken = 0;
+    int dup = 0;
+
+    *out = o;
+    if (o == NULL)
+        return SIMSYNC_ENOMEM;
+    for (size_t n = 0; n < rs->nplan; n++)
+        o[n] = &rs->plan[n];
+    qsort(o, rs->nplan, sizeof(*o), cmp_target);
+    for (size_t n = 1; n < rs->nplan && !dup; n++)
+        dup = cmp_target(&o[n - 1], &o[n]) == 0;
+    for (size_t n = 0; n < rs->nplan; n++) {
+        o[n] = &rs->plan[n];
+        if (rs->plan[n].v->n_chunks == 0)
+            nsmall++;
+        else
+            big += rs->plan[n].v->size;
+    }
+    if (dup || nsmall == 0 || big == 0)
+        return SIMSYNC_OK;
+    /* Two cursors over the plan, one for each kind: a small item whenever
+     * the share of small items taken is not ahead of the share of chunk
+     * bytes taken. */
+    for (size_t n = 0; n < rs->nplan; n++) {
+        while (bi < rs->nplan && rs->plan[bi].v->n_chunks == 0)
+            bi++;
+        while (si < rs->nplan && rs->plan[si].v->n_chunks != 0)
+            si++;
+        if (si < rs->nplan &&
+            (bi == rs->nplan ||
+             (double)taken * (double)big <= (double)big_taken * nsmall)) {
+            o[n] = &rs->plan[si++];
+            taken++;
+        } else {
+            big_taken += rs->plan[bi].v->size;
+            o[n] = &rs->plan[bi++];
+        }
+    }
+    return SIMSYNC_OK;
+}
+
+/* Move one planned item into the batch being filled; flush it when full. */
+static int
+fill_one(struct restore *rs, struct planned *p)
+{
+    struct batch *b = rs->fill;
+    struct item *it = &b->v[b->n];
+
+    memset(it, 0, sizeof(*it));
+    it->name = p->name;
+    p->name = NULL;
+    it->cls = p->cls;
+    it->id = p->id;
+    it->v = p->v;
+    it->kind = p->kind;
     b->n++;
-    b->bytes += v->size;
+    b->bytes += it->v->size;
     if (b->n == RESTORE_BATCH_ITEMS || b->bytes >= RESTORE_BATCH_BYTES)
-        rc = flush(rs);
-    return rc;
+        return flush(rs);
+    return SIMSYNC_OK;
 }
 
 /* Stop and join the threads (quit: the writer finishes the published
@@ -732,10 +825,16 @@ join_threads(struct restore *rs)
 int
 restore_finish(struct restore *rs, int last, struct restore_counts *counts)
 {
+    struct planned **order = NULL;
     int rc = current_err(rs);
 
     if (rc == SIMSYNC_OK && last)
+        rc = plan_order(rs, &order);
+    for (size_t n = 0; rc == SIMSYNC_OK && last && n < rs->nplan; n++)
+        rc = fill_one(rs, order[n]);
+    if (rc == SIMSYNC_OK && last)
         rc = flush(rs);
+    free(order);
     join_threads(rs);
     *counts = rs->counts;
     counts->chunks_fetched = rs->fetched;
@@ -766,6 +865,9 @@ restore_free(struct restore *rs)
     }
     pthread_cond_destroy(&rs->cv);
     pthread_mutex_destroy(&rs->mu);
+    for (size_t n = 0; n < rs->nplan; n++)
+        free(rs->plan[n].name);
+    free(rs->plan);
     free(rs->ids);
     dio_free(rs->dio);
     free(rs->failed);

@@ -1,8 +1,10 @@
 /* restore.h -- writing the items of a generation onto this terminal, once
  * node_restore.c has decided which items go where.
  *
- * Items are added one by one and go out in batches (RESTORE_BATCH_ITEMS
- * items or RESTORE_BATCH_BYTES bytes). For each batch the calling thread
+ * Items are added one by one; restore_finish writes them, in an order
+ * that spreads the small (inline) items among the chunked ones, in
+ * batches (RESTORE_BATCH_ITEMS items or RESTORE_BATCH_BYTES bytes). For
+ * each batch the calling thread
  * asks the hub for the batch's distinct chunks in the order its files use
  * them, and unseals and decompresses each one as it arrives; a writer
  * thread appends the plaintext to the temp file of the item being written,
@@ -69,17 +71,16 @@ int restore_new(struct replica *r, struct link *l,
 
 /* Add one item: version v of manifest item `item_id` (the id its inline
  * body was sealed for) goes to `name` (copied) of class cls. v and
- * item_id are borrowed until restore_finish. A full batch is fetched and
- * handed to the writer before this returns. Returns SIMSYNC_OK or the
- * error that stopped the restore (then see restore_failed_item). */
+ * item_id are borrowed until restore_finish. Nothing is fetched or
+ * written yet. Returns SIMSYNC_OK or SIMSYNC_ENOMEM. */
 int restore_add(struct restore *rs, int cls, const uint8_t *item_id,
                 const char *name, const Simsync__Version *v,
                 enum restore_kind kind) SIMSYNC_MUST_CHECK;
 
-/* Fetch the batch being filled (when `last`; 0 drops it: the caller
- * stopped), wait until the writer has written and recorded every batch
- * it was given, fill *counts (also after a failure: what was done).
- * Returns SIMSYNC_OK or the restore's first error. */
+/* When `last` (0: the caller stopped, nothing is written), fetch, write
+ * and record every item added; then wait until the threads are done and
+ * fill *counts (also after a failure: what was done). Returns SIMSYNC_OK
+ * or the restore's first error. */
 int restore_finish(struct restore *rs, int last,
                    struct restore_counts *counts) SIMSYNC_MUST_CHECK;
 
