@@ -535,56 +535,64 @@ record_one(struct replica *r, struct store_txn *txn, const struct item *it)
     return rc;
 }
 
+/* The batches [from, to) of a restore. */
 struct record_arg {
-    struct replica *r;
-    struct batch *b;
+    struct restore *rs;
+    uint64_t from, to;
 };
 
-/* Record the batch's written items, once their files are durable. */
 static int
 record_fn(struct store_txn *txn, void *arg)
 {
     struct record_arg *a = arg;
+    int rc = SIMSYNC_OK;
+
+    for (uint64_t k = a->from; rc == SIMSYNC_OK && k < a->to; k++) {
+        struct batch *b = &a->rs->b[k % RESTORE_SLOTS];
+        for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++)
+            if (b->v[i].written)
+                rc = record_one(a->rs->r, txn, &b->v[i]);
+    }
+    return rc;
+}
+
+/* Record the written items of batches [from, to): the filesystem is
+ * synced first, so the records describe durable files. One syncfs and one
+ * transaction for all of them: a recorder that fell behind (syncfs also
+ * waits for other programs' unwritten data) catches up at once. */
+static int
+record_batches(struct restore *rs, uint64_t from, uint64_t to)
+{
+    struct record_arg a = {rs, from, to};
+    size_t written = 0;
     int fd, rc = SIMSYNC_OK;
 
-    for (size_t i = 0; rc == SIMSYNC_OK && i < a->b->n; i++)
-        if (a->b->v[i].written)
-            rc = record_one(a->r, txn, &a->b->v[i]);
-    if (rc != SIMSYNC_OK)
-        return rc;
-    fd = open(a->r->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    for (uint64_t k = from; k < to; k++)
+        for (size_t i = 0; i < rs->b[k % RESTORE_SLOTS].n; i++)
+            written += rs->b[k % RESTORE_SLOTS].v[i].written != 0;
+    if (written == 0)
+        return SIMSYNC_OK;
+    fd = open(rs->r->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0 || syncfs(fd) != 0)
         rc = SIMSYNC_EIO;
     if (fd >= 0)
         close(fd);
-    return rc;
-}
-
-static int
-record_batch(struct restore *rs, struct batch *b)
-{
-    struct record_arg a = {rs->r, b};
-    size_t written = 0;
-    int rc;
-
-    for (size_t i = 0; i < b->n; i++)
-        written += b->v[i].written != 0;
-    if (written == 0)
-        return SIMSYNC_OK;
-    rc = store_write(rs->r->st, record_fn, &a);
-    if (rc != SIMSYNC_OK)
-        return rc;
-    for (size_t i = 0; i < b->n; i++) {
-        if (!b->v[i].written)
-            continue;
-        if (b->v[i].kind == RESTORE_NEW)
-            rs->counts.restored++;
-        else if (b->v[i].kind == RESTORE_KEEP_BOTH)
-            rs->counts.kept_both++;
-        else
-            rs->counts.overwritten++;
+    if (rc == SIMSYNC_OK)
+        rc = store_write(rs->r->st, record_fn, &a);
+    for (uint64_t k = from; rc == SIMSYNC_OK && k < to; k++) {
+        struct batch *b = &rs->b[k % RESTORE_SLOTS];
+        for (size_t i = 0; i < b->n; i++) {
+            if (!b->v[i].written)
+                continue;
+            if (b->v[i].kind == RESTORE_NEW)
+                rs->counts.restored++;
+            else if (b->v[i].kind == RESTORE_KEEP_BOTH)
+                rs->counts.kept_both++;
+            else
+                rs->counts.overwritten++;
+        }
     }
-    return SIMSYNC_OK;
+    return rc;
 }
 
 /* The writer: each published batch in turn, until there are no more or
@@ -618,31 +626,31 @@ writer_main(void *arg)
     return NULL;
 }
 
-/* The recorder: each batch the writer is done with, in turn, also the
- * part written before a failure; until the writer has stopped and every
- * batch it did is recorded. */
+/* The recorder: the batches the writer is done with, all that are there
+ * at a time, also the part written before a failure; until the writer has
+ * stopped and every batch it did is recorded. */
 static void *
 recorder_main(void *arg)
 {
     struct restore *rs = arg;
 
     for (;;) {
-        struct batch *b;
+        uint64_t from, to;
         int rc;
 
         pthread_mutex_lock(&rs->mu);
         while (rs->recorded == rs->done && !rs->written_all)
             pthread_cond_wait(&rs->cv, &rs->mu);
-        b = rs->recorded < rs->done ? &rs->b[rs->recorded % RESTORE_SLOTS]
-                                    : NULL;
+        from = rs->recorded;
+        to = rs->done;
         pthread_mutex_unlock(&rs->mu);
-        if (b == NULL)
+        if (from == to)
             break;
-        rc = record_batch(rs, b);
+        rc = record_batches(rs, from, to);
         if (rc != SIMSYNC_OK)
             fail(rs, rc, NULL);
         pthread_mutex_lock(&rs->mu);
-        rs->recorded++;
+        rs->recorded = to;
         pthread_cond_broadcast(&rs->cv);
         pthread_mutex_unlock(&rs->mu);
     }

@@ -11,10 +11,10 @@
  * after checking it against its chunk id (on whichever thread has time for
  * it, always before the first byte of it is written), and renames the file
  * over its name once the whole content matched the version's hash
- * (replica_out). A recorder thread takes each batch the writer is done
- * with, syncs the filesystem (syncfs) and records the batch's items in one
+ * (replica_out). A recorder thread takes the batches the writer is done
+ * with, syncs the filesystem (syncfs) and records their items in one
  * transaction, as new local changes. The three overlap: while batch k is
- * written, batch k-1 may be recorded and batch k+1 fetched.
+ * written, batches before it may be recorded and batch k+1 fetched.
  *
  * Nothing fetched is kept across runs: a restore that was interrupted
  * fetches again what it still needs; a file renamed before the crash and
@@ -35,8 +35,8 @@
 
 #define RESTORE_BATCH_ITEMS 1024
 #define RESTORE_BATCH_BYTES (64u << 20)
-/* Batches being fetched, written or recorded at once. */
-#define RESTORE_SLOTS 3
+/* Batches being fetched, written or waiting to be recorded. */
+#define RESTORE_SLOTS 6
 /* Chunks unsealed and not yet reached by the writer. */
 #define RESTORE_AHEAD 64
 /* Files of at least this size are written past the page cache by a
