@@ -104,12 +104,16 @@ folder_open_parent(const struct replica *r, int cls, const char *name,
             break;
         memcpy(comp, p, (size_t)(slash - p));
         comp[slash - p] = '\0';
-        if (create && mkdirat(fd, comp, 0700) != 0 && errno != EEXIST) {
-            int e = errno;
-            close(fd);
-            return errno_to_err(e);
-        }
         nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (nfd < 0 && errno == ENOENT && create) {
+            if (mkdirat(fd, comp, 0700) != 0 && errno != EEXIST) {
+                int e = errno;
+                close(fd);
+                return errno_to_err(e);
+            }
+            nfd = openat(fd, comp,
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
         if (nfd < 0) {
             int e = errno;
             close(fd);
@@ -176,26 +180,36 @@ folder_stat(const struct replica *r, int cls, const char *name, struct stat *st)
 }
 
 int
-folder_target_ok(const struct replica *r, int cls, const char *name)
+folder_target_stat(const struct replica *r, int cls, const char *name,
+                   struct stat *st)
 {
     const char *base;
-    struct stat st;
-    int dfd, ok;
+    int dfd, rc;
 
     if (!replica_name_ok(name))
-        return 0;
+        return SIMSYNC_EREFUSED;
     /* Components are opened with O_NOFOLLOW: a symlinked folder on the
      * way is refused; a missing one is made later, as a real folder. */
     dfd = folder_open_parent(r, cls, name, 0, &base);
     if (dfd == SIMSYNC_ENOTFOUND)
-        return 1;
+        return SIMSYNC_ENOTFOUND;
     if (dfd < 0)
-        return 0;
-    ok = fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) != 0
-             ? errno == ENOENT
-             : S_ISREG(st.st_mode);
+        return SIMSYNC_EREFUSED;
+    if (fstatat(dfd, base, st, AT_SYMLINK_NOFOLLOW) != 0)
+        rc = errno == ENOENT ? SIMSYNC_ENOTFOUND : SIMSYNC_EREFUSED;
+    else
+        rc = S_ISREG(st->st_mode) ? SIMSYNC_OK : SIMSYNC_EREFUSED;
     close(dfd);
-    return ok;
+    return rc;
+}
+
+int
+folder_target_ok(const struct replica *r, int cls, const char *name)
+{
+    struct stat st;
+    int rc = folder_target_stat(r, cls, name, &st);
+
+    return rc == SIMSYNC_OK || rc == SIMSYNC_ENOTFOUND;
 }
 
 int
@@ -365,10 +379,14 @@ read_all(int fd, uint8_t *buf, size_t len)
 }
 
 /* The content of a renamed file: the version it had under its old name
- * (from NULL: a file just written from that version). */
+ * (from NULL: a file just written from that version; then st is the
+ * written file's stat and body_ok tells that v's inline body was sealed
+ * for this name, so both can be kept as they are). */
 struct move_src {
     const char *from;
     const Simsync__Version *v;
+    const struct stat *st;
+    int body_ok;
 };
 
 static int
@@ -389,20 +407,32 @@ record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
     size_t body_len = 0, mlen;
     const char *bname;
     struct stat st;
-    int dfd, fd = -1, rc, moved = 0;
+    int dfd, fd = -1, rc, moved = 0, have, written;
 
     memset(&vvpb, 0, sizeof(vvpb));
     keys_item_id(&r->keys, cls, name, id);
-    dfd = folder_open_parent(r, cls, name, 0, &bname);
-    if (dfd >= 0) {
-        fd = openat(dfd, bname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        close(dfd);
+    /* A file just written from move->v: its stat is known and nothing of
+     * it needs to be read (an inline body sealed for another name does:
+     * it is sealed again for this one). */
+    written = move != NULL && move->st != NULL &&
+              move->v->size == (uint64_t)move->st->st_size &&
+              move->v->content_hash.len == sizeof(chash) &&
+              (move->v->n_chunks > 0 || move->body_ok);
+    if (written) {
+        st = *move->st;
+    } else {
+        dfd = folder_open_parent(r, cls, name, 0, &bname);
+        if (dfd >= 0) {
+            fd = openat(dfd, bname, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            close(dfd);
+        }
+        if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+            close(fd);
+            fd = -1;
+        }
     }
-    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
-        close(fd);
-        fd = -1;
-    }
-    if (fd >= 0) {
+    have = written || fd >= 0;
+    if (have) {
         if ((uint64_t)st.st_size > ITEM_SIZE_MAX) {
             rc = SIMSYNC_ETOOBIG;
             goto out;
@@ -417,6 +447,11 @@ record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
             v.n_chunks = move->v->n_chunks;
             memcpy(chash, move->v->content_hash.data, sizeof(chash));
             meta.moved_from = (char *)move->from;
+            moved = 1;
+        } else if (written) {
+            /* Restored: the inline body stays as sealed for this name. */
+            v.inline_body = move->v->inline_body;
+            memcpy(chash, move->v->content_hash.data, sizeof(chash));
             moved = 1;
         } else if ((size_t)st.st_size <= INLINE_MAX) {
             plain = malloc((size_t)st.st_size + 1);
@@ -538,9 +573,10 @@ folder_record(struct replica *r, struct store_txn *txn, int cls,
 int
 folder_record_written(struct replica *r, struct store_txn *txn, int cls,
                       const char *name, const struct vv *base,
-                      const Simsync__ItemRecord *old, const Simsync__Version *v)
+                      const Simsync__ItemRecord *old, const Simsync__Version *v,
+                      int body_ok, const struct stat *st)
 {
-    struct move_src src = {NULL, v};
+    struct move_src src = {NULL, v, st, body_ok};
 
     return record_file(r, txn, cls, name, base, NULL, old, &src);
 }
@@ -813,7 +849,7 @@ record_move(struct replica *r, struct store_txn *txn, int cls, const char *to,
         (uint64_t)st.st_size == src->st_size &&
         (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec ==
             src->st_mtime_ns) {
-        struct move_src m = {from, src->versions[0]};
+        struct move_src m = {from, src->versions[0], NULL, 0};
         if (dst != NULL)
             rc = vv_from_pb(&base, dst->versions[0]->vv);
         if (rc == SIMSYNC_OK)

@@ -39,6 +39,13 @@ void folder_stat_fill(Simsync__ItemRecord *rec, const struct stat *st);
  * (replica_name_ok), no symlink among the folders that exist on the way,
  * and nothing but a regular file (or nothing) at the name itself. */
 int folder_target_ok(const struct replica *r, int cls, const char *name);
+/* folder_target_ok and folder_stat in one walk: SIMSYNC_OK (a regular
+ * file is there; *st gets its lstat), SIMSYNC_ENOTFOUND (nothing there:
+ * a restore may make it, and the missing folders on the way), or
+ * SIMSYNC_EREFUSED (an unsafe name, a symlink on the way or at the name,
+ * something else than a regular file, or the way cannot be opened). */
+int folder_target_stat(const struct replica *r, int cls, const char *name,
+                       struct stat *st);
 
 /* Copy the file `from` over `to` (both in class cls), atomically. */
 int folder_copy(const struct replica *r, int cls, const char *from,
@@ -59,13 +66,17 @@ int folder_record(struct replica *r, struct store_txn *txn, int cls,
                   const Simsync__Version *clock,
                   const Simsync__ItemRecord *old);
 
-/* folder_record for a file just written from version `v` and checked
- * against its content hash: a chunked version's chunk list and hash are
- * kept instead of reading and chunking the file again. */
+/* folder_record for the file `name` just written from version `v` and
+ * checked against its content hash; *st is its stat, taken from the open
+ * file after the rename (borrowed for the call). Nothing is read: a
+ * chunked version's chunk list and hash are kept, and so is an inline
+ * body when `body_ok` says it was sealed for this name's item id (else
+ * the file is read and its body sealed again). */
 int folder_record_written(struct replica *r, struct store_txn *txn, int cls,
                           const char *name, const struct vv *base,
                           const Simsync__ItemRecord *old,
-                          const Simsync__Version *v);
+                          const Simsync__Version *v, int body_ok,
+                          const struct stat *st);
 
 /* Bring the record of `name` up to date with its file: nothing when the
  * stat cache matches, a stat refresh when only metadata changed (same

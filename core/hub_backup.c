@@ -606,43 +606,80 @@ send_pieces(struct simsync_node *n, struct chan *ch,
     }
 }
 
+/* One ChunkData envelope for chunk `id`, packed straight from the store's
+ * memory (the read transaction ends before anything is sent) into *buf,
+ * which grows as needed and is reused. An id the hub does not have gets
+ * an empty blob. */
+static int
+pack_chunk(struct store *st, const uint8_t sub[SUB_BYTES],
+           const ProtobufCBinaryData *id, uint8_t **buf, size_t *cap,
+           size_t *len)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
+    uint8_t key[SUB_BYTES + 32];
+    struct store_txn *txn;
+    const void *v = NULL;
+    size_t vl = 0, need;
+    int rc = store_txn_begin(st, 1, &txn);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    memcpy(key, sub, SUB_BYTES);
+    memcpy(key + SUB_BYTES, id->data, 32);
+    rc = store_get(txn, STORE_CHUNKS, key, sizeof(key), &v, &vl);
+    if (rc == SIMSYNC_ENOTFOUND) {
+        rc = SIMSYNC_OK;
+        vl = 0;
+    }
+    if (rc == SIMSYNC_OK) {
+        cd.id = *id;
+        cd.blob.data = (uint8_t *)v;
+        cd.blob.len = vl;
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
+        env.chunk = &cd;
+        need = simsync__envelope__get_packed_size(&env);
+        if (need > *cap) {
+            uint8_t *nb = realloc(*buf, need);
+            if (nb == NULL)
+                rc = SIMSYNC_ENOMEM;
+            else {
+                *buf = nb;
+                *cap = need;
+            }
+        }
+        if (rc == SIMSYNC_OK)
+            *len = simsync__envelope__pack(&env, *buf);
+    }
+    store_txn_abort(txn);
+    return rc;
+}
+
 static int
 send_chunks(struct simsync_node *n, struct chan *ch,
             const uint8_t sub[SUB_BYTES], const Simsync__FetchRequest *f,
             uint32_t *count)
 {
-    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
-    Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
-    struct replica r;
+    uint8_t *buf = NULL;
+    size_t cap = 0, len = 0;
+    int rc = SIMSYNC_OK;
 
-    memset(&r, 0, sizeof(r));
-    r.st = n->st;
-    memcpy(r.sub, sub, SUB_BYTES);
     *count = 0;
     if (f->n_chunk_ids > QUERY_MAX)
         return SIMSYNC_EPROTO;
-    for (size_t i = 0; i < f->n_chunk_ids; i++) {
-        uint8_t *blob = NULL;
-        size_t len = 0;
-        int rc;
-        if (f->chunk_ids[i].len != 32)
-            return SIMSYNC_EPROTO;
-        rc = replica_get_chunk(&r, 0, NULL, NULL, f->chunk_ids[i].data, &blob,
-                               &len);
-        if (rc != SIMSYNC_OK && rc != SIMSYNC_ENOTFOUND)
-            return rc;
-        cd.id = f->chunk_ids[i];
-        cd.blob.data = blob;
-        cd.blob.len = rc == SIMSYNC_OK ? len : 0;
-        env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
-        env.chunk = &cd;
-        rc = node_send_env(ch, &env);
-        free(blob);
-        if (rc != SIMSYNC_OK)
-            return rc;
-        (*count)++;
+    for (size_t i = 0; rc == SIMSYNC_OK && i < f->n_chunk_ids; i++) {
+        if (f->chunk_ids[i].len != 32) {
+            rc = SIMSYNC_EPROTO;
+            break;
+        }
+        rc = pack_chunk(n->st, sub, &f->chunk_ids[i], &buf, &cap, &len);
+        if (rc == SIMSYNC_OK)
+            rc = chan_send(ch, buf, len);
+        if (rc == SIMSYNC_OK)
+            (*count)++;
     }
-    return SIMSYNC_OK;
+    free(buf);
+    return rc;
 }
 
 int

@@ -3,11 +3,12 @@
  * generation), listing a generation's items, and restoring them onto this
  * terminal, or leaving the restore as a job for another one.
  *
- * A restore fetches chunks in batches, checks each one against its id as it
- * arrives, and writes the items of a batch through the same path as sync
- * (a temporary file renamed over the name), so a restored item enters the
- * journal as a new local change and syncs like an edit. */
-#define _GNU_SOURCE /* syncfs */
+ * A restore decides here, item by item, what goes where (on-conflict
+ * modes, refused names, unchanged items); restore.c then fetches the
+ * chunks, checks each one against its id, writes it straight into its
+ * item's temporary file, renames the file over the name once the whole
+ * content matched its hash, and records the items as new local changes,
+ * so they sync like edits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,35 +22,10 @@
 #include "crypt.h"
 #include "folder.h"
 #include "node.h"
+#include "restore.h"
 #include "transport.h"
 
 /* ------------------------------------------------------------ manifest */
-
-/* Send one FetchRequest and hand every answer (each must be of kind
- * `kind`) to fn until FetchDone. */
-static int
-fetch_run(struct link *l, Simsync__FetchRequest *f, int kind,
-          int (*fn)(const Simsync__Envelope *in, void *arg), void *arg)
-{
-    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
-    int rc;
-
-    env.msg_case = SIMSYNC__ENVELOPE__MSG_FETCH;
-    env.fetch = f;
-    rc = node_send_env(l->ch, &env);
-    while (rc == SIMSYNC_OK) {
-        rc = node_recv_env(l->ch, (void **)&in);
-        if (rc != SIMSYNC_OK)
-            break;
-        if (in->msg_case == SIMSYNC__ENVELOPE__MSG_FETCH_DONE) {
-            simsync__envelope__free_unpacked(in, NULL);
-            break;
-        }
-        rc = (int)in->msg_case == kind ? fn(in, arg) : SIMSYNC_EPROTO;
-        simsync__envelope__free_unpacked(in, NULL);
-    }
-    return rc;
-}
 
 /* The sealed manifest as it arrives, at most `cap` bytes. */
 struct manifest_acc {
@@ -121,7 +97,8 @@ open_manifest(struct simsync_node *n, struct replica *r, struct link *l,
     f.manifest = 1;
     acc.cap = info->manifest_bytes;
     crypt_hash_init(&acc.hs, 32, NULL, 0);
-    rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_PIECE, manifest_piece, &acc);
+    rc = restore_fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_PIECE, manifest_piece,
+                           &acc);
     if (rc != SIMSYNC_OK)
         goto out;
     crypt_hash_final(&acc.hs, digest, sizeof(digest));
@@ -241,271 +218,6 @@ restored_name(char *out, size_t len, const char *name, uint64_t gen)
              (unsigned long long)gen, dot && stem < strlen(name) ? dot : "");
 }
 
-/* Restored items are written in batches: the files of a batch without
- * fsync each, then one syncfs, then one transaction records them all. A
- * crash before the commit leaves files the next scan records (as changes
- * with equal content); after it, the records describe durable files. */
-#define RESTORE_BATCH_ITEMS 256
-#define RESTORE_BATCH_BYTES (64u << 20)
-
-enum restore_kind { RESTORED, OVERWRITTEN, KEPT_BOTH };
-
-struct restore_one {
-    int cls;
-    const uint8_t *id; /* the manifest item's id (inline body's AD) */
-    char *name;        /* where it goes (owned) */
-    const Simsync__Version *v;
-    enum restore_kind kind;
-};
-
-struct restore_batch {
-    struct replica *r;
-    struct restore_one *v;
-    size_t n;
-    uint64_t bytes;
-    size_t failed; /* index of the item that failed */
-};
-
-static int
-restore_write_one(struct replica *r, struct store_txn *txn,
-                  const struct restore_one *o)
-{
-    Simsync__ItemRecord *old = NULL;
-    uint8_t id[ITEM_ID_BYTES];
-    struct vv base = VV_INIT;
-    struct stat st;
-    int rc;
-
-    keys_item_id(&r->keys, o->cls, o->name, id);
-    rc = item_get(txn, r->sub, o->cls, id, &old);
-    if (rc == SIMSYNC_ENOTFOUND)
-        rc = SIMSYNC_OK;
-    if (rc == SIMSYNC_OK)
-        rc = replica_write_version(r, txn, o->cls, o->id, o->name, o->v, &st);
-    /* A new local change on top of what this node had: it syncs. */
-    if (rc == SIMSYNC_OK && old != NULL)
-        rc = vv_from_pb(&base, old->versions[0]->vv);
-    if (rc == SIMSYNC_OK)
-        rc = folder_record_written(r, txn, o->cls, o->name, &base, old, o->v);
-    if (rc == SIMSYNC_OK)
-        rc = replica_unstage(r, txn, o->v);
-    item_record_free(old);
-    vv_free(&base);
-    return rc;
-}
-
-static int
-restore_batch_fn(struct store_txn *txn, void *arg)
-{
-    struct restore_batch *b = arg;
-    int fd, rc = SIMSYNC_OK;
-
-    for (size_t i = 0; i < b->n; i++) {
-        rc = restore_write_one(b->r, txn, &b->v[i]);
-        if (rc != SIMSYNC_OK) {
-            b->failed = i;
-            return rc;
-        }
-    }
-    fd = open(b->r->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || syncfs(fd) != 0)
-        rc = SIMSYNC_EIO;
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
-static void
-batch_clear(struct restore_batch *b)
-{
-    for (size_t i = 0; i < b->n; i++)
-        free(b->v[i].name);
-    b->n = 0;
-    b->bytes = 0;
-}
-
-/* Chunks arriving for a batch: checked one by one, kept in memory and
- * staged in one transaction per STAGE_BYTES. */
-#define STAGE_BYTES (16u << 20)
-
-struct chunk_acc {
-    struct replica *r;
-    uint64_t *fetched;
-    uint8_t (*ids)[32];
-    uint8_t **blobs;
-    size_t *lens;
-    size_t n, bytes;
-    uint8_t bad[32]; /* the chunk that failed its check */
-    int have_bad;
-};
-
-static int
-acc_flush(struct chunk_acc *a)
-{
-    const uint8_t *ids[NODE_QUERY_IDS];
-    int rc;
-
-    for (size_t i = 0; i < a->n; i++)
-        ids[i] = a->ids[i];
-    rc = replica_put_chunks(a->r, a->n, ids, (const uint8_t *const *)a->blobs,
-                            a->lens);
-    for (size_t i = 0; i < a->n; i++)
-        free(a->blobs[i]);
-    if (rc == SIMSYNC_OK)
-        *a->fetched += a->n;
-    a->n = 0;
-    a->bytes = 0;
-    return rc;
-}
-
-static int
-staged_chunk(const Simsync__Envelope *in, void *arg)
-{
-    struct chunk_acc *a = arg;
-    int rc;
-
-    if (in->chunk->id.len != 32)
-        return SIMSYNC_EPROTO;
-    if (in->chunk->blob.len == 0)
-        rc = SIMSYNC_ECRYPTO; /* the hub lost a chunk it listed */
-    else
-        rc = replica_check_chunk(a->r, in->chunk->id.data,
-                                 in->chunk->blob.data, in->chunk->blob.len);
-    if (rc != SIMSYNC_OK) {
-        memcpy(a->bad, in->chunk->id.data, 32);
-        a->have_bad = 1;
-        return rc;
-    }
-    if (a->n == NODE_QUERY_IDS || a->bytes >= STAGE_BYTES) {
-        rc = acc_flush(a);
-        if (rc != SIMSYNC_OK)
-            return rc;
-    }
-    a->blobs[a->n] = malloc(in->chunk->blob.len);
-    if (a->blobs[a->n] == NULL)
-        return SIMSYNC_ENOMEM;
-    memcpy(a->blobs[a->n], in->chunk->blob.data, in->chunk->blob.len);
-    memcpy(a->ids[a->n], in->chunk->id.data, 32);
-    a->lens[a->n] = in->chunk->blob.len;
-    a->bytes += in->chunk->blob.len;
-    a->n++;
-    return SIMSYNC_OK;
-}
-
-/* Fetch, in as few requests as possible, the chunks of the batch's items
- * that are not staged here yet. */
-static int
-fetch_batch(struct restore_batch *b, struct link *l, struct chunk_acc *acc)
-{
-    Simsync__FetchRequest f = SIMSYNC__FETCH_REQUEST__INIT;
-    ProtobufCBinaryData *ids = NULL;
-    struct store_txn *txn;
-    size_t n = 0, cap = 0;
-    int rc = store_txn_begin(b->r->st, 1, &txn);
-
-    for (size_t i = 0; rc == SIMSYNC_OK && i < b->n; i++) {
-        const Simsync__Version *v = b->v[i].v;
-        for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
-            uint8_t key[SUB_BYTES + 32];
-            const void *val;
-            size_t vl;
-            if (v->chunks[j]->id.len != 32) {
-                rc = SIMSYNC_EPROTO;
-                break;
-            }
-            memcpy(key, b->r->sub, SUB_BYTES);
-            memcpy(key + SUB_BYTES, v->chunks[j]->id.data, 32);
-            if (store_get(txn, STORE_STAGE, key, sizeof(key), &val, &vl) ==
-                SIMSYNC_OK)
-                continue;
-            if (n == cap) {
-                size_t nc = cap ? cap * 2 : 256;
-                ProtobufCBinaryData *ni = realloc(ids, nc * sizeof(*ni));
-                if (ni == NULL) {
-                    rc = SIMSYNC_ENOMEM;
-                    break;
-                }
-                ids = ni;
-                cap = nc;
-            }
-            ids[n++] = v->chunks[j]->id;
-        }
-    }
-    store_txn_abort(txn);
-    for (size_t off = 0; rc == SIMSYNC_OK && off < n; off += NODE_QUERY_IDS) {
-        f.chunk_ids = ids + off;
-        f.n_chunk_ids = n - off < NODE_QUERY_IDS ? n - off : NODE_QUERY_IDS;
-        rc = fetch_run(l, &f, SIMSYNC__ENVELOPE__MSG_CHUNK, staged_chunk, acc);
-    }
-    if (rc == SIMSYNC_OK)
-        rc = acc_flush(acc);
-    for (size_t i = 0; i < acc->n; i++)
-        free(acc->blobs[i]);
-    acc->n = 0;
-    free(ids);
-    return rc;
-}
-
-/* Fetch the batch's chunks, write and record its items; count what it
- * did. */
-static int
-batch_flush(struct simsync_node *n, struct restore_batch *b, struct link *l,
-            uint64_t gen, struct simsync_restore_report *rep)
-{
-    struct chunk_acc acc;
-    int rc;
-
-    if (b->n == 0)
-        return SIMSYNC_OK;
-    memset(&acc, 0, sizeof(acc));
-    acc.r = b->r;
-    acc.fetched = &rep->chunks_fetched;
-    acc.ids = malloc(NODE_QUERY_IDS * sizeof(*acc.ids));
-    acc.blobs = malloc(NODE_QUERY_IDS * sizeof(*acc.blobs));
-    acc.lens = malloc(NODE_QUERY_IDS * sizeof(*acc.lens));
-    b->failed = b->n;
-    rc = acc.ids && acc.blobs && acc.lens ? fetch_batch(b, l, &acc)
-                                          : SIMSYNC_ENOMEM;
-    /* Name the item a bad chunk belongs to. */
-    for (size_t i = 0; acc.have_bad && i < b->n && b->failed == b->n; i++)
-        for (size_t j = 0; j < b->v[i].v->n_chunks; j++)
-            if (b->v[i].v->chunks[j]->id.len == 32 &&
-                memcmp(b->v[i].v->chunks[j]->id.data, acc.bad, 32) == 0) {
-                b->failed = i;
-                break;
-            }
-    free(acc.ids);
-    free(acc.blobs);
-    free(acc.lens);
-    if (rc == SIMSYNC_OK)
-        rc = store_write(b->r->st, restore_batch_fn, b);
-    if (rc == SIMSYNC_OK) {
-        for (size_t i = 0; i < b->n; i++) {
-            if (b->v[i].kind == RESTORED)
-                rep->restored++;
-            else if (b->v[i].kind == KEPT_BOTH)
-                rep->kept_both++;
-            else
-                rep->overwritten++;
-        }
-    } else if ((rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) &&
-               b->failed < b->n) {
-        node_fail(n, rc,
-                  "%s/%s from generation %llu failed its integrity check (a "
-                  "chunk on the hub was changed); nothing was written for it",
-                  class_name(b->v[b->failed].cls), b->v[b->failed].name,
-                  (unsigned long long)gen);
-    } else if (rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) {
-        node_fail(n, rc,
-                  "a chunk of generation %llu failed its integrity check (a "
-                  "chunk on the hub was changed); nothing was written for the "
-                  "%zu items restored with it",
-                  (unsigned long long)gen, b->n);
-    }
-    batch_clear(b);
-    return rc;
-}
-
 int
 simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
                 simsync_item_fn fn, void *arg,
@@ -514,7 +226,8 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
     Simsync__Manifest *m = NULL;
     struct replica r;
     struct link l = {0};
-    struct restore_batch batch = {0};
+    struct restore *rs = NULL;
+    struct restore_counts done = {0};
     uint64_t unasked = 0;
     int rc;
 
@@ -531,13 +244,9 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
     if (rc != SIMSYNC_OK)
         return rc;
     r.defer_sync = 1;
-    batch.r = &r;
-    batch.v = calloc(RESTORE_BATCH_ITEMS, sizeof(*batch.v));
-    if (batch.v == NULL) {
-        keys_wipe(&r.keys);
-        return SIMSYNC_ENOMEM;
-    }
     rc = open_manifest(n, &r, &l, o->gen, &m);
+    if (rc == SIMSYNC_OK && !o->dry_run)
+        rc = restore_new(&r, &l, &rs);
     for (size_t i = 0; rc == SIMSYNC_OK && i < m->n_items; i++) {
         const Simsync__Change *c = m->items[i];
         Simsync__ItemMeta *meta = NULL;
@@ -546,7 +255,8 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
         enum simsync_on_conflict mode = o->on_conflict;
         char target[PATH_MAX];
         const char *action;
-        int cls = (int)c->cls, differs = 0, exists = 0;
+        struct stat st;
+        int cls = (int)c->cls, differs = 0, exists = 0, trc;
 
         if (c->cls >= CLS_COUNT || c->version == NULL ||
             c->item_id.len != ITEM_ID_BYTES || c->version->deleted ||
@@ -563,22 +273,22 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
             continue;
         }
         snprintf(target, sizeof(target), "%s", meta->name);
-        if (!folder_target_ok(&r, cls, meta->name)) {
+        trc = folder_target_stat(&r, cls, meta->name, &st);
+        if (trc != SIMSYNC_OK && trc != SIMSYNC_ENOTFOUND) {
             rep->refused++;
             fn(arg, "refused", class_name(cls), meta->name, c->version->size);
             simsync__item_meta__free_unpacked(meta, NULL);
             continue;
         }
-        /* What is here now: the record after a refresh from the file. */
+        exists = trc == SIMSYNC_OK;
+        /* What is here now: the file as it is, and its record. */
         rc = store_txn_begin(r.st, 1, &txn);
         if (rc == SIMSYNC_OK) {
             uint8_t id[ITEM_ID_BYTES];
-            struct stat st;
             keys_item_id(&r.keys, cls, meta->name, id);
             if (item_get(txn, r.sub, cls, id, &local) != SIMSYNC_OK)
                 local = NULL;
             store_txn_abort(txn);
-            exists = folder_stat(&r, cls, meta->name, &st) == SIMSYNC_OK;
             if (exists) {
                 /* Compare by content: the local file as it is now. */
                 differs = 1;
@@ -630,31 +340,35 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
             }
         }
         fn(arg, action, class_name(cls), target, c->version->size);
-        if (!o->dry_run) {
-            struct restore_one *one = &batch.v[batch.n];
-            one->cls = cls;
-            one->id = c->item_id.data;
-            one->v = c->version;
-            one->kind = !exists ? RESTORED
-                        : mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH ? KEPT_BOTH
-                                                               : OVERWRITTEN;
-            one->name = strdup(target);
-            if (one->name == NULL)
-                rc = SIMSYNC_ENOMEM;
-            if (rc == SIMSYNC_OK) {
-                batch.n++;
-                batch.bytes += c->version->size;
-                if (batch.n == RESTORE_BATCH_ITEMS ||
-                    batch.bytes >= RESTORE_BATCH_BYTES)
-                    rc = batch_flush(n, &batch, &l, o->gen, rep);
-            }
-        }
+        if (!o->dry_run)
+            rc = restore_add(rs, cls, c->item_id.data, target, c->version,
+                             !exists ? RESTORE_NEW
+                             : mode == SIMSYNC_ON_CONFLICT_KEEP_BOTH
+                                 ? RESTORE_KEEP_BOTH
+                                 : RESTORE_OVERWRITE);
         simsync__item_meta__free_unpacked(meta, NULL);
     }
-    if (rc == SIMSYNC_OK)
-        rc = batch_flush(n, &batch, &l, o->gen, rep);
-    batch_clear(&batch);
-    free(batch.v);
+    if (rs != NULL) {
+        /* The items are written once every one is decided, and only if
+         * deciding went well; what was done before a failure counts. */
+        int frc = restore_finish(rs, rc == SIMSYNC_OK, &done);
+        if (rc == SIMSYNC_OK)
+            rc = frc;
+        rep->restored = done.restored;
+        rep->overwritten = done.overwritten;
+        rep->kept_both = done.kept_both;
+        rep->chunks_fetched = done.chunks_fetched;
+        if ((rc == SIMSYNC_ECRYPTO || rc == SIMSYNC_EPROTO) &&
+            n->err[0] == '\0')
+            node_fail(n, rc,
+                      "%s from generation %llu failed its integrity check (a "
+                      "chunk on the hub was changed); nothing was written "
+                      "for it",
+                      restore_failed_item(rs) ? restore_failed_item(rs)
+                                              : "an item",
+                      (unsigned long long)o->gen);
+        restore_free(rs);
+    }
     link_close(&l);
     if (m)
         simsync__manifest__free_unpacked(m, NULL);

@@ -1,5 +1,6 @@
 /* replica.c -- applying incoming versions: siblings on the hub, resolution
  * with conflict copies on trusted nodes. See replica.h. */
+#define _GNU_SOURCE /* O_DIRECT */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "blob.h"
 #include "chunker.h"
 #include "crypt.h"
+#include "dio.h"
 #include "folder.h"
 #include "replica.h"
 
@@ -689,19 +691,211 @@ replica_purge(struct replica *r, struct store_txn *txn, int cls,
 
 /* ------------------------------------------------------------ trusted */
 
-/* Write the content of version v to a temp file in the item's folder and
- * rename it over `name`. Content comes from the inline body or the staged
- * chunks; it must hash to v->content_hash. */
-/* Copy the local file `src` into fd, hashing it; it must be v's content
- * (checked by the caller's final hash). */
+int
+replica_out_begin(struct replica *r, int cls, const char *name,
+                  const Simsync__Version *v, struct dio *dio,
+                  struct replica_out *o)
+{
+    int rc;
+
+    memset(o, 0, sizeof(*o));
+    o->dfd = o->fd = -1;
+    if (v->content_hash.len != 32 || v->size > ITEM_SIZE_MAX)
+        return SIMSYNC_EPROTO;
+    rc = folder_open_parent(r, cls, name, 1, &o->base);
+    if (rc < 0)
+        return rc;
+    o->dfd = rc;
+    rc = folder_make_tmp(o->dfd, o->tmp, sizeof(o->tmp));
+    if (rc < 0) {
+        close(o->dfd);
+        o->dfd = -1;
+        return rc;
+    }
+    o->fd = rc;
+    o->v = v;
+    o->durable = !r->defer_sync;
+    /* A file of at least one buffer goes to the disk past the page cache
+     * (a filesystem that refuses O_DIRECT gets buffered writes). */
+    if (dio != NULL && v->size >= dio_bufsize(dio)) {
+        int fl = fcntl(o->fd, F_GETFL);
+        if (fl >= 0 && fcntl(o->fd, F_SETFL, fl | O_DIRECT) == 0)
+            o->dio = dio;
+    }
+    crypt_hash_init(&o->hs, 32, r->keys.content, 32);
+    return SIMSYNC_OK;
+}
+
 static int
-copy_local(struct replica *r, int cls, const char *src, int fd,
-           struct crypt_hash_state *hs)
+write_all(int fd, const uint8_t *p, size_t len)
+{
+    size_t done = 0;
+
+    while (done < len) {
+        ssize_t n = write(fd, p + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 && errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+        done += (size_t)n;
+    }
+    return SIMSYNC_OK;
+}
+
+/* Queue the buffer being filled (`pad`: its length rounded up to the
+ * alignment with zeros, for the file's last block; commit cuts the file
+ * to its size). */
+static void
+queue_direct(struct replica_out *o, int pad)
+{
+    size_t len = o->dlen;
+
+    if (pad && len % DIO_ALIGN != 0) {
+        size_t up = len + DIO_ALIGN - len % DIO_ALIGN;
+        memset(o->dbuf + len, 0, up - len);
+        len = up;
+    }
+    o->last = dio_write(o->dio, o->fd, o->dbuf, len, o->doff, &o->werr);
+    o->doff += len;
+    o->dbuf = NULL;
+    o->dlen = 0;
+}
+
+int
+replica_out_put(struct replica_out *o, const void *plain, size_t len)
+{
+    const uint8_t *p = plain;
+
+    if (o->fd < 0 || o->checked)
+        return SIMSYNC_EINVAL;
+    if (len > o->v->size - o->total)
+        return SIMSYNC_EPROTO; /* more than the version's size */
+    crypt_hash_update(&o->hs, plain, len);
+    o->total += len;
+    if (o->dio == NULL)
+        return write_all(o->fd, p, len);
+    while (len > 0) {
+        size_t cap = dio_bufsize(o->dio), k;
+        if (o->dbuf == NULL)
+            o->dbuf = dio_get(o->dio);
+        k = cap - o->dlen < len ? cap - o->dlen : len;
+        memcpy(o->dbuf + o->dlen, p, k);
+        o->dlen += k;
+        p += k;
+        len -= k;
+        if (o->dlen == cap)
+            queue_direct(o, 0);
+    }
+    return SIMSYNC_OK;
+}
+
+int
+replica_out_busy(const struct replica_out *o)
+{
+    return o->dio != NULL && o->last != 0 && dio_done(o->dio) < o->last;
+}
+
+void
+replica_out_wait(struct replica_out *o)
+{
+    if (o->dio != NULL && o->last != 0)
+        dio_wait(o->dio, o->last);
+}
+
+void
+replica_out_abort(struct replica_out *o)
+{
+    if (o == NULL)
+        return;
+    if (o->dbuf != NULL)
+        dio_put(o->dio, o->dbuf);
+    o->dbuf = NULL;
+    replica_out_wait(o); /* no write may outlive the file */
+    if (o->fd >= 0) {
+        unlinkat(o->dfd, o->tmp, 0);
+        close(o->fd);
+    }
+    if (o->dfd >= 0)
+        close(o->dfd);
+    o->fd = o->dfd = -1;
+}
+
+int
+replica_out_commit(struct replica_out *o, struct stat *st)
+{
+    int rc = SIMSYNC_OK;
+
+    if (o->fd < 0)
+        return SIMSYNC_EINVAL;
+    if (!o->checked) {
+        uint8_t hash[32];
+        crypt_hash_final(&o->hs, hash, sizeof(hash));
+        if (o->total != o->v->size)
+            rc = SIMSYNC_EPROTO;
+        else if (!crypt_equal(hash, o->v->content_hash.data, 32))
+            rc = SIMSYNC_ECRYPTO;
+        if (rc != SIMSYNC_OK) {
+            replica_out_abort(o);
+            return rc;
+        }
+        o->checked = 1;
+        if (o->dbuf != NULL)
+            queue_direct(o, 1);
+    }
+    if (replica_out_busy(o))
+        return SIMSYNC_EAGAIN;
+    /* Past the last write: the direct writes' padding is cut off. */
+    rc = o->werr;
+    if (rc == SIMSYNC_OK && o->dio != NULL && o->doff != o->total &&
+        ftruncate(o->fd, (off_t)o->total) != 0)
+        rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+    if (rc != SIMSYNC_OK) {
+        replica_out_abort(o);
+        return rc;
+    }
+    /* folder_commit_tmp removes the temp file when it fails. */
+    rc = folder_commit_tmp(o->dfd, o->fd, o->tmp, o->base, o->durable, st);
+    close(o->fd);
+    close(o->dfd);
+    o->fd = o->dfd = -1;
+    return rc;
+}
+
+int
+replica_out_inline(struct replica_out *o, const struct replica *r,
+                   const uint8_t item_id[ITEM_ID_BYTES])
+{
+    const Simsync__Version *v = o->v;
+    uint8_t *plain = NULL;
+    size_t plen = 0;
+    int rc = SIMSYNC_OK;
+
+    if (v->n_chunks != 0 || v->size > INLINE_MAX)
+        rc = SIMSYNC_EPROTO;
+    if (rc == SIMSYNC_OK)
+        rc = blob_decode(r->keys.seal, item_id, ITEM_ID_BYTES,
+                         v->inline_body.data, v->inline_body.len, INLINE_MAX,
+                         &plain, &plen);
+    if (rc == SIMSYNC_OK && plen != v->size)
+        rc = SIMSYNC_EPROTO;
+    if (rc == SIMSYNC_OK)
+        rc = replica_out_put(o, plain, plen);
+    if (plain != NULL) {
+        crypt_wipe(plain, plen);
+        free(plain);
+    }
+    return rc;
+}
+
+/* Copy the local file `src` into o; it must be v's content (checked by
+ * replica_out_commit's hash). */
+static int
+copy_local(struct replica *r, int cls, const char *src, struct replica_out *o)
 {
     uint8_t buf[65536];
     const char *base;
     int dfd = folder_open_parent(r, cls, src, 0, &base), in, rc = SIMSYNC_OK;
-    ssize_t got;
+    ssize_t got = 0;
 
     if (dfd < 0)
         return dfd;
@@ -709,19 +903,18 @@ copy_local(struct replica *r, int cls, const char *src, int fd,
     close(dfd);
     if (in < 0)
         return SIMSYNC_ENOTFOUND;
-    while ((got = read(in, buf, sizeof(buf))) > 0) {
-        if (write(fd, buf, (size_t)got) != got) {
-            rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
-            break;
-        }
-        crypt_hash_update(hs, buf, (size_t)got);
-    }
-    if (got < 0)
+    while (rc == SIMSYNC_OK && (got = read(in, buf, sizeof(buf))) > 0)
+        rc = replica_out_put(o, buf, (size_t)got);
+    if (rc == SIMSYNC_OK && got < 0)
         rc = SIMSYNC_EIO;
     close(in);
     return rc;
 }
 
+/* Write the content of version v to a temp file in the item's folder and
+ * rename it over `name`. Content comes from the inline body, a local file
+ * of the same content (a rename) or the staged chunks; it must hash to
+ * v->content_hash. */
 static int
 write_content(struct replica *r, struct store_txn *txn, int cls,
               const uint8_t item_id[ITEM_ID_BYTES], const char *name,
@@ -729,45 +922,18 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
               struct stat *st)
 {
     char src[PATH_MAX];
-    struct crypt_hash_state hs;
-    uint8_t hash[32], tmp_name[64];
-    const char *base;
-    int dfd, fd, rc = SIMSYNC_OK;
+    struct replica_out o;
+    int rc = replica_out_begin(r, cls, name, v, NULL, &o);
 
-    if (v->content_hash.len != 32 || v->size > ITEM_SIZE_MAX)
-        return SIMSYNC_EPROTO;
-    dfd = folder_open_parent(r, cls, name, 1, &base);
-    if (dfd < 0)
-        return dfd;
-    fd = folder_make_tmp(dfd, (char *)tmp_name, sizeof(tmp_name));
-    if (fd < 0) {
-        close(dfd);
-        return fd;
-    }
-    crypt_hash_init(&hs, 32, r->keys.content, 32);
+    if (rc != SIMSYNC_OK)
+        return rc;
     if (v->n_chunks == 0) {
-        uint8_t *plain = NULL;
-        size_t plen = 0;
-        if (v->size > INLINE_MAX)
-            rc = SIMSYNC_EPROTO;
-        if (rc == SIMSYNC_OK)
-            rc = blob_decode(r->keys.seal, item_id, ITEM_ID_BYTES,
-                             v->inline_body.data, v->inline_body.len,
-                             INLINE_MAX, &plain, &plen);
-        if (rc == SIMSYNC_OK && plen != v->size)
-            rc = SIMSYNC_EPROTO;
-        if (rc == SIMSYNC_OK && plen > 0 &&
-            write(fd, plain, plen) != (ssize_t)plen)
-            rc = SIMSYNC_EIO;
-        if (rc == SIMSYNC_OK)
-            crypt_hash_update(&hs, plain, plen);
-        free(plain);
+        rc = replica_out_inline(&o, r, item_id);
     } else if (local_source(r, txn, cls, moved_from, v, src, sizeof(src))) {
         /* A rename: this node has the content under the old name (the
-         * final hash check below still applies). */
-        rc = copy_local(r, cls, src, fd, &hs);
+         * final hash check still applies). */
+        rc = copy_local(r, cls, src, &o);
     } else {
-        uint64_t total = 0;
         for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
             uint8_t key[SUB_BYTES + CHUNK_ID_BYTES], *plain = NULL;
             const void *val;
@@ -785,35 +951,16 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
                                  &plain, &plen);
             if (rc == SIMSYNC_OK && plen != v->chunks[j]->size)
                 rc = SIMSYNC_EPROTO;
-            if (rc == SIMSYNC_OK && write(fd, plain, plen) != (ssize_t)plen)
-                rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
             if (rc == SIMSYNC_OK)
-                crypt_hash_update(&hs, plain, plen);
-            total += plen;
+                rc = replica_out_put(&o, plain, plen);
             free(plain);
         }
-        if (rc == SIMSYNC_OK && total != v->size)
-            rc = SIMSYNC_EPROTO;
     }
-    crypt_hash_final(&hs, hash, sizeof(hash));
-    if (rc == SIMSYNC_OK && !crypt_equal(hash, v->content_hash.data, 32))
-        rc = SIMSYNC_ECRYPTO;
     if (rc == SIMSYNC_OK)
-        rc = folder_commit_tmp(dfd, fd, (char *)tmp_name, base,
-                               !r->defer_sync, st);
+        rc = replica_out_commit(&o, st);
     else
-        unlinkat(dfd, (char *)tmp_name, 0);
-    close(fd);
-    close(dfd);
+        replica_out_abort(&o);
     return rc;
-}
-
-int
-replica_write_version(struct replica *r, struct store_txn *txn, int cls,
-                      const uint8_t item_id[ITEM_ID_BYTES], const char *name,
-                      const Simsync__Version *v, struct stat *st)
-{
-    return write_content(r, txn, cls, item_id, name, v, NULL, st);
 }
 
 /* Name of the conflict copy of `name` for the losing version: the same on

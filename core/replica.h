@@ -17,6 +17,7 @@
 
 #include <limits.h>
 #include <stdint.h>
+#include "crypt.h"
 #include "journal.h"
 #include "keys.h"
 
@@ -108,15 +109,59 @@ int replica_purge(struct replica *r, struct store_txn *txn, int cls,
 int replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
                        uint64_t *count);
 
-/* Write the content of version v (inline, or from chunks in this trusted
- * node's staging area; item_id is the item the version belongs to) to the
- * file `name` of class cls, atomically, after checking its content hash
- * (SIMSYNC_ECRYPTO on mismatch). *st gets the new file's stat. */
+/* Writing the content of version v to the file `name` of class cls as
+ * it arrives (restore): replica_out_begin makes a temp file next to the
+ * name (folders created, every component opened with O_NOFOLLOW);
+ * replica_out_put appends plaintext (more than v->size: SIMSYNC_EPROTO);
+ * replica_out_commit checks the size and the keyed content hash
+ * (SIMSYNC_EPROTO / SIMSYNC_ECRYPTO, and the temp file is removed), then
+ * renames the file over the name (fsync first unless r->defer_sync) and
+ * fills *st from the open file. Nothing is written under `name` unless
+ * every check passed. replica_out_abort removes the temp file; it accepts
+ * a writer that is already committed, aborted or failed to begin.
+ * replica_out_inline puts a version's inline body (item_id: the item the
+ * body was sealed for).
+ *
+ * With a dio (may be NULL), a version of at least dio_bufsize bytes is
+ * written past the page cache by the dio's thread. Then
+ * replica_out_commit, once the checks passed, returns SIMSYNC_EAGAIN
+ * while the file's writes are in flight (nothing renamed yet): call it
+ * again when replica_out_busy is 0, or after replica_out_wait. A failed
+ * write fails the commit.
+ *
+ * `r`, `name`, `v` and `dio` are borrowed until commit or abort; the
+ * writer must not move while its writes are in flight. A writer is used by
+ * one thread at a time. */
 struct stat;
-int replica_write_version(struct replica *r, struct store_txn *txn, int cls,
-                          const uint8_t item_id[ITEM_ID_BYTES],
-                          const char *name, const Simsync__Version *v,
-                          struct stat *st);
+struct dio;
+struct replica_out {
+    const Simsync__Version *v;  /* borrowed */
+    int dfd, fd;                /* parent folder, temp file; -1: closed */
+    const char *base;           /* last component of the name */
+    char tmp[64];               /* temp file name in dfd */
+    int durable;                /* fsync before the rename */
+    uint64_t total;             /* bytes put so far */
+    struct crypt_hash_state hs; /* keyed content hash so far */
+    int checked;                /* commit: size and hash matched */
+    struct dio *dio;            /* direct writes, or NULL: buffered */
+    uint8_t *dbuf;              /* the dio buffer being filled, or NULL */
+    size_t dlen;                /* bytes in it */
+    uint64_t doff;              /* file offset of dbuf */
+    uint64_t last;              /* ticket of the last queued write, or 0 */
+    int werr;                   /* a failed write (set by the dio thread) */
+};
+int replica_out_begin(struct replica *r, int cls, const char *name,
+                      const Simsync__Version *v, struct dio *dio,
+                      struct replica_out *o) SIMSYNC_MUST_CHECK;
+int replica_out_put(struct replica_out *o, const void *plain,
+                    size_t len) SIMSYNC_MUST_CHECK;
+int replica_out_inline(struct replica_out *o, const struct replica *r,
+                       const uint8_t item_id[ITEM_ID_BYTES]) SIMSYNC_MUST_CHECK;
+int replica_out_commit(struct replica_out *o,
+                       struct stat *st) SIMSYNC_MUST_CHECK;
+int replica_out_busy(const struct replica_out *o);
+void replica_out_wait(struct replica_out *o);
+void replica_out_abort(struct replica_out *o);
 
 /* Decode the sealed metadata of a version (trusted only) and check that
  * the name belongs to `item_id`. *meta returned (free_unpacked). */
