@@ -963,6 +963,14 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
     return rc;
 }
 
+int
+replica_write_version(struct replica *r, struct store_txn *txn, int cls,
+                      const uint8_t item_id[ITEM_ID_BYTES], const char *name,
+                      const Simsync__Version *v, struct stat *st)
+{
+    return write_content(r, txn, cls, item_id, name, v, NULL, st);
+}
+
 /* Name of the conflict copy of `name` for the losing version: the same on
  * every node, since it depends only on the loser's author and clock. */
 static void

@@ -163,6 +163,14 @@ int replica_out_busy(const struct replica_out *o);
 void replica_out_wait(struct replica_out *o);
 void replica_out_abort(struct replica_out *o);
 
+/* Write version v of item_id to `name` of class cls from its inline body
+ * or its staged chunks (STORE_STAGE), through a replica_out (the same
+ * checks), and fill *st (fetch of a lazy item). */
+int replica_write_version(struct replica *r, struct store_txn *txn, int cls,
+                          const uint8_t item_id[ITEM_ID_BYTES],
+                          const char *name, const Simsync__Version *v,
+                          struct stat *st) SIMSYNC_MUST_CHECK;
+
 /* Decode the sealed metadata of a version (trusted only) and check that
  * the name belongs to `item_id`. *meta returned (free_unpacked). */
 int replica_open_meta(const struct replica *r, int cls,
