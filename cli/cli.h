@@ -127,6 +127,11 @@ int cli_parse_open(struct cli *c, int argc, char **argv, const char **pos,
 extern volatile int cli_stop;
 extern volatile sig_atomic_t cli_stop_signal;
 void cli_catch_stop(void);
+/* The start of a command that serves until stopped: parse "--listen
+ * HOST:PORT" (required, checked), open the node into *n, catch the stop
+ * signals. Returns 0 or the exit code. */
+int cli_serve_open(struct cli *c, int argc, char **argv, const char **listen,
+                   struct simsync_node **n);
 
 /* The wall clock, in ms since 1970. */
 uint64_t out_now_ms(void);

@@ -277,28 +277,13 @@ serve_log(void *arg, const char *line)
 int
 cmd_serve(struct cli *c, int argc, char **argv)
 {
-    const char *listen = NULL, *pos[1];
-    const struct cli_opt opts[] = {
-        {"--listen", &listen, NULL},
-        {NULL, NULL, NULL},
-    };
+    const char *listen = NULL;
     struct simsync_serve_opts o;
     struct simsync_node *n = NULL;
-    enum cli_parse_result parsed;
-    size_t npos;
-    int rc, code;
+    int rc, code = cli_serve_open(c, argc, argv, &listen, &n);
 
-    parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
-    if (parsed != CLI_PARSE_OK)
-        return cli_parse_exit(parsed);
-    if (listen == NULL)
-        return out_usage(c, "--listen HOST:PORT is needed");
-    if (cli_check_addr(c, "--listen", listen, 0) != 0)
-        return CLI_EXIT_USAGE;
-    code = out_node_open(c, &n);
     if (code != 0)
         return code;
-    cli_catch_stop();
     memset(&o, 0, sizeof(o));
     o.listen = listen;
     o.listening = serve_listening;

@@ -237,3 +237,31 @@ cli_catch_stop(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
 }
+
+int
+cli_serve_open(struct cli *c, int argc, char **argv, const char **listen,
+               struct simsync_node **n)
+{
+    const char *pos[1];
+    const struct cli_opt opts[] = {
+        {"--listen", listen, NULL},
+        {NULL, NULL, NULL},
+    };
+    enum cli_parse_result parsed;
+    size_t npos;
+    int code;
+
+    *listen = NULL;
+    *n = NULL;
+    parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    if (*listen == NULL)
+        return out_usage(c, "--listen HOST:PORT is needed");
+    if (cli_check_addr(c, "--listen", *listen, 0) != 0)
+        return CLI_EXIT_USAGE;
+    code = out_node_open(c, n);
+    if (code == 0)
+        cli_catch_stop();
+    return code;
+}
