@@ -560,8 +560,8 @@ simsync_sim_info(struct simsync_node *n, struct simsync_sim_info *out)
 
 /* ------------------------------------------------------------ wire */
 
-int
-node_send_env(struct chan *ch, const void *env)
+static int
+send_env(struct chan *ch, const void *env, int urgent)
 {
     uint8_t *buf;
     size_t len;
@@ -569,9 +569,23 @@ node_send_env(struct chan *ch, const void *env)
 
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = chan_send(ch, buf, len);
+    /* A control message too big for the urgent lane goes in order. */
+    rc = urgent && len <= CHAN_MAX_URGENT ? chan_send_urgent(ch, buf, len)
+                                          : chan_send(ch, buf, len);
     free(buf);
     return rc;
+}
+
+int
+node_send_env(struct chan *ch, const void *env)
+{
+    return send_env(ch, env, 0);
+}
+
+int
+node_send_env_urgent(struct chan *ch, const void *env)
+{
+    return send_env(ch, env, 1);
 }
 
 int
@@ -626,7 +640,9 @@ node_send_error(struct chan *ch, int code, const char *text)
     int rc = session_error_frame(code, text, &frame, &len);
 
     if (rc == SIMSYNC_OK) {
-        rc = chan_send(ch, frame, len);
+        /* An error ends the exchange: it goes ahead of queued bulk. */
+        rc = len <= CHAN_MAX_URGENT ? chan_send_urgent(ch, frame, len)
+                                    : chan_send(ch, frame, len);
         free(frame);
     }
     return rc;
