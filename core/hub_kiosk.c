@@ -488,19 +488,23 @@ reg_fn(struct store_txn *txn, void *arg)
             simsync__kiosk_record__free_unpacked(krec, NULL);
             return SIMSYNC_EPROTO;
         }
-        if (old->node_pk.len != 32 ||
-            !crypt_equal(old->node_pk.data, req->node_pk.data, 32))
-            rc = refuse(a, "%s", "this terminal ID is registered for the "
-                                 "subscriber with another node key");
-        else if (old->wrapped_key.len != 0)
-            rc = refuse(a, "%s", "this terminal is registered for the "
-                                 "subscriber already");
+        /* A kiosk binding the terminal has not completed yet is made
+         * again (a mistyped node key can be corrected); a complete one is
+         * the terminal's own and stays. */
+        if (old->wrapped_key.len != 0 || old->kiosk[0] == '\0') {
+            if (old->node_pk.len != 32 ||
+                !crypt_equal(old->node_pk.data, req->node_pk.data, 32))
+                rc = refuse(a, "%s", "this terminal ID is registered for "
+                                     "the subscriber with another node key");
+            else
+                rc = refuse(a, "%s", "this terminal is registered for the "
+                                     "subscriber already");
+        }
         simsync__registration__free_unpacked(old, NULL);
         if (rc != SIMSYNC_OK) {
             simsync__kiosk_record__free_unpacked(krec, NULL);
             return rc;
         }
-        /* A kiosk binding not yet completed: made again. */
     }
     a->sub_is_new = store_get(txn, STORE_SUBS, a->sub, SUB_BYTES, &v, &vl) !=
                     SIMSYNC_OK;

@@ -196,6 +196,26 @@ expect_exit 3 kreg ghost --sim "$T/b.sim" --terminal-id imei-h5 --node-key "$KEY
 grep -q "unknown kiosk 'ghost'" "$T/last.err" || fail "unknown kiosk not explained"
 ok "forged credential and unknown kiosk refused (exit 3)"
 
+# ------------------------------------------- again, and a mistyped key
+KEY1=$(ss --home "$T/h1" --json id | jq -r .node_key)
+expect_exit 3 kreg kiosk --sim "$T/a.sim" --terminal-id imei-h1 --node-key "$KEY1"
+grep -q "registered for the subscriber already" "$T/last.err" \
+    || fail "re-registering a complete terminal not explained"
+# The shop types h4's key for h5: h5 cannot complete until it is fixed.
+kreg kiosk --sim "$T/b.sim" --terminal-id imei-h5 --node-key "$KEY4" \
+    >/dev/null || fail "kiosk register h5 (wrong key)"
+insert h5 b
+REC_B=$(jq -r .recovery "$T/h2reg.json")
+SIMSYNC_RECOVERY=$REC_B expect_exit 3 complete h5
+kreg kiosk --sim "$T/b.sim" --terminal-id imei-h5 --node-key "$KEY5" --json \
+    >"$T/kreg5.json" || fail "kiosk register h5 (right key)"
+[ "$(jq -r .notified "$T/kreg5.json")" -ge 1 ] || fail "h2 not notified"
+SIMSYNC_RECOVERY=$REC_B complete h5 >/dev/null || fail "h5 completes"
+sync_ok h5
+cmp -s "$T/h2/data/contacts/carol.vcf" "$T/h5/data/contacts/carol.vcf" \
+    || fail "h5 did not get h2's data"
+ok "a complete terminal is not registered twice; a pending binding can be corrected"
+
 # ------------------------------------------------------------ removal
 ss --home "$T/hub" hub kiosk remove shop-2 >/dev/null || fail "remove shop-2"
 expect_exit 1 ss --home "$T/hub" hub kiosk remove shop-2
@@ -204,24 +224,25 @@ grep -q "was removed" "$T/last.err" || fail "removed kiosk not explained"
 ss --home "$T/hub" --json hub kiosk list >"$T/list.json" || fail "kiosk list"
 [ "$(jq -r '.kiosks[] | select(.name=="shop-2") | .active' "$T/list.json")" = false ] \
     || fail "shop-2 still active"
-[ "$(jq -r '.kiosks[] | select(.name=="shop-1") | .registrations' "$T/list.json")" = 3 ] \
-    || { cat "$T/list.json" >&2; fail "shop-1 should count 3 registrations"; }
+[ "$(jq -r '.kiosks[] | select(.name=="shop-1") | .registrations' "$T/list.json")" = 5 ] \
+    || { cat "$T/list.json" >&2; fail "shop-1 should count 5 registrations"; }
 ok "a removed kiosk can no longer register"
 
 # ------------------------------------------------------------ audit
 audit_json >"$T/audit.json" || fail "hub audit"
 n_ok=$(jq '[.audit[] | select(.result=="registered")] | length' "$T/audit.json")
 n_no=$(jq '[.audit[] | select(.result=="refused")] | length' "$T/audit.json")
-[ "$n_ok" = 3 ] && [ "$n_no" = 4 ] \
+[ "$n_ok" = 5 ] && [ "$n_no" = 5 ] \
     || { cat "$T/audit.json" >&2; fail "audit: $n_ok registered, $n_no refused"; }
-for why in replayed "does not verify" "unknown kiosk" "was removed"; do
+for why in replayed "does not verify" "unknown kiosk" "was removed" \
+    "already"; do
     jq -r '.audit[].detail' "$T/audit.json" | grep -q "$why" \
         || fail "audit lacks '$why'"
 done
 jq -e '.audit[0] | .kiosk=="shop-1" and .terminal_id=="imei-h1" and .time_ms>0' \
     "$T/audit.json" >/dev/null || fail "audit line fields"
 ss --home "$T/hub" hub audit >"$T/audit.txt" || fail "hub audit (text)"
-[ "$(wc -l <"$T/audit.txt")" = 7 ] || fail "text audit lines"
+[ "$(wc -l <"$T/audit.txt")" = 10 ] || fail "text audit lines"
 for s in $SUB_A $SUB_B; do
     grep -q "$s" "$T/audit.json" "$T/audit.txt" && fail "audit shows a subscriber ID"
     grep -rqa "$s" "$T/hub" && fail "hub files hold subscriber $s in clear"
