@@ -71,6 +71,8 @@ int simsync_exit_code(int err);
  *   datakey.box   the subscriber data key, sealed to this node's key
  *   password      Argon2id hash of the terminal password
  *   erase.pending an erase is wiping this home (see simsync_erase)
+ *   kiosk.credential, kiosk.audit  a kiosk's credential (0600) and its own
+ *                 audit (kiosks only; see simsync_kiosk_register)
  */
 struct simsync_node;
 
