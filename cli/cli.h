@@ -232,6 +232,7 @@ int cmd_kiosk_enroll(struct cli *c, int argc, char **argv);
 int cmd_kiosk_register(struct cli *c, int argc, char **argv);
 int cmd_kiosk_send(struct cli *c, int argc, char **argv);
 int cmd_kiosk_offer(struct cli *c, int argc, char **argv);
+int cmd_kiosk_audit(struct cli *c, int argc, char **argv);
 /* Read a kiosk credential file into buf (len bytes, NUL-terminated).
  * Returns 0 or the exit code after reporting. The caller wipes buf. */
 int cli_read_credential(struct cli *c, const char *file, char *buf,

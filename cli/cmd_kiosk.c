@@ -448,3 +448,55 @@ cmd_kiosk_offer(struct cli *c, int argc, char **argv)
     simsync_node_close(n);
     return code;
 }
+
+int
+cmd_kiosk_audit(struct cli *c, int argc, char **argv)
+{
+    const char *pos[1];
+    struct simsync_node *n = NULL;
+    struct simsync_kiosk_attempt *v;
+    size_t npos, count;
+    char when[64];
+    int rc, code;
+
+    code = cli_parse_open(c, argc, argv, pos, 0, 0, &npos, &n);
+    if (code != 0)
+        return code;
+    rc = simsync_kiosk_attempts(n, &v, &count);
+    if (rc != SIMSYNC_OK) {
+        code = out_fail(c, n, rc, "cannot read the kiosk's audit");
+        simsync_node_close(n);
+        return code;
+    }
+    if (c->json)
+        fputs("{\"attempts\":[", stdout);
+    else if (count == 0)
+        printf("No registrations attempted here yet.\n");
+    for (size_t i = 0; i < count; i++) {
+        const struct simsync_kiosk_attempt *e = &v[i];
+        if (c->json) {
+            printf("%s{\"time_ms\":%" PRIu64 ",\"result\":", i ? "," : "",
+                   e->time_ms);
+            out_json_str(stdout, e->result);
+            fputs(",\"terminal_id\":", stdout);
+            out_json_str(stdout, e->terminal_id);
+            fputs(",\"node_id\":", stdout);
+            out_json_str(stdout, e->node_id);
+            fputs(",\"subscriber\":", stdout);
+            out_json_str(stdout, e->subscriber_masked);
+            fputs(",\"detail\":", stdout);
+            out_json_str(stdout, e->detail);
+            fputs("}", stdout);
+        } else {
+            out_format_time(e->time_ms, when, sizeof(when));
+            printf("%s  %-10s  terminal %s  subscriber %s  %s\n", when,
+                   e->result, e->terminal_id, e->subscriber_masked,
+                   e->detail);
+        }
+    }
+    if (c->json)
+        fputs("]}\n", stdout);
+    free(v);
+    simsync_node_close(n);
+    return 0;
+}

@@ -66,6 +66,8 @@ static const struct command commands[] = {
     {"kiosk", "send", cmd_kiosk_send,
      "kiosk send FILE --hub HOST:PORT --hub-id ID",
      "send a registration saved with 'kiosk register --save'"},
+    {"kiosk", "audit", cmd_kiosk_audit, "kiosk audit",
+     "this kiosk's own audit: every attempt here, PIN refusals included"},
     {"kiosk", "offer", cmd_kiosk_offer,
      "kiosk offer --listen ADDR [--timeout SECONDS]",
      "on the handset: give one kiosk this terminal's ID and node key "

@@ -893,3 +893,72 @@ simsync_kiosk_send(struct simsync_node *n, const char *hub_addr,
     crypt_wipe(&cred, sizeof(cred));
     return rc;
 }
+
+/* ------------------------------------------------------------ own audit */
+
+/* Copy the tab-ended field at *p into out (len bytes) and move past it. */
+static void
+take_field(const char **p, char *out, size_t len)
+{
+    size_t n = strcspn(*p, "\t\n");
+
+    snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), *p);
+    *p += n;
+    if (**p == '\t')
+        (*p)++;
+}
+
+int
+simsync_kiosk_attempts(struct simsync_node *n,
+                       struct simsync_kiosk_attempt **out, size_t *count)
+{
+    char path[PATH_MAX + 32], line[1024];
+    struct simsync_kiosk_attempt *v = NULL;
+    size_t cnt = 0, cap = 0;
+    FILE *f;
+
+    *out = NULL;
+    *count = 0;
+    n->err[0] = '\0';
+    if (!is_kiosk(n))
+        return node_fail(n, SIMSYNC_ESTATE, "this node is a %s, not a kiosk",
+                         n->role);
+    if (home_path(n, "kiosk.audit", path, sizeof(path)) != SIMSYNC_OK)
+        return SIMSYNC_EINVAL;
+    f = fopen(path, "re");
+    if (f == NULL)
+        return errno == ENOENT ? SIMSYNC_OK
+                               : node_fail(n, SIMSYNC_EIO, "cannot read %s",
+                                           path);
+    while (fgets(line, sizeof(line), f) != NULL) {
+        struct simsync_kiosk_attempt *e;
+        const char *p = line;
+        char num[24];
+        if (cnt == cap) {
+            size_t nc = cap ? cap * 2 : 32;
+            void *nv = realloc(v, nc * sizeof(*v));
+            if (nv == NULL) {
+                fclose(f);
+                free(v);
+                return SIMSYNC_ENOMEM;
+            }
+            v = nv;
+            cap = nc;
+        }
+        e = &v[cnt];
+        memset(e, 0, sizeof(*e));
+        take_field(&p, num, sizeof(num));
+        e->time_ms = strtoull(num, NULL, 10);
+        take_field(&p, e->result, sizeof(e->result));
+        take_field(&p, e->terminal_id, sizeof(e->terminal_id));
+        take_field(&p, e->node_id, sizeof(e->node_id));
+        take_field(&p, e->subscriber_masked, sizeof(e->subscriber_masked));
+        take_field(&p, e->detail, sizeof(e->detail));
+        if (e->time_ms != 0 && e->result[0] != '\0')
+            cnt++; /* a damaged line is skipped */
+    }
+    fclose(f);
+    *out = v;
+    *count = cnt;
+    return SIMSYNC_OK;
+}

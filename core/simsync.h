@@ -789,6 +789,19 @@ struct simsync_kiosk_result {
 int simsync_kiosk_register(struct simsync_node *n,
                            const struct simsync_kiosk_request *req,
                            struct simsync_kiosk_result *out) SIMSYNC_MUST_CHECK;
+/* Kiosk: its own audit (<home>/kiosk.audit), oldest first: every
+ * registration attempt, PIN refusals included; *out returned (free). */
+struct simsync_kiosk_attempt {
+    uint64_t time_ms;
+    char result[16]; /* registered, refused, failed, saved */
+    char terminal_id[64];
+    char node_id[40];
+    char subscriber_masked[20];
+    char detail[512];
+};
+int simsync_kiosk_attempts(struct simsync_node *n,
+                           struct simsync_kiosk_attempt **out,
+                           size_t *count) SIMSYNC_MUST_CHECK;
 /* Kiosk: send a request saved by simsync_kiosk_register. */
 int simsync_kiosk_send(struct simsync_node *n, const char *hub_addr,
                        const char *hub_id, const char *file,

@@ -256,8 +256,15 @@ done
 for c in contacts mail browser archive apps pim settings rights; do
     [ -e "$T/kiosk/data/$c" ] && fail "the kiosk has a $c folder"
 done
-grep -q $'\tregistered\timei-h1\t' "$T/kiosk/kiosk.audit" || fail "kiosk audit"
-grep -q $'\trefused\t' "$T/kiosk/kiosk.audit" || fail "kiosk audit: PIN refusal"
+ss --home "$T/kiosk" --json kiosk audit >"$T/kaudit.json" || fail "kiosk audit"
+jq -e '[.attempts[] | select(.result=="registered" and .terminal_id=="imei-h1")] | length == 1' \
+    "$T/kaudit.json" >/dev/null || { cat "$T/kaudit.json" >&2; fail "kiosk audit: h1"; }
+jq -r '.attempts[] | select(.result=="refused") | .detail' "$T/kaudit.json" \
+    | grep -q "refused the PIN" || fail "kiosk audit: no PIN refusal"
+jq -r '.attempts[] | select(.result=="refused") | .detail' "$T/kaudit.json" \
+    | grep -q "replayed" || fail "kiosk audit: no replay refusal"
+[ "$(jq -r '.attempts[] | select(.result=="registered" and .terminal_id=="imei-h1") | .subscriber' "$T/kaudit.json")" = "****1111" ] \
+    || fail "kiosk audit: subscriber not masked"
 grep -q "$SUB_A" "$T/kiosk/kiosk.audit" && fail "kiosk audit holds a subscriber ID"
 SIMSYNC_PIN=1234 expect_exit 1 ss --home "$T/kiosk" sim insert "$T/a.sim"
 grep -q "no SIM slot" "$T/last.err" || fail "kiosk sim insert: no clear error"
