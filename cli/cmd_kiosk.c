@@ -80,8 +80,8 @@ kiosk_list(struct cli *c, struct simsync_node *n)
     else if (count == 0)
         printf("No kiosks; add one with 'simsync hub kiosk add NAME'.\n");
     else
-        printf("%-20s %-10s %-13s %-25s %s\n", "NAME", "STATE",
-               "REGISTRATIONS", "ADDED", "KEY ID");
+        printf("%-20s %-10s %-13s %-25s %s\n", "NAME", "STATE", "REGISTRATIONS",
+               "ADDED", "KEY ID");
     for (size_t i = 0; i < count; i++) {
         out_format_time(v[i].added_ms, added, sizeof(added));
         out_format_time(v[i].removed_ms, removed, sizeof(removed));
@@ -91,8 +91,7 @@ kiosk_list(struct cli *c, struct simsync_node *n)
             fputs(",\"id\":", stdout);
             out_json_str(stdout, v[i].id);
             printf(",\"active\":%s,\"added_ms\":%" PRIu64
-                   ",\"removed_ms\":%" PRIu64 ",\"registrations\":%" PRIu64
-                   "}",
+                   ",\"removed_ms\":%" PRIu64 ",\"registrations\":%" PRIu64 "}",
                    v[i].removed_ms ? "false" : "true", v[i].added_ms,
                    v[i].removed_ms, v[i].registrations);
         } else {
@@ -318,8 +317,7 @@ cmd_kiosk_register(struct cli *c, int argc, char **argv)
                             "on the subscriber's SIM");
     if (q.subscriber != NULL) {
         size_t len = strlen(q.subscriber);
-        if (len < 5 || len > 15 ||
-            strspn(q.subscriber, "0123456789") != len)
+        if (len < 5 || len > 15 || strspn(q.subscriber, "0123456789") != len)
             return out_usage(c, "--subscriber must be 5-15 digits");
     }
     if ((q.terminal_peer != NULL) ==
@@ -490,8 +488,7 @@ cmd_kiosk_audit(struct cli *c, int argc, char **argv)
         } else {
             out_format_time(e->time_ms, when, sizeof(when));
             printf("%s  %-10s  terminal %s  subscriber %s  %s\n", when,
-                   e->result, e->terminal_id, e->subscriber_masked,
-                   e->detail);
+                   e->result, e->terminal_id, e->subscriber_masked, e->detail);
         }
     }
     if (c->json)

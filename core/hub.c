@@ -499,6 +499,20 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
     return rc;
 }
 
+/* A shop kiosk's registration (hub_kiosk.c), logged without the
+ * subscriber. */
+static int
+hub_kiosk(struct simsync_node *n, struct chan *ch,
+          const Simsync__KioskRegister *req)
+{
+    int rc = hub_kiosk_register(n, ch, req);
+
+    hub_log("kiosk registration of terminal %s: %s",
+            hub_tid_valid(req->terminal_id) ? req->terminal_id : "?",
+            simsync_strerror(rc));
+    return rc;
+}
+
 static void *
 hub_conn_main(void *arg)
 {
@@ -520,15 +534,7 @@ hub_conn_main(void *arg)
         else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_REGISTER)
             rc = hub_register(hc->n, ch, env->register_, pk);
         else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_KIOSK_REGISTER)
-        {
-            rc = hub_kiosk_register(hc->n, ch, env->kiosk_register);
-            hub_log("kiosk registration of terminal %s: %s",
-                    env->kiosk_register->terminal_id &&
-                            hub_tid_valid(env->kiosk_register->terminal_id)
-                        ? env->kiosk_register->terminal_id
-                        : "?",
-                    simsync_strerror(rc));
-        }
+            rc = hub_kiosk(hc->n, ch, env->kiosk_register);
         else
             node_send_error(ch, SIMSYNC_EPROTO, "expected hello or register");
     } else if (rc != SIMSYNC_ECLOSED) {

@@ -470,16 +470,18 @@ reg_fn(struct store_txn *txn, void *arg)
     if (req->time_ms + KIOSK_MAX_AGE_MS < a->now ||
         req->time_ms > a->now + KIOSK_MAX_AHEAD_MS) {
         simsync__kiosk_record__free_unpacked(krec, NULL);
-        return refuse(a, "%s", "signed outside the accepted time window "
-                               "(24 hours back, 10 minutes ahead)");
+        return refuse(a, "%s",
+                      "signed outside the accepted time window "
+                      "(24 hours back, 10 minutes ahead)");
     }
     nkey[0] = 'n';
     memcpy(nkey + 1, req->nonce.data, KIOSK_NONCE_BYTES);
     if (store_get(txn, STORE_KIOSK, nkey, sizeof(nkey), &v, &vl) ==
         SIMSYNC_OK) {
         simsync__kiosk_record__free_unpacked(krec, NULL);
-        return refuse(a, "%s", "replayed: this signed registration was "
-                               "presented before");
+        return refuse(a, "%s",
+                      "replayed: this signed registration was "
+                      "presented before");
     }
     rlen = hub_tid_key(rkey, a->sub, req->terminal_id);
     if (store_get(txn, STORE_REGISTRY, rkey, rlen, &v, &vl) == SIMSYNC_OK) {
@@ -494,11 +496,13 @@ reg_fn(struct store_txn *txn, void *arg)
         if (old->wrapped_key.len != 0 || old->kiosk[0] == '\0') {
             if (old->node_pk.len != 32 ||
                 !crypt_equal(old->node_pk.data, req->node_pk.data, 32))
-                rc = refuse(a, "%s", "this terminal ID is registered for "
-                                     "the subscriber with another node key");
+                rc = refuse(a, "%s",
+                            "this terminal ID is registered for "
+                            "the subscriber with another node key");
             else
-                rc = refuse(a, "%s", "this terminal is registered for the "
-                                     "subscriber already");
+                rc = refuse(a, "%s",
+                            "this terminal is registered for the "
+                            "subscriber already");
         }
         simsync__registration__free_unpacked(old, NULL);
         if (rc != SIMSYNC_OK) {
@@ -506,8 +510,8 @@ reg_fn(struct store_txn *txn, void *arg)
             return rc;
         }
     }
-    a->sub_is_new = store_get(txn, STORE_SUBS, a->sub, SUB_BYTES, &v, &vl) !=
-                    SIMSYNC_OK;
+    a->sub_is_new =
+        store_get(txn, STORE_SUBS, a->sub, SUB_BYTES, &v, &vl) != SIMSYNC_OK;
     store_be64(b, req->time_ms);
     rc = store_put(txn, STORE_KIOSK, nkey, sizeof(nkey), b, 8);
     if (rc == SIMSYNC_OK) {

@@ -72,8 +72,7 @@ hex_get(uint8_t *out, size_t n, const char *in, size_t inlen)
 }
 
 static int
-home_path(const struct simsync_node *n, const char *name, char *buf,
-          size_t len)
+home_path(const struct simsync_node *n, const char *name, char *buf, size_t len)
 {
     int r = snprintf(buf, len, "%s/%s", n->home, name);
 
@@ -152,8 +151,7 @@ kiosk_name_valid(const char *name)
     for (size_t i = 0; i < len; i++) {
         char ch = name[i];
         if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' ||
-              ch == '-'))
+              (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
             return 0;
     }
     return 1;
@@ -169,8 +167,9 @@ hub_id_valid(const char *id)
         return 0;
     for (size_t i = 0; i < len; i++) {
         char ch = id[i];
-        if (i % 5 == 4 ? ch != '-'
-                       : !((ch >= 'A' && ch <= 'Z') || (ch >= '2' && ch <= '7')))
+        if (i % 5 == 4
+                ? ch != '-'
+                : !((ch >= 'A' && ch <= 'Z') || (ch >= '2' && ch <= '7')))
             return 0;
     }
     return 1;
@@ -287,8 +286,8 @@ request_bytes(const Simsync__KioskRegister *req, const char *hub_id,
         req->nonce.len != KIOSK_NONCE_BYTES)
         return 0;
     return kiosk_signed_bytes(hub_id, req->kiosk, req->subscriber,
-                              req->terminal_id, req->node_pk.data,
-                              req->time_ms, req->nonce.data, buf, cap);
+                              req->terminal_id, req->node_pk.data, req->time_ms,
+                              req->nonce.data, buf, cap);
 }
 
 int
@@ -467,8 +466,8 @@ cred_load(struct simsync_node *n, struct kiosk_cred *c)
     }
     crypt_wipe(text, sizeof(text));
     if (rc != SIMSYNC_OK)
-        return node_fail(n, rc, "cannot read the kiosk credential %s: %s",
-                         path, simsync_strerror(rc));
+        return node_fail(n, rc, "cannot read the kiosk credential %s: %s", path,
+                         simsync_strerror(rc));
     return SIMSYNC_OK;
 }
 
@@ -483,12 +482,12 @@ kiosk_audit_local(struct simsync_node *n, const char *result,
 
     if (home_path(n, "kiosk.audit", path, sizeof(path)) != SIMSYNC_OK)
         return;
-    len = snprintf(line, sizeof(line), "%llu\t%s\t%s\t%s\t%s\t%s\n",
-                   (unsigned long long)node_now_ms(), result,
-                   r->terminal_id[0] ? r->terminal_id : "-",
-                   r->node_id[0] ? r->node_id : "-",
-                   r->subscriber_masked[0] ? r->subscriber_masked : "-",
-                   detail);
+    len =
+        snprintf(line, sizeof(line), "%llu\t%s\t%s\t%s\t%s\t%s\n",
+                 (unsigned long long)node_now_ms(), result,
+                 r->terminal_id[0] ? r->terminal_id : "-",
+                 r->node_id[0] ? r->node_id : "-",
+                 r->subscriber_masked[0] ? r->subscriber_masked : "-", detail);
     if (len < 0)
         return;
     if ((size_t)len >= sizeof(line))
@@ -593,7 +592,8 @@ simsync_kiosk_offer(struct simsync_node *n, const struct simsync_offer_opts *o,
                          "node is a %s",
                          n->role);
     if (o == NULL || o->listen == NULL)
-        return node_fail(n, SIMSYNC_EINVAL, "an address to listen on is needed");
+        return node_fail(n, SIMSYNC_EINVAL,
+                         "an address to listen on is needed");
     timeout_s = o->timeout_s ? o->timeout_s : OFFER_TIMEOUT_S;
     rc = kiosk_listen(o->listen, &l);
     if (rc != SIMSYNC_OK)
@@ -831,8 +831,8 @@ simsync_kiosk_register(struct simsync_node *n,
             free(buf);
         }
         if (rc != SIMSYNC_OK)
-            rc = node_fail(n, rc, "cannot write the request to %s: %s",
-                           q->save, simsync_strerror(rc));
+            rc = node_fail(n, rc, "cannot write the request to %s: %s", q->save,
+                           simsync_strerror(rc));
         else {
             r->saved = 1;
             kiosk_audit_local(n, "saved", r, q->save);
@@ -927,9 +927,9 @@ simsync_kiosk_attempts(struct simsync_node *n,
         return SIMSYNC_EINVAL;
     f = fopen(path, "re");
     if (f == NULL)
-        return errno == ENOENT ? SIMSYNC_OK
-                               : node_fail(n, SIMSYNC_EIO, "cannot read %s",
-                                           path);
+        return errno == ENOENT
+                   ? SIMSYNC_OK
+                   : node_fail(n, SIMSYNC_EIO, "cannot read %s", path);
     while (fgets(line, sizeof(line), f) != NULL) {
         struct simsync_kiosk_attempt *e;
         const char *p = line;

@@ -1019,9 +1019,9 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
 
 int
 simsync_register_kiosk(struct simsync_node *n, const char *hub_addr,
-                       const char *hub_id, const char *classes,
-                       const char *pin, const char *recovery,
-                       char *recovery_out, size_t recovery_len)
+                       const char *hub_id, const char *classes, const char *pin,
+                       const char *recovery, char *recovery_out,
+                       size_t recovery_len)
 {
     return register_run(n, hub_addr, hub_id, classes, pin, NULL, 1, recovery,
                         recovery_out, recovery_len);

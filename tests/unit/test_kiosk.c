@@ -174,14 +174,14 @@ signature_covers_every_field(void **state)
     assert_int_equal(kiosk_request_verify(&s.req, c.hub_id, opk),
                      SIMSYNC_ECRYPTO);
 
-#define BROKEN_BY(change, undo)                                              \
-    do {                                                                     \
-        change;                                                              \
-        assert_int_equal(kiosk_request_verify(&s.req, c.hub_id, pk),         \
-                         SIMSYNC_ECRYPTO);                                   \
-        undo;                                                                \
-        assert_int_equal(kiosk_request_verify(&s.req, c.hub_id, pk),         \
-                         SIMSYNC_OK);                                        \
+#define BROKEN_BY(change, undo)                                                \
+    do {                                                                       \
+        change;                                                                \
+        assert_int_equal(kiosk_request_verify(&s.req, c.hub_id, pk),           \
+                         SIMSYNC_ECRYPTO);                                     \
+        undo;                                                                  \
+        assert_int_equal(kiosk_request_verify(&s.req, c.hub_id, pk),           \
+                         SIMSYNC_OK);                                          \
     } while (0)
     BROKEN_BY(s.kiosk[0] = 'S', s.kiosk[0] = 's');
     BROKEN_BY(s.sub[14] = '1', s.sub[14] = '0');
@@ -221,9 +221,9 @@ fields_cannot_shift_into_each_other(void **state)
     assert_int_equal(la, lb);
     assert_memory_not_equal(a, b, la);
     /* A field too long for the buffer is refused, not cut. */
-    assert_int_equal(kiosk_signed_bytes("HUB", "shop", "12345", "t", pk, 1,
-                                        nonce, a, 60),
-                     0);
+    assert_int_equal(
+        kiosk_signed_bytes("HUB", "shop", "12345", "t", pk, 1, nonce, a, 60),
+        0);
 }
 
 int
