@@ -174,7 +174,21 @@ ss --home "$T/kiosk" kiosk send "$T/req4" --hub "$HUB_ADDR" --hub-id "$HUB_ID" \
 expect_exit 3 ss --home "$T/kiosk" kiosk send "$T/req4" --hub "$HUB_ADDR" \
     --hub-id "$HUB_ID"
 grep -q "replayed" "$T/last.err" || { cat "$T/last.err" >&2; fail "replay not explained"; }
-ok "a replayed registration is refused (exit 3)"
+# Two copies sent at the same time: exactly one passes.
+new_terminal h6
+KEY6=$(ss --home "$T/h6" --json id | jq -r .node_key)
+kreg kiosk --sim "$T/b.sim" --terminal-id imei-h6 --node-key "$KEY6" \
+    --save "$T/req6" >/dev/null || fail "save request 6"
+RACE=
+for i in 1 2; do
+    ( rc=0; ss --home "$T/kiosk" kiosk send "$T/req6" --hub "$HUB_ADDR" \
+        --hub-id "$HUB_ID" >/dev/null 2>&1 || rc=$?; echo $rc >"$T/race$i" ) &
+    RACE="$RACE $!"
+done
+for p in $RACE; do wait "$p"; done
+[ "$(sort "$T/race1" "$T/race2" | tr '\n' ' ')" = "0 3 " ] \
+    || fail "racing copies: exits $(cat "$T/race1") and $(cat "$T/race2")"
+ok "a replayed registration is refused (exit 3), also when racing"
 
 # ------------------------------------------------ forged / unknown kiosk
 new_terminal h5
@@ -224,15 +238,15 @@ grep -q "was removed" "$T/last.err" || fail "removed kiosk not explained"
 ss --home "$T/hub" --json hub kiosk list >"$T/list.json" || fail "kiosk list"
 [ "$(jq -r '.kiosks[] | select(.name=="shop-2") | .active' "$T/list.json")" = false ] \
     || fail "shop-2 still active"
-[ "$(jq -r '.kiosks[] | select(.name=="shop-1") | .registrations' "$T/list.json")" = 5 ] \
-    || { cat "$T/list.json" >&2; fail "shop-1 should count 5 registrations"; }
+[ "$(jq -r '.kiosks[] | select(.name=="shop-1") | .registrations' "$T/list.json")" = 6 ] \
+    || { cat "$T/list.json" >&2; fail "shop-1 should count 6 registrations"; }
 ok "a removed kiosk can no longer register"
 
 # ------------------------------------------------------------ audit
 audit_json >"$T/audit.json" || fail "hub audit"
 n_ok=$(jq '[.audit[] | select(.result=="registered")] | length' "$T/audit.json")
 n_no=$(jq '[.audit[] | select(.result=="refused")] | length' "$T/audit.json")
-[ "$n_ok" = 5 ] && [ "$n_no" = 5 ] \
+[ "$n_ok" = 6 ] && [ "$n_no" = 6 ] \
     || { cat "$T/audit.json" >&2; fail "audit: $n_ok registered, $n_no refused"; }
 for why in replayed "does not verify" "unknown kiosk" "was removed" \
     "already"; do
@@ -242,7 +256,7 @@ done
 jq -e '.audit[0] | .kiosk=="shop-1" and .terminal_id=="imei-h1" and .time_ms>0' \
     "$T/audit.json" >/dev/null || fail "audit line fields"
 ss --home "$T/hub" hub audit >"$T/audit.txt" || fail "hub audit (text)"
-[ "$(wc -l <"$T/audit.txt")" = 10 ] || fail "text audit lines"
+[ "$(wc -l <"$T/audit.txt")" = 12 ] || fail "text audit lines"
 for s in $SUB_A $SUB_B; do
     grep -q "$s" "$T/audit.json" "$T/audit.txt" && fail "audit shows a subscriber ID"
     grep -rqa "$s" "$T/hub" && fail "hub files hold subscriber $s in clear"
