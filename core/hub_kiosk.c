@@ -604,6 +604,16 @@ announce(struct simsync_node *n, const uint8_t sub[SUB_BYTES],
     return told;
 }
 
+/* A node key the handset could hold: a valid Ed25519 point (a terminal
+ * with any other key could never complete the binding). */
+static int
+node_key_valid(const uint8_t pk[32])
+{
+    uint8_t xpk[32];
+
+    return crypt_sign_pk_to_x25519(xpk, pk) == SIMSYNC_OK;
+}
+
 int
 hub_kiosk_register(struct simsync_node *n, struct chan *ch,
                    const Simsync__KioskRegister *req)
@@ -631,7 +641,7 @@ hub_kiosk_register(struct simsync_node *n, struct chan *ch,
     if (req->proto != SIMSYNC_PROTO_VERSION || !kiosk_name_valid(req->kiosk) ||
         !hub_sub_valid(req->subscriber) || !hub_tid_valid(req->terminal_id) ||
         req->node_pk.len != 32 || req->nonce.len != KIOSK_NONCE_BYTES ||
-        req->signature.len != 64) {
+        req->signature.len != 64 || !node_key_valid(req->node_pk.data)) {
         audit.detail = "refused: malformed request";
         audit_write(n, &audit);
         node_send_error(ch, SIMSYNC_EPROTO, "malformed kiosk registration");

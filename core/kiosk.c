@@ -761,10 +761,17 @@ simsync_kiosk_register(struct simsync_node *n,
             return node_fail(n, SIMSYNC_EINVAL,
                              "--terminal-id must be 1-63 printable "
                              "characters without blanks");
+        uint8_t xpk[32];
         if (hex_get(pk, 32, q->node_key, strlen(q->node_key)) != SIMSYNC_OK)
             return node_fail(n, SIMSYNC_EINVAL,
                              "--node-key must be 64 hex digits (the "
                              "handset shows it with 'simsync id --json')");
+        /* Many typing mistakes give no valid key at all: catch them here
+         * rather than at the handset's completion. */
+        if (crypt_sign_pk_to_x25519(xpk, pk) != SIMSYNC_OK)
+            return node_fail(n, SIMSYNC_EINVAL,
+                             "--node-key is not a valid node key; check it "
+                             "against 'simsync id --json' on the handset");
     }
     rc = cred_load(n, &cred);
     if (rc != SIMSYNC_OK)

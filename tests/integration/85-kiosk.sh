@@ -143,6 +143,9 @@ new_terminal h2
 KEY2=$(ss --home "$T/h2" --json id | jq -r .node_key)
 [ ${#KEY2} = 64 ] || fail "no node key in 'id --json'"
 expect_exit 2 kreg kiosk --sim "$T/b.sim" --terminal-id imei-h2 --node-key zz
+expect_exit 2 kreg kiosk --sim "$T/b.sim" --terminal-id imei-h2 \
+    --node-key "$(printf '%064d' 0)"
+grep -q "not a valid node key" "$T/last.err" || fail "zero key not explained"
 kreg kiosk --sim "$T/b.sim" --subscriber $SUB_B --terminal-id imei-h2 \
     --node-key "$KEY2" --json >"$T/kreg2.json" || fail "kiosk register h2"
 [ "$(jq -r .subscriber_is_new "$T/kreg2.json")" = true ] || fail "B not new"
