@@ -67,13 +67,19 @@ timeout "$limit" qemu-system-x86_64 "${accel[@]}" -smp "${SIMSYNC_VM_SMP:-1}" \
     -m 1024 -nodefaults -no-user-config -display none -no-reboot \
     -serial "file:$work/console.log" \
     -kernel "$kernel" -initrd "$work/initramfs.cpio.gz" \
-    -append "console=ttyS0 panic=-1 oops=panic quiet loglevel=4 vm.timeout=$per_test" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=4 vm.timeout=$per_test" \
     </dev/null || qrc=$?
 t2=$(date +%s)
 tr -d '\r' < "$work/console.log" > "$work/console.txt"
 cat "$work/console.txt"
 echo "run.sh: initramfs $((t1 - t0)) s, VM $((t2 - t1)) s (qemu exit $qrc)"
 
+bad='Oops|BUG:|kernel BUG|WARNING:|general protection|list_del corruption|Kernel panic'
+if grep -qE "$bad" "$work/console.txt"; then
+    echo "run.sh: FAIL: the guest kernel oopsed, hit a BUG or warned:" >&2
+    grep -E "$bad" "$work/console.txt" | head -n 5 >&2
+    exit 1
+fi
 summary=$(grep -E '^vm-summary: ' "$work/console.txt" | tail -n1 || true)
 if [ -z "$summary" ]; then
     echo "run.sh: FAIL: the VM ended without a summary (crash, panic or" \

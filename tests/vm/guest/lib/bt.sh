@@ -43,3 +43,62 @@ bt_stop() {
         n=$((n - 1))
     done
 }
+
+# btd_start: a private system D-Bus, btvirt's two controllers and
+# bluetoothd in compatibility mode (-C: the local SDP socket that
+# libbluetooth's sdp_record_register talks to). bluetoothd leaves the
+# adapters powered but not connectable, and a connect to such a peer hangs
+# for about 40 s: both are made connectable here. btd_stop ends all three.
+btd_start() {
+    mkdir -p /run/dbus /var/lib/bluetooth /etc/dbus-1
+    cat >/etc/dbus-1/vm-system.conf <<'XML'
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+XML
+    dbus-daemon --config-file=/etc/dbus-1/vm-system.conf --nofork \
+        --nopidfile >"$T/dbus.log" 2>&1 &
+    DBUS_PID=$!
+    n=100
+    while [ $n -gt 0 ] && [ ! -S /run/dbus/system_bus_socket ]; do
+        sleep 0.05
+        n=$((n - 1))
+    done
+    [ -S /run/dbus/system_bus_socket ] || { cat "$T/dbus.log"; fail "no D-Bus"; }
+    bt_start
+    bluetoothd -n -C >"$T/bluetoothd.log" 2>&1 &
+    BTD_PID=$!
+    for h in $BT_A $BT_B; do
+        i=${h#hci}
+        n=100
+        while [ $n -gt 0 ] && ! btmgmt --index "$i" info 2>/dev/null |
+                grep -q 'current settings:.*powered'; do
+            btmgmt --index "$i" power on >/dev/null 2>&1
+            sleep 0.1
+            n=$((n - 1))
+        done
+        btmgmt --index "$i" connectable on >/dev/null 2>&1 ||
+            fail "cannot make $h connectable"
+    done
+    ADDR_A=$(bt_addr "$BT_A")
+    ADDR_B=$(bt_addr "$BT_B")
+    [ -n "$ADDR_A" ] && [ -n "$ADDR_B" ] || { cat "$T/bluetoothd.log"; fail "no addresses"; }
+}
+
+btd_stop() {
+    kill "$BTD_PID" 2>/dev/null
+    wait "$BTD_PID" 2>/dev/null
+    bt_stop
+    kill "$DBUS_PID" 2>/dev/null
+    wait "$DBUS_PID" 2>/dev/null
+}

@@ -11,7 +11,8 @@ fail() { echo "FAIL: $*"; exit 1; }
 ok() { echo "ok - $*"; }
 ss() { simsync "$@"; }
 
-# bg CMD...: run CMD in the background, stopped by stop_bg.
+# bg PROGRAM ARGS...: run a program (not a shell function: kill would
+# reach only the subshell) in the background; stop_bg ends it.
 bg() { "$@" & BG_PIDS="$BG_PIDS $!"; LAST_BG=$!; }
 stop_bg() {
     for p in $BG_PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done

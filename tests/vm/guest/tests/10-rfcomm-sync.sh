@@ -30,7 +30,7 @@ ss --home "$T/B" --json peers | grep -q "\"addr\":\"rfcomm:$ADDR_A:3\"" ||
 ok "A and B paired over RFCOMM with the same code"
 
 # A serves on TCP and RFCOMM at once.
-bg ss --home "$T/A" listen 127.0.0.1:0 rfcomm:4 >"$T/listen.out" 2>"$T/listen.err"
+bg simsync --home "$T/A" listen 127.0.0.1:0 rfcomm:4 >"$T/listen.out" 2>"$T/listen.err"
 wait_match 20 "$T/listen.out" '/^Serving paired nodes on rfcomm:/p' >/dev/null ||
     { cat "$T/listen.out" "$T/listen.err"; fail "A did not listen on RFCOMM"; }
 TCP=$(wait_match 5 "$T/listen.out" 's/^Serving paired nodes on \([0-9.]*:[0-9]*\)\.$/\1/p') ||
