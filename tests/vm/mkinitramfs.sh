@@ -8,7 +8,8 @@
 #   tests/vm/mkinitramfs.sh OUT.cpio.gz PROGRAM...
 #
 # Env: SIMSYNC_VM_CACHE (see fetch.sh), SIMSYNC_VM_ONLY (keep only the
-# guest tests whose file name contains this text).
+# guest tests whose file name contains this text), SIMSYNC_VM_BENCH=1
+# (add the benchmarks of guest/bench).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 CACHE=${SIMSYNC_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/simsync-vm}
@@ -73,6 +74,10 @@ echo 'root:x:0:' > "$R/etc/group"
 cp "$here/guest/init" "$R/init"
 cp "$here"/guest/lib/*.sh "$R/lib/vm/"
 cp "$here"/guest/tests/[0-9]*.sh "$R/tests/"
+# Benchmarks only when asked (bench/bench_vm_links.sh): they are slow.
+if [ "${SIMSYNC_VM_BENCH:-0}" = 1 ]; then
+    cp "$here"/guest/bench/[0-9]*.sh "$R/tests/"
+fi
 if [ -n "${SIMSYNC_VM_ONLY:-}" ]; then
     find "$R/tests" -name '*.sh' ! -name "*${SIMSYNC_VM_ONLY}*" -delete
 fi

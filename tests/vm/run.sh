@@ -13,7 +13,7 @@
 # Env: SIMSYNC_VM_CACHE (downloads; see fetch.sh), SIMSYNC_VM_KEEP=1 (keep
 # the work folder with the initramfs and console.log), SIMSYNC_VM_ONLY=TEXT
 # (only the guest tests whose name contains TEXT), SIMSYNC_VM_SMP (vCPUs,
-# default 1), SIMSYNC_VM_TIMEOUT (seconds per guest test, default 120),
+# default 1), SIMSYNC_VM_TIMEOUT (seconds per guest test, default 300),
 # SIMSYNC_VM_ACCEL (tcg, default: /dev/kvm on some hosts cannot boot a
 # stock kernel; kvm where it can).
 set -euo pipefail
@@ -57,10 +57,10 @@ case ${SIMSYNC_VM_ACCEL:-tcg} in
 kvm) accel=(-accel kvm -cpu host) ;;
 *)   accel=(-accel tcg,thread=multi -cpu max) ;;
 esac
-per_test=${SIMSYNC_VM_TIMEOUT:-120}
+per_test=${SIMSYNC_VM_TIMEOUT:-300}
 ntests=$(ls "$here"/guest/tests/[0-9]*.sh | wc -l)
 # Boot, every test at its limit, and some slack: a hung guest still ends.
-limit=$((60 + ntests * per_test))
+limit=$((60 + (ntests + 1) * per_test))  # + 1: a benchmark, if any
 t1=$(date +%s)
 qrc=0
 timeout "$limit" qemu-system-x86_64 "${accel[@]}" -smp "${SIMSYNC_VM_SMP:-1}" \

@@ -79,20 +79,43 @@ XML
     bluetoothd -n -C >"$T/bluetoothd.log" 2>&1 &
     BTD_PID=$!
     for h in $BT_A $BT_B; do
-        i=${h#hci}
-        n=100
-        while [ $n -gt 0 ] && ! btmgmt --index "$i" info 2>/dev/null |
-                grep -q 'current settings:.*powered'; do
-            btmgmt --index "$i" power on >/dev/null 2>&1
-            sleep 0.1
-            n=$((n - 1))
-        done
-        btmgmt --index "$i" connectable on >/dev/null 2>&1 ||
-            fail "cannot make $h connectable"
+        btd_connectable "${h#hci}" || { cat "$T/bluetoothd.log"; fail "$h is not connectable"; }
     done
     ADDR_A=$(bt_addr "$BT_A")
     ADDR_B=$(bt_addr "$BT_B")
     [ -n "$ADDR_A" ] && [ -n "$ADDR_B" ] || { cat "$T/bluetoothd.log"; fail "no addresses"; }
+}
+
+# btd_settings INDEX: the adapter's current settings, as btmgmt shows them
+btd_settings() {
+    btmgmt --index "$1" info 2>/dev/null | sed -n 's/.*current settings: //p'
+}
+
+# btd_connectable INDEX: wait until bluetoothd has powered the adapter
+# (powering it first ourselves races with bluetoothd's own set-up, which
+# then turns page scan off again), make it connectable, and check that the
+# setting still holds a moment later. A connect to an adapter that is not
+# connectable hangs, and closing that socket hits a kernel BUG (README).
+btd_connectable() {
+    n=100
+    while [ $n -gt 0 ] && ! btd_settings "$1" | grep -qw powered; do
+        sleep 0.1
+        n=$((n - 1))
+    done
+    btd_settings "$1" | grep -qw powered || btmgmt --index "$1" power on >/dev/null 2>&1
+    held=0
+    n=50
+    while [ $n -gt 0 ] && [ $held -lt 3 ]; do
+        if btd_settings "$1" | grep -qw connectable; then
+            held=$((held + 1))
+        else
+            held=0
+            btmgmt --index "$1" connectable on >/dev/null 2>&1
+        fi
+        sleep 0.2
+        n=$((n - 1))
+    done
+    [ $held -ge 3 ]
 }
 
 btd_stop() {
