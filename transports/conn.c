@@ -23,6 +23,7 @@
 static const struct transport_ops *const known_transports[] = {
     &transport_tcp,
     &transport_mem,
+    &transport_rfcomm,
 };
 
 const struct transport_ops *

@@ -73,8 +73,10 @@ struct listener {
 /* Backends. */
 extern const struct transport_ops transport_tcp;
 extern const struct transport_ops transport_mem;
+extern const struct transport_ops transport_rfcomm; /* rfcomm.c, BlueZ */
 
-/* The ops for a scheme name ("tcp", "mem"), or NULL. */
+/* The ops for a scheme name ("tcp", "mem", "rfcomm"), or NULL. Peer
+ * addresses with a scheme in front are link.h's business. */
 const struct transport_ops *transport_find(const char *scheme);
 
 /* Initialise the base fields of a freshly allocated conn. */
