@@ -43,6 +43,12 @@
 
 #define RFCOMM_WRITE_MAX 8192 /* bytes per write(); see the file comment */
 #define RFCOMM_BACKLOG 4      /* one person's terminals */
+/* What the secure channel above should do on this slow link (chan.h
+ * "Lanes and credit"): bulk in pieces of one write, so an urgent message
+ * waits behind at most one, and at most 64 KiB of bulk in flight towards
+ * us (a few tenths of a second of a Bluetooth link). */
+#define RFCOMM_LINK_FRAG RFCOMM_WRITE_MAX
+#define RFCOMM_LINK_WINDOW (64u << 10)
 
 /* RFCOMM_SERVICE_UUID as bytes, most significant first. */
 static const uint8_t service_uuid[16] = {
@@ -75,6 +81,20 @@ say(char *why, size_t len, const char *fmt, ...)
 }
 
 /* "XX:XX:XX:XX:XX:XX" at the start of s (hex, either case): 1 or 0. */
+/* A conn for the connected RFCOMM socket fd (owned from the call on),
+ * marked as a slow link. */
+static int
+rfcomm_conn_new(int fd, struct conn **out)
+{
+    int rc = sock_conn_new(&transport_rfcomm, fd, out);
+
+    if (rc == SIMSYNC_OK) {
+        (*out)->link_frag = RFCOMM_LINK_FRAG;
+        (*out)->link_window = RFCOMM_LINK_WINDOW;
+    }
+    return rc;
+}
+
 static int
 is_bdaddr(const char *s)
 {
@@ -356,7 +376,7 @@ rfcomm_connect(const char *addr, struct conn **out)
         close_keep_errno(fd);
         return SIMSYNC_ECONNECT;
     }
-    return sock_conn_new(&transport_rfcomm, fd, out);
+    return rfcomm_conn_new(fd, out);
 }
 
 /* At most RFCOMM_WRITE_MAX bytes per write (see the file comment). */
@@ -452,7 +472,7 @@ rfcomm_accept(struct listener *base, struct conn **out)
             return SIMSYNC_EIO;
         }
     }
-    return sock_conn_new(&transport_rfcomm, fd, out);
+    return rfcomm_conn_new(fd, out);
 }
 
 static int
