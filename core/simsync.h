@@ -57,6 +57,11 @@ enum simsync_err {
 /* A short, fixed English description of `err`. Never NULL. */
 const char *simsync_strerror(int err);
 
+/* The length (1..4) of the well-formed UTF-8 sequence at the start of
+ * s[0..len), 0 when there is none (names are bytes; printers that must
+ * emit UTF-8, such as --json, check with this). */
+size_t simsync_utf8_seq_len(const char *s, size_t len);
+
 /* The process exit code documented for `err` (table above). */
 int simsync_exit_code(int err);
 
