@@ -280,7 +280,7 @@ cmd_serve(struct cli *c, int argc, char **argv)
     const char *listen = NULL;
     struct simsync_serve_opts o;
     struct simsync_node *n = NULL;
-    int rc, code = cli_serve_open(c, argc, argv, &listen, &n);
+    int rc, code = cli_serve_open(c, argc, argv, &listen, NULL, &n);
 
     if (code != 0)
         return code;

@@ -251,11 +251,12 @@ cli_catch_stop(void)
 
 int
 cli_serve_open(struct cli *c, int argc, char **argv, const char **listen,
-               struct simsync_node **n)
+               const char **idle, struct simsync_node **n)
 {
     const char *pos[1];
     const struct cli_opt opts[] = {
         {"--listen", listen, NULL},
+        {idle != NULL ? "--idle-timeout" : NULL, idle, NULL},
         {NULL, NULL, NULL},
     };
     enum cli_parse_result parsed;
@@ -264,6 +265,8 @@ cli_serve_open(struct cli *c, int argc, char **argv, const char **listen,
 
     *listen = NULL;
     *n = NULL;
+    if (idle != NULL)
+        *idle = NULL;
     parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
     if (parsed != CLI_PARSE_OK)
         return cli_parse_exit(parsed);

@@ -735,6 +735,12 @@ struct simsync_hub_stats {
 int simsync_hub_stats(struct simsync_node *n,
                       struct simsync_hub_stats *out) SIMSYNC_MUST_CHECK;
 
+/* Hub: close a connection that sends nothing for `seconds` (1..86400), or
+ * that has not finished its handshake and first message `seconds` after it
+ * was accepted (a client trickling bytes is no exception). Default 120.
+ * Returns SIMSYNC_OK or SIMSYNC_EINVAL (out of range). */
+int simsync_hub_set_idle_timeout(struct simsync_node *n, unsigned seconds);
+
 int simsync_hub_serve(struct simsync_node *n, const char *listen,
                       volatile int *stop, char *bound_addr,
                       size_t bound_len) SIMSYNC_MUST_CHECK;
