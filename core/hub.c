@@ -597,6 +597,38 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
     return rc;
 }
 
+/* After a failure the hub has queued an Error frame, but the peer may be
+ * in the middle of sending a batch of chunks: closing with its data
+ * unread would reset the connection and the peer would see "link closed"
+ * instead of the reason. So: no more sending (FIN after the Error), then
+ * read and drop what still comes, for at most HUB_DRAIN_MS or
+ * HUB_DRAIN_BYTES, until the peer closes. */
+#define HUB_DRAIN_MS 5000
+#define HUB_DRAIN_BYTES (32u << 20)
+
+static void
+drain_before_close(struct conn *c)
+{
+    uint8_t buf[16384];
+    long long end = (long long)node_now_ms() + HUB_DRAIN_MS;
+    size_t total = 0;
+    int fd = conn_pollfd(c);
+
+    if (fd < 0 || shutdown(fd, SHUT_WR) != 0)
+        return;
+    while (total < HUB_DRAIN_BYTES) {
+        long long left = end - (long long)node_now_ms();
+        size_t n = 0;
+
+        if (left <= 0)
+            break;
+        conn_set_timeout(c, (int)left);
+        if (conn_recv(c, buf, sizeof(buf), &n) != SIMSYNC_OK || n == 0)
+            break;
+        total += n;
+    }
+}
+
 static void *
 hub_conn_main(void *arg)
 {
@@ -629,6 +661,9 @@ hub_conn_main(void *arg)
     }
     if (env)
         simsync__envelope__free_unpacked(env, NULL);
+    if (rc != SIMSYNC_OK && rc != SIMSYNC_ECLOSED && rc != SIMSYNC_ETIMEOUT &&
+        ch != NULL)
+        drain_before_close(hc->conn);
     chan_free(ch);
     conn_close(hc->conn);
     free(hc);

@@ -7,7 +7,8 @@
 # connection must finish its handshake and first message within the idle
 # timeout. Second part: a hub limited to 256 open files (ulimit -n) with
 # 1,000 connections waiting still serves a sync (a connection that has not
-# said anything gives up its place), and the idle ones are closed.
+# said anything gives up its place). A frame header claiming 4 GiB is
+# refused before any allocation (the hub's peak RSS stays small).
 . "$(dirname "$0")/lib.sh"
 
 FLOOD_PID=
@@ -157,6 +158,25 @@ ok "the hub closed all 1,000 idle connections and the slow-loris one (after $slo
 put a contacts carol.vcf "BEGIN:VCARD carol"
 sync_ok a
 ok "the hub serves afterwards"
+
+# A frame header claiming 4 GiB - 1 bytes, then a little data: the hub
+# closes the connection without waiting for the body or allocating it.
+python3 - "$HUB_ADDR" <<'PY' || fail "the 4 GiB claim was not refused"
+import socket, sys
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=60)
+s.sendall(b"\xff\xff\xff\xff" + b"\0" * 1024)
+s.settimeout(60)
+try:
+    while s.recv(4096):
+        pass
+except ConnectionResetError:
+    pass
+PY
+hwm=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$HUB_PID/status")
+[ "$hwm" -lt 262144 ] || fail "the hub's peak memory is $hwm KiB"
+sync_ok a
+ok "a 4 GiB frame claim is refused at once (hub peak RSS $((hwm / 1024)) MiB)"
 kill "$HUB_PID"; wait "$HUB_PID" 2>/dev/null; HUB_PID=
 
 # Part two: few descriptors. 1,000 connections wait (most of them in the
