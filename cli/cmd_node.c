@@ -194,8 +194,9 @@ cmd_hub_serve(struct cli *c, int argc, char **argv)
         if (cli_parse_ulong(idle, 1, 86400, &secs) != 0 ||
             simsync_hub_set_idle_timeout(n, (unsigned)secs) != SIMSYNC_OK) {
             simsync_node_close(n);
-            return out_usage(c, "--idle-timeout takes seconds, 1 to 86400 "
-                                "(not '%s')",
+            return out_usage(c,
+                             "--idle-timeout takes seconds, 1 to 86400 "
+                             "(not '%s')",
                              idle);
         }
     }

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypt.h"
@@ -39,7 +40,7 @@
 struct hub_conn {
     struct simsync_node *n;
     struct conn *conn;
-    long long accepted_ms;        /* node_now_ms() at accept */
+    long long accepted_ms;        /* mono_ms() at accept */
     int greeting;                 /* in the greeting list (hub_lock) */
     int cut;                      /* shut down by the accept loop */
     struct hub_conn *prev, *next; /* greeting list links (hub_lock) */
@@ -48,6 +49,16 @@ struct hub_conn {
 static pthread_mutex_t hub_lock = PTHREAD_MUTEX_INITIALIZER;
 static int hub_active;
 static struct hub_conn *greet_head, *greet_tail; /* under hub_lock */
+
+/* A clock for deadlines that the wall clock's jumps do not move. */
+static long long
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* Take hc out of the greeting list (hub_lock held). */
 static void
@@ -140,9 +151,9 @@ conn_limit(void)
                 rl.rlim_cur = want;
         }
     }
-    room = rl.rlim_cur == RLIM_INFINITY ? HUB_MAX_CONNS
-                                         : (long long)rl.rlim_cur -
-                                               HUB_FD_RESERVE;
+    room = rl.rlim_cur == RLIM_INFINITY
+               ? HUB_MAX_CONNS
+               : (long long)rl.rlim_cur - HUB_FD_RESERVE;
     if (room > HUB_MAX_CONNS)
         room = HUB_MAX_CONNS;
     return room < 16 ? 16 : (int)room;
@@ -610,14 +621,14 @@ static void
 drain_before_close(struct conn *c)
 {
     uint8_t buf[16384];
-    long long end = (long long)node_now_ms() + HUB_DRAIN_MS;
+    long long end = mono_ms() + HUB_DRAIN_MS;
     size_t total = 0;
     int fd = conn_pollfd(c);
 
     if (fd < 0 || shutdown(fd, SHUT_WR) != 0)
         return;
     while (total < HUB_DRAIN_BYTES) {
-        long long left = end - (long long)node_now_ms();
+        long long left = end - mono_ms();
         size_t n = 0;
 
         if (left <= 0)
@@ -783,14 +794,14 @@ simsync_hub_serve(struct simsync_node *n, const char *listen_addr,
         struct conn *c;
         int full;
 
-        (void)greet_sweep((long long)node_now_ms(), idle_ms_of(n), 0);
+        (void)greet_sweep(mono_ms(), idle_ms_of(n), 0);
         if (poll(&pfd, 1, 200) <= 0)
             continue;
         rc = listener_accept(l, &c);
         if (rc != SIMSYNC_OK) {
             /* Out of descriptors (or a transient error): make room by
              * dropping the oldest greeting connection, and do not spin. */
-            (void)greet_sweep((long long)node_now_ms(), idle_ms_of(n), 1);
+            (void)greet_sweep(mono_ms(), idle_ms_of(n), 1);
             usleep(10000);
             continue;
         }
@@ -800,7 +811,7 @@ simsync_hub_serve(struct simsync_node *n, const char *listen_addr,
         /* Full: a connection still greeting gives up its place; when
          * every place is held by authenticated peers, the new one waits
          * for the next try. */
-        if (full && greet_sweep((long long)node_now_ms(), idle_ms_of(n), 1) == 0) {
+        if (full && greet_sweep(mono_ms(), idle_ms_of(n), 1) == 0) {
             conn_close(c);
             continue;
         }
@@ -811,7 +822,7 @@ simsync_hub_serve(struct simsync_node *n, const char *listen_addr,
         }
         hc->n = n;
         hc->conn = c;
-        hc->accepted_ms = (long long)node_now_ms();
+        hc->accepted_ms = mono_ms();
         pthread_mutex_lock(&hub_lock);
         hub_active++;
         hc->greeting = 1;

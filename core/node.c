@@ -1363,8 +1363,9 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
         rep->conflicts = ss->apply.conflicts;
         rep->purged = ss->purged;
         if (rc != SIMSYNC_OK && session_peer_failed(s))
-            node_fail(n, rc, "sync with the %s failed: the %s reports: %s "
-                             "(what was committed is kept)",
+            node_fail(n, rc,
+                      "sync with the %s failed: the %s reports: %s "
+                      "(what was committed is kept)",
                       o->peer != NULL ? "peer" : "hub",
                       o->peer != NULL ? "peer" : "hub", simsync_strerror(rc));
     }

@@ -93,8 +93,7 @@ check_vals(struct store *st, uint32_t n)
         size_t vl;
 
         store_be64(key, i);
-        assert_int_equal(store_get(t, STORE_META, key, 8, &v, &vl),
-                         SIMSYNC_OK);
+        assert_int_equal(store_get(t, STORE_META, key, 8, &v, &vl), SIMSYNC_OK);
         assert_int_equal(vl, VAL_BYTES);
         make_val(want, i);
         assert_memory_equal(v, want, VAL_BYTES);
