@@ -1427,6 +1427,12 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
         rep->applied = ss->apply.applied;
         rep->conflicts = ss->apply.conflicts;
         rep->purged = ss->purged;
+        if (rc != SIMSYNC_OK && session_peer_failed(s))
+            node_fail(n, rc,
+                      "sync with the %s failed: the %s reports: %s "
+                      "(what was committed is kept)",
+                      o->peer != NULL ? "peer" : "hub",
+                      o->peer != NULL ? "peer" : "hub", simsync_strerror(rc));
     }
     chan_stats(l.ch, &cs);
     rep->wire_sent = cs.wire_sent;

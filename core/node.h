@@ -21,6 +21,9 @@ struct simsync_node {
     /* Hello.batch_bytes for the sync being opened (a limited download);
      * node_sync sets it around its Hello. */
     uint64_t sync_batch_bytes;
+    /* Hub: how long a connection may stay silent, and how long it may take
+     * from accept to its first message (0: HUB_IDLE_DEFAULT_MS). */
+    int hub_idle_ms;
     struct chan_identity ident;
     uint64_t replica; /* node key + store epoch */
     struct store *st;
