@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include "node.h"
 #include "pbcheck.h"
 #include "peer.h"
+#include "pwguard.h"
 #include "session.h"
 #include "sim.h"
 #include "transport.h"
@@ -785,6 +787,116 @@ node_sub_key(const struct simsync_node *n, uint8_t out[SUB_BYTES])
 
 /* ------------------------------------------------------------ register */
 
+/* The base wait of the password guard: config key password_delay_ms (tests
+ * set it low), else PWGUARD_DEFAULT_BASE_MS. */
+static uint64_t
+password_base_delay(const struct simsync_node *n)
+{
+    char path[PATH_MAX + 64], text[PATH_MAX + 256], v[32], *end;
+    unsigned long long ms;
+
+    if (path_in(n, "config", path, sizeof(path)) != SIMSYNC_OK ||
+        file_get(path, text, sizeof(text), NULL) != SIMSYNC_OK ||
+        kv_get(text, "password_delay_ms", v, sizeof(v)) != SIMSYNC_OK)
+        return PWGUARD_DEFAULT_BASE_MS;
+    errno = 0;
+    ms = strtoull(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || ms > PWGUARD_MAX_WAIT_MS)
+        return PWGUARD_DEFAULT_BASE_MS;
+    return ms;
+}
+
+/* Write the guard state over the locked file fd. */
+static int
+guard_save(int fd, const struct pwguard *g)
+{
+    char text[PWGUARD_TEXT_MAX];
+    size_t len;
+
+    if (pwguard_format(g, text, sizeof(text)) != SIMSYNC_OK)
+        return SIMSYNC_EINVAL;
+    len = strlen(text);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, len, 0) != (ssize_t)len ||
+        fsync(fd) != 0)
+        return errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+    return SIMSYNC_OK;
+}
+
+/* Check `password` against the stored hash under the guard (pwguard.h):
+ * <home>/password.guard is locked for the whole check, so programs run at
+ * once take turns and share one count. */
+static int
+password_check_guarded(struct simsync_node *n, const char *hash,
+                       const char *password)
+{
+    char path[PATH_MAX + 64], text[PWGUARD_TEXT_MAX + 1];
+    struct pwguard g;
+    uint64_t now = node_now_ms(), wait = 0;
+    ssize_t got;
+    int fd, rc, parse_rc;
+
+    path_in(n, "password.guard", path, sizeof(path));
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return node_fail(n, SIMSYNC_EIO, "cannot open %s: %s", path,
+                         strerror(errno));
+    if (flock(fd, LOCK_EX) != 0) {
+        close(fd);
+        return node_fail(n, SIMSYNC_EIO, "cannot lock %s", path);
+    }
+    got = pread(fd, text, sizeof(text) - 1, 0);
+    text[got > 0 ? got : 0] = '\0';
+    parse_rc = pwguard_parse(text, &g);
+    switch (pwguard_check(&g, now, &wait)) {
+    case PWGUARD_LOCKED:
+        close(fd);
+        return node_fail(n, SIMSYNC_EPASSWORD,
+                         "%s: the terminal password is locked; nothing was "
+                         "checked. Erase this terminal ('simsync erase') and "
+                         "set it up again",
+                         parse_rc == SIMSYNC_OK
+                             ? "too many wrong terminal passwords"
+                             : "the password guard file is damaged");
+    case PWGUARD_WAIT:
+        close(fd);
+        return node_fail(n, SIMSYNC_EPASSWORD,
+                         "after %u wrong terminal password%s, wait %llu s "
+                         "before the next attempt (nothing was checked)",
+                         (unsigned)g.failures, g.failures == 1 ? "" : "s",
+                         (unsigned long long)(wait + 999) / 1000);
+    case PWGUARD_TRY:
+        break;
+    }
+    if (crypt_pwhash_verify(hash, password, strlen(password)) == SIMSYNC_OK) {
+        if (g.failures > 0) {
+            pwguard_succeeded(&g);
+            rc = guard_save(fd, &g);
+        } else {
+            rc = SIMSYNC_OK;
+        }
+        close(fd);
+        return rc;
+    }
+    pwguard_failed(&g, now, password_base_delay(n));
+    rc = guard_save(fd, &g);
+    close(fd);
+    if (rc != SIMSYNC_OK)
+        return node_fail(n, rc, "cannot record the failed attempt in %s",
+                         path);
+    if (g.failures >= PWGUARD_MAX_FAILURES)
+        return node_fail(n, SIMSYNC_EPASSWORD,
+                         "wrong terminal password (%u in a row): the terminal "
+                         "password is now locked",
+                         (unsigned)g.failures);
+    pwguard_check(&g, now, &wait);
+    return node_fail(n, SIMSYNC_EPASSWORD,
+                     "wrong terminal password (%u in a row; %d left before "
+                     "the lockout; the next attempt in %llu s)",
+                     (unsigned)g.failures,
+                     PWGUARD_MAX_FAILURES - (int)g.failures,
+                     (unsigned long long)(wait + 999) / 1000);
+}
+
 static int
 password_check_or_set(struct simsync_node *n, const char *password)
 {
@@ -797,12 +909,8 @@ password_check_or_set(struct simsync_node *n, const char *password)
                          "$SIMSYNC_PASSWORD or a prompt)");
     path_in(n, "password", path, sizeof(path));
     rc = file_get(path, hash, sizeof(hash), NULL);
-    if (rc == SIMSYNC_OK) {
-        rc = crypt_pwhash_verify(hash, password, strlen(password));
-        return rc == SIMSYNC_OK
-                   ? SIMSYNC_OK
-                   : node_fail(n, SIMSYNC_EPASSWORD, "wrong terminal password");
-    }
+    if (rc == SIMSYNC_OK)
+        return password_check_guarded(n, hash, password);
     if (rc != SIMSYNC_ENOTFOUND)
         return rc;
     rc = crypt_pwhash_str(hash, password, strlen(password));
