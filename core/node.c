@@ -1286,9 +1286,23 @@ time_left(const struct node_sync_opts *o, int sending, uint64_t t0,
  * applied a batch we received, and when a phase ends; the sync stops there
  * before sending anything more. So a stopped sync never leaves sent data
  * unacknowledged, and each sync makes at least one batch of progress. A
- * time limit also bounds each wait for the peer. */
+ * time limit also bounds each wait for the peer. The SIM is checked at the
+ * same points and before each received message is applied: a SIM taken
+ * out (or swapped) during the sync stops it there, so nothing more moves
+ * without the bound SIM, and nothing is left half applied. */
+/* The sync stops because the bound SIM left (check_sim_binding failed). */
 static int
-pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
+sim_gone(struct simsync_node *n)
+{
+    return node_fail(n, SIMSYNC_EREFUSED,
+                     "the bound SIM was taken out or changed during the "
+                     "sync; it stopped after the last whole batch, and what "
+                     "was moved is kept");
+}
+
+static int
+pump_limited(struct simsync_node *n, struct link *l, struct session *s,
+             const struct node_sync_opts *o)
 {
     const struct session_stats *st = session_get_stats(s);
     uint64_t t0 = node_now_ms(), phase_t0 = t0, now, mark = 0, phases = 0;
@@ -1310,6 +1324,8 @@ pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
             mark = st->batches_acked + st->batches_recv + phases;
             if (over_limit(o, st, sending, t0, phase_t0, now))
                 return SIMSYNC_EAGAIN;
+            if (check_sim_binding(n) != SIMSYNC_OK)
+                return sim_gone(n);
         }
         while ((rc = session_output(s, &frame, &len)) == SIMSYNC_OK) {
             rc = chan_send(l->ch, frame, len);
@@ -1326,6 +1342,9 @@ pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
             return SIMSYNC_EAGAIN;
         if (rc != SIMSYNC_OK)
             return rc;
+        /* Nothing received is applied once the SIM is gone. */
+        if (check_sim_binding(n) != SIMSYNC_OK)
+            return sim_gone(n);
         rc = session_input(s, msg, len);
         if (rc != SIMSYNC_OK) {
             /* Tell the peer why before giving up. */
@@ -1458,7 +1477,7 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
     cfg.batch_bytes = batch_for(o->max_bytes, o->up_max_bytes);
     rc = session_new(&cfg, &s);
     if (rc == SIMSYNC_OK)
-        rc = pump_limited(&l, s, o);
+        rc = pump_limited(n, &l, s, o);
     if (s != NULL) {
         const struct session_stats *ss = session_get_stats(s);
         rep->sent_items = ss->sent_items;
