@@ -562,6 +562,28 @@ simsync_sim_info(struct simsync_node *n, struct simsync_sim_info *out)
 
 /* ------------------------------------------------------------ wire */
 
+/* The text of the last Error frame received on this thread (see
+ * node_peer_error). */
+static _Thread_local char peer_err[160];
+
+const char *
+node_peer_error(void)
+{
+    return peer_err;
+}
+
+/* Keep the peer's error text, as printable ASCII only: it comes from the
+ * other side and goes to a person's terminal. */
+static void
+keep_peer_error(const char *text)
+{
+    size_t o = 0;
+
+    for (; text != NULL && *text != '\0' && o + 1 < sizeof(peer_err); text++)
+        peer_err[o++] = (*text >= 0x20 && *text < 0x7f) ? *text : '?';
+    peer_err[o] = '\0';
+}
+
 int
 node_send_env(struct chan *ch, const void *env)
 {
@@ -596,6 +618,7 @@ node_recv_env(struct chan *ch, void **out)
     }
     if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR) {
         int code = session_peer_error(env->error->code);
+        keep_peer_error(env->error->text);
         simsync__envelope__free_unpacked(env, NULL);
         return code;
     }
@@ -980,6 +1003,7 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
     reg.n_classes = ncls;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_REGISTER;
     env.register_ = &reg;
+    peer_err[0] = '\0';
     rc = node_send_env(l.ch, &env);
     if (rc == SIMSYNC_OK)
         rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_REGISTER_REPLY,
@@ -988,8 +1012,9 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
         link_close(&l);
         if (rep)
             simsync__envelope__free_unpacked(rep, NULL);
-        return node_fail(n, rc, "the hub refused the registration: %s",
-                         simsync_strerror(rc));
+        return node_fail(n, rc, "the hub refused the registration: %s%s%s",
+                         simsync_strerror(rc), peer_err[0] ? ": " : "",
+                         peer_err);
     }
     if (rep->register_reply->subscriber_is_new) {
         crypt_random(datakey, sizeof(datakey));
