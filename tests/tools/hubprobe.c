@@ -17,6 +17,13 @@
  *       Play a hub with its own fresh key: accept one connection, run the
  *       handshake as the responder and, if a Hello arrives, answer it and
  *       send a BackupRequest.
+ *   hubprobe cycles ADDR --count N [--every K]
+ *       N connections, one after the other, each closed at once after:
+ *       connection i with i % K == 0, a whole handshake; == 1, the first
+ *       handshake message only; == 2, a handshake and a Hello (subscriber
+ *       "00000", refused after the hub looked it up); else nothing. K
+ *       defaults to 10; "result: N cycles, H handshakes, P partial,
+ *       E hellos" on success (exit 0), exit 1 if any cycle failed.
  *
  * Each mode prints one line "result: WHAT" on stdout and exits 0 when the
  * other side went along with the attempt (handshake completed, HelloReply
@@ -47,7 +54,8 @@ usage(void)
             "usage: hubprobe handshake ADDR [--prologue-version N]\n"
             "       hubprobe hello ADDR --subscriber ID --terminal ID "
             "[--proto N] [--op sync|backup|generations|control]\n"
-            "       hubprobe impostor --listen HOST:PORT [--port-file FILE]\n");
+            "       hubprobe impostor --listen HOST:PORT [--port-file FILE]\n"
+            "       hubprobe cycles ADDR --count N [--every K]\n");
     return EXIT_USAGE;
 }
 
@@ -279,6 +287,94 @@ mode_impostor(int argc, char **argv)
     return report(rc, "impostor");
 }
 
+/* One cycle of kind k (see the usage). Returns SIMSYNC_OK when the
+ * connection went as planned. */
+static int
+cycle(const char *addr, const struct chan_identity *id, int k)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+    Simsync__Hello hello = SIMSYNC__HELLO__INIT;
+    uint8_t prologue[sizeof(CHAN_PROLOGUE)], xsk[32];
+    struct noise_hs *hs = NULL;
+    struct conn *c = NULL;
+    struct chan *ch = NULL;
+    int rc = transport_tcp.connect(addr, &c);
+
+    if (rc != SIMSYNC_OK)
+        return rc;
+    conn_set_timeout(c, 10000);
+    switch (k) {
+    case 0:
+        rc = chan_handshake(c, 1, id, NULL, &ch);
+        break;
+    case 1:
+        memcpy(prologue, CHAN_PROLOGUE, sizeof(CHAN_PROLOGUE) - 1);
+        prologue[sizeof(prologue) - 1] = (uint8_t)SIMSYNC_PROTO_VERSION;
+        rc = crypt_sign_sk_to_x25519(xsk, id->sign_sk);
+        if (rc == SIMSYNC_OK)
+            rc = noise_hs_new(&hs, 1, prologue, sizeof(prologue), xsk);
+        if (rc == SIMSYNC_OK)
+            rc = hs_send(c, hs);
+        noise_hs_free(hs);
+        break;
+    case 2:
+        rc = chan_handshake(c, 1, id, NULL, &ch);
+        hello.proto = SIMSYNC_PROTO_VERSION;
+        hello.role = SIMSYNC__ROLE__ROLE_TERMINAL;
+        hello.subscriber = "00000";
+        hello.terminal_id = "nobody";
+        env.msg_case = SIMSYNC__ENVELOPE__MSG_HELLO;
+        env.hello = &hello;
+        if (rc == SIMSYNC_OK)
+            rc = node_send_env(ch, &env);
+        if (rc == SIMSYNC_OK)
+            rc = node_recv_env(ch, (void **)&in);
+        /* The refusal is what this cycle expects. */
+        if (rc == SIMSYNC_EREFUSED)
+            rc = SIMSYNC_OK;
+        else if (rc == SIMSYNC_OK)
+            rc = SIMSYNC_EPROTO;
+        if (in != NULL)
+            simsync__envelope__free_unpacked(in, NULL);
+        break;
+    default:
+        break;
+    }
+    chan_free(ch);
+    conn_close(c);
+    return rc;
+}
+
+static int
+mode_cycles(int argc, char **argv)
+{
+    const char *count = opt(argc, argv, "--count");
+    const char *every = opt(argc, argv, "--every");
+    long n = count ? strtol(count, NULL, 10) : 0;
+    long k = every ? strtol(every, NULL, 10) : 10;
+    long done[4] = {0}, failed = 0;
+    struct chan_identity id;
+
+    if (argc < 3 || n <= 0 || k < 3)
+        return usage();
+    if (fresh_identity(&id) != 0)
+        return EXIT_LOCAL;
+    for (long i = 0; i < n; i++) {
+        int kind = (int)(i % k) < 3 ? (int)(i % k) : 3;
+        int rc = cycle(argv[2], &id, kind);
+        if (rc == SIMSYNC_OK) {
+            done[kind]++;
+        } else if (failed++ < 5) {
+            fprintf(stderr, "hubprobe: cycle %ld (kind %d): %s\n", i, kind,
+                    simsync_strerror(rc));
+        }
+    }
+    printf("result: %ld cycles, %ld handshakes, %ld partial, %ld hellos, "
+           "%ld failed\n",
+           n, done[0] + done[2], done[1], done[2], failed);
+    return failed == 0 ? EXIT_WENT_ALONG : EXIT_LOCAL;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -290,5 +386,7 @@ main(int argc, char **argv)
         return mode_hello(argc, argv);
     if (strcmp(argv[1], "impostor") == 0)
         return mode_impostor(argc, argv);
+    if (strcmp(argv[1], "cycles") == 0)
+        return mode_cycles(argc, argv);
     return usage();
 }
