@@ -366,7 +366,13 @@ put XA pim one.ics "SUMMARY:One"
 put XA pim two.ics "SUMMARY:Two"
 for i in 1 2 3 4 5; do put XA contacts "p$i.vcf" "FN:P$i"; done
 sync_ok XA; sync_ok XB
-rm -f "$T/XA/data/pim/"* "$T/XA/data/contacts/"*
+# pim alone first: two items are under the proportional guard's reach.
+rm -f "$T/XA/data/pim/"*
+expect_exit 3 ss --home "$T/XA" sync
+last_says "would delete 2 items"
+sync_ok XB
+[ "$(count XB pim)" = 2 ] || fail "an emptied pim folder deleted $((2 - $(count XB pim))) items"
+rm -f "$T/XA/data/contacts/"*
 expect_exit 3 ss --home "$T/XA" sync
 last_says "would delete"
 sync_ok XB
