@@ -78,6 +78,9 @@ static struct chan_identity id_term, id_hub;
 
 /* ------------------------------------------------------------ files */
 
+static void run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Run a shell command made like printf; it must succeed. */
 static void
 run(const char *fmt, ...)
 {
