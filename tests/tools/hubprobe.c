@@ -140,8 +140,7 @@ mode_handshake(int argc, char **argv)
     if (rc == SIMSYNC_OK)
         rc = conn_recv_all(c, msg, n);
     if (rc == SIMSYNC_OK)
-        rc = noise_hs_read_message(hs, msg, n, payload, sizeof(payload),
-                                   &plen);
+        rc = noise_hs_read_message(hs, msg, n, payload, sizeof(payload), &plen);
     if (rc == SIMSYNC_OK)
         rc = hs_send(c, hs);
     noise_hs_free(hs);
@@ -198,8 +197,8 @@ mode_hello(int argc, char **argv)
         conn_close(c);
         return report(rc, "handshake");
     }
-    hello.proto = proto ? (uint32_t)strtoul(proto, NULL, 10)
-                        : SIMSYNC_PROTO_VERSION;
+    hello.proto =
+        proto ? (uint32_t)strtoul(proto, NULL, 10) : SIMSYNC_PROTO_VERSION;
     hello.role = SIMSYNC__ROLE__ROLE_TERMINAL;
     hello.subscriber = (char *)sub;
     hello.terminal_id = (char *)tid;

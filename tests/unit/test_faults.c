@@ -243,8 +243,8 @@ world_close(struct world *w)
 /* ------------------------------------------------------------ syncs */
 
 static void
-cfgs(struct world *w, struct replica *t, uint64_t slot,
-     struct session_cfg *tc, struct session_cfg *hc)
+cfgs(struct world *w, struct replica *t, uint64_t slot, struct session_cfg *tc,
+     struct session_cfg *hc)
 {
     memset(tc, 0, sizeof(*tc));
     memset(hc, 0, sizeof(*hc));
@@ -405,8 +405,8 @@ cover_fn(const struct dot *d, const uint8_t id[ITEM_ID_BYTES], void *arg)
         vv_free(&v);
     }
     if (found == NULL)
-        fail_msg("%s: knowledge covers %llx:%llu, the item is older",
-                 c->what, (unsigned long long)d->replica,
+        fail_msg("%s: knowledge covers %llx:%llu, the item is older", c->what,
+                 (unsigned long long)d->replica,
                  (unsigned long long)d->counter);
     if (!found->deleted && !c->recv->trusted) {
         for (size_t i = 0; i < found->n_chunks; i++) {
@@ -423,8 +423,8 @@ cover_fn(const struct dot *d, const uint8_t id[ITEM_ID_BYTES], void *arg)
     }
     if (!found->deleted && c->recv->trusted && rec->n_versions == 1 &&
         !rec->present)
-        fail_msg("%s: knowledge covers %s but its file is not there",
-                 c->what, rec->name);
+        fail_msg("%s: knowledge covers %s but its file is not there", c->what,
+                 rec->name);
     item_record_free(rec);
     return 0;
 }
@@ -444,12 +444,11 @@ check_cover(struct replica *send, struct replica *recv, uint64_t slot,
     assert_int_equal(store_txn_begin(recv->st, 1, &tr), SIMSYNC_OK);
     c.txn = tr;
     for (int i = 0; i < 2; i++) {
-        assert_int_equal(journal_knowledge_get(tr, recv->sub, CLS_CONTACTS,
-                                               peers[i], &k),
-                         SIMSYNC_OK);
-        assert_int_equal(journal_scan(ts, send->sub, CLS_CONTACTS, &all,
-                                      cover_fn, &c),
-                         0);
+        assert_int_equal(
+            journal_knowledge_get(tr, recv->sub, CLS_CONTACTS, peers[i], &k),
+            SIMSYNC_OK);
+        assert_int_equal(
+            journal_scan(ts, send->sub, CLS_CONTACTS, &all, cover_fn, &c), 0);
         vv_free(&k);
     }
     store_txn_abort(tr);
