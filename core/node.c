@@ -23,6 +23,8 @@
 
 /* ------------------------------------------------------------ helpers */
 
+static void keep_peer_error(const char *text);
+
 int
 node_fail(struct simsync_node *n, int code, const char *fmt, ...)
 {
@@ -562,28 +564,6 @@ simsync_sim_info(struct simsync_node *n, struct simsync_sim_info *out)
 
 /* ------------------------------------------------------------ wire */
 
-/* The text of the last Error frame received on this thread (see
- * node_peer_error). */
-static _Thread_local char peer_err[160];
-
-const char *
-node_peer_error(void)
-{
-    return peer_err;
-}
-
-/* Keep the peer's error text, as printable ASCII only: it comes from the
- * other side and goes to a person's terminal. */
-static void
-keep_peer_error(const char *text)
-{
-    size_t o = 0;
-
-    for (; text != NULL && *text != '\0' && o + 1 < sizeof(peer_err); text++)
-        peer_err[o++] = (*text >= 0x20 && *text < 0x7f) ? *text : '?';
-    peer_err[o] = '\0';
-}
-
 int
 node_send_env(struct chan *ch, const void *env)
 {
@@ -806,6 +786,30 @@ void
 node_sub_key(const struct simsync_node *n, uint8_t out[SUB_BYTES])
 {
     sub_key_terminal(n->subscriber, out);
+}
+
+/* ------------------------------------------------------------ peer errors */
+
+/* The text of the last Error frame received on this thread (see
+ * node_peer_error). */
+static _Thread_local char peer_err[160];
+
+const char *
+node_peer_error(void)
+{
+    return peer_err;
+}
+
+/* Keep the peer's error text, as printable ASCII only: it comes from the
+ * other side and goes to a person's terminal. */
+static void
+keep_peer_error(const char *text)
+{
+    size_t o = 0;
+
+    for (; text != NULL && *text != '\0' && o + 1 < sizeof(peer_err); text++)
+        peer_err[o++] = (*text >= 0x20 && *text < 0x7f) ? *text : '?';
+    peer_err[o] = '\0';
 }
 
 /* ------------------------------------------------------------ register */
