@@ -128,30 +128,33 @@ ok "wrong PINs: one try each (3 -> 2 -> 1 -> 0), none spent by sync/status/daemo
 # after 10, a reset on the right one.
 new_sim g 44123000972
 new_terminal G; insert G g; register G
-guard() { sed -n "s/^$1=//p" "$T/G/password.guard" 2>/dev/null; }
+new_terminal G2; insert G2 g; register G2
+guard() { sed -n "s/^$1=//p" "$T/${2:-G}/password.guard" 2>/dev/null; }
+# wrong_password GUESS [HOME], right_password [HOME]: register with a
+# wrong or the right terminal password.
 wrong_password() {
     expect_exit 3 env SIMSYNC_PIN=1234 SIMSYNC_PASSWORD="guess-$1" SIMSYNC_RECOVERY=rec-secret \
-        "$SIMSYNC" --home "$T/G" register --hub "$HUB_ADDR" --hub-id "$HUB_ID"
+        "$SIMSYNC" --home "$T/${2:-G}" register --hub "$HUB_ADDR" --hub-id "$HUB_ID"
 }
 right_password() {
-    env SIMSYNC_PIN=1234 SIMSYNC_PASSWORD=pw-G SIMSYNC_RECOVERY=rec-secret \
-        "$SIMSYNC" --home "$T/G" register --hub "$HUB_ADDR" --hub-id "$HUB_ID" \
+    env SIMSYNC_PIN=1234 SIMSYNC_PASSWORD="pw-${1:-G}" SIMSYNC_RECOVERY=rec-secret \
+        "$SIMSYNC" --home "$T/${1:-G}" register --hub "$HUB_ADDR" --hub-id "$HUB_ID" \
         >"$T/last.out" 2>"$T/last.err"
 }
-# With the default base delay (1 s) a second guess at once is refused
-# unchecked, and not counted.
-wrong_password 1
+# On G2, with a base delay of 10 minutes: a second guess right after the
+# first is refused unchecked, and not counted; so is the right password.
+echo "password_delay_ms=600000" >>"$T/G2/config"
+wrong_password 1 G2
 last_says "wrong terminal password (1 in a row; 9 left"
-wrong_password 2
+wrong_password 2 G2
+last_says "wait 600 s"
+[ "$(guard failures G2)" = 1 ] || fail "a guess during the wait was counted: $(guard failures G2)"
+expect_exit 3 right_password G2
 last_says "wait"
-[ "$(guard failures)" = 1 ] || fail "a guess during the wait was counted: $(guard failures)"
-expect_exit 3 right_password
-last_says "wait"
+[ "$(guard failures G2)" = 1 ] || fail "the right password during the wait reset the count"
 ok "a guess during the wait is refused unchecked (even the right one) and not counted"
-echo "password_delay_ms=1" >>"$T/G/config"   # for the next failures
-sleep 1.1
-right_password || fail "right password after the wait: $(cat "$T/last.err")"
-[ "$(guard failures)" = 0 ] || fail "the right password did not reset the count"
+# On G, with a base delay of 1 ms (waits 1, 2, 4, ... ms).
+echo "password_delay_ms=1" >>"$T/G/config"
 waits=
 for i in 1 2 3 4 5; do
     sleep $(awk "BEGIN{print 2^($i-1)/1000 + 0.05}")
