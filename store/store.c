@@ -52,6 +52,12 @@ store_fault_fail_nth(long n)
     atomic_store(&fault_countdown, n);
 }
 
+long
+store_fault_pending(void)
+{
+    return atomic_load(&fault_countdown);
+}
+
 static int
 fault_hit(void)
 {

@@ -131,6 +131,10 @@ int store_scan(struct store_txn *txn, enum store_db db, const void *seek,
 /* Fault injection for tests: the Nth put/commit from now fails with
  * SIMSYNC_EIO (0 disables). Process-wide. */
 void store_fault_fail_nth(long n);
+/* The calls still to go before the armed fault (0: none armed, or it has
+ * fired). A fault loop arms call N, runs its workload, and stops once a
+ * run leaves this above 0: the workload makes fewer than N calls. */
+long store_fault_pending(void);
 
 /* Big-endian helpers for keys. */
 static inline void
