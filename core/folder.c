@@ -359,6 +359,12 @@ on_chunk(const uint8_t *data, size_t len, uint64_t off, void *arg)
     simsync__chunk_ref__init(&a->refs[a->n]);
     a->refs[a->n].size = len;
     a->n++;
+    if (a->r->chunk_sink != NULL) {
+        int rc = a->r->chunk_sink(a->r->chunk_sink_arg, a->ids[a->n - 1],
+                                  data, len);
+        if (rc != SIMSYNC_OK)
+            return rc;
+    }
     return crypt_hash_update(&a->content, data, len);
 }
 
@@ -491,6 +497,19 @@ record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
         v.content_hash.data = chash;
         v.content_hash.len = sizeof(chash);
         v.size = (uint64_t)st.st_size;
+        if (v.n_chunks > 0 && !moved) {
+            /* A file written to while it was read: the version is what
+             * was read (its size is its chunks'); the stat kept below is
+             * the one from before, so the next scan reads it again. */
+            uint64_t total = 0;
+            for (size_t i = 0; i < v.n_chunks; i++)
+                total += v.chunks[i]->size;
+            v.size = total;
+            if (total > ITEM_SIZE_MAX) {
+                rc = SIMSYNC_ETOOBIG;
+                goto out;
+            }
+        }
         meta.mode = st.st_mode & 07777;
         meta.mtime_ns =
             (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;

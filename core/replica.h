@@ -42,6 +42,13 @@ struct replica {
      * whose content is not here (and not pinned) is recorded without its
      * content: ItemRecord.remote. */
     uint32_t lazy;
+    /* Trusted, optional (NULL: none): every chunk the scan cuts while it
+     * records a file is also handed here with its id (a backup's upstream,
+     * see upstream.h); data is borrowed for the call. A non-OK return
+     * stops the scan with that error. */
+    int (*chunk_sink)(void *arg, const uint8_t id[32], const uint8_t *data,
+                      size_t len);
+    void *chunk_sink_arg;
 };
 
 /* Would applying v to `rec` (NULL: a new item) of class cls leave the
