@@ -2,7 +2,9 @@
 # A backup sends the chunks its scan cuts while it scans (read once, not
 # read and named again after the snapshot), sends a chunk that two files
 # share once, and the next backup streams only the new content. The
-# generations restore byte for byte.
+# generations restore byte for byte. A large file is named by its chunk
+# list (no second pass): touching it is still not an edit, changing one
+# byte is.
 . "$(dirname "$0")/lib.sh"
 
 json_field() { printf '%s' "$1" | grep -o "\"$2\":[0-9]*" | head -n1 | cut -d: -f2; }
@@ -50,3 +52,17 @@ cmp -s "$T/A/data/archive/one.bin" "$T/R1/data/archive/copy.bin" \
 [ ! -e "$T/R1/data/archive/two.bin" ] || fail "generation 1 holds two.bin"
 for cls in archive apps contacts; do same_tree A R3 "$cls"; done
 ok "generations 1 and 3 restore byte for byte"
+
+# Touched, not edited: the scan cuts it again and finds the same list.
+touch -d '2001-01-01' "$T/A/data/archive/one.bin"
+out=$(ss --home "$T/A" --json sync) || fail "sync after touch: $out"
+[ "$(json_field "$out" edited)" = 0 ] || fail "a touch counted as an edit: $out"
+printf 'X' | dd of="$T/A/data/archive/one.bin" bs=1 seek=1000000 conv=notrunc 2>/dev/null
+touch -d '2001-01-01' "$T/A/data/archive/one.bin"
+out=$(ss --home "$T/A" --json sync) || fail "sync after edit: $out"
+[ "$(json_field "$out" edited)" = 1 ] || fail "a one-byte edit was missed: $out"
+out=$(ss --home "$T/A" --json backup now) || fail "backup 4: $out"
+new_terminal R4; insert R4 sim; register R4
+ss --home "$T/R4" restore 4 >"$T/restore.txt" 2>&1 || fail "restore 4: $(cat "$T/restore.txt")"
+same_tree A R4 archive
+ok "a touch is not an edit, a one-byte change is; generation 4 restores it"
