@@ -58,7 +58,9 @@ struct upstream {
     uint64_t waited_ms; /* how long puts have waited for room in all */
     struct upstream_stats stats;
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* any change of the positions or states */
+    pthread_cond_t work;  /* sealers: a slot to seal, or the end */
+    pthread_cond_t ready; /* sender: a slot put or sealed, or the end */
+    pthread_cond_t room;  /* upstream_put: a slot freed, or an error */
     pthread_t sender, workers[UP_WORKERS];
     size_t nworkers;
     int sender_up;
@@ -70,7 +72,9 @@ fail(struct upstream *u, int rc)
     if (u->err == SIMSYNC_OK)
         u->err = rc;
     u->quit = 1;
-    pthread_cond_broadcast(&u->cv);
+    pthread_cond_broadcast(&u->work);
+    pthread_cond_broadcast(&u->ready);
+    pthread_cond_broadcast(&u->room);
 }
 
 static void *
@@ -81,7 +85,7 @@ seal_main(void *arg)
     pthread_mutex_lock(&u->mu);
     for (;;) {
         while (!u->quit && u->seal == u->tail && !u->closing)
-            pthread_cond_wait(&u->cv, &u->mu);
+            pthread_cond_wait(&u->work, &u->mu);
         if (u->quit || u->seal == u->tail)
             break;
         struct slot *s = &u->slot[u->seal++ % UP_SLOTS];
@@ -99,7 +103,7 @@ seal_main(void *arg)
         s->blen = blen;
         s->rc = rc;
         s->state = SLOT_SEALED;
-        pthread_cond_broadcast(&u->cv);
+        pthread_cond_signal(&u->ready);
     }
     pthread_mutex_unlock(&u->mu);
     return NULL;
@@ -183,7 +187,7 @@ mono_ms(void)
 /* Wait for a change, at most ms milliseconds. Returns 0 or ETIMEDOUT.
  * Called and returns with u->mu held. */
 static int
-timed_wait(struct upstream *u, uint64_t ms)
+timed_wait(struct upstream *u, pthread_cond_t *cv, uint64_t ms)
 {
     struct timespec ts;
 
@@ -194,13 +198,13 @@ timed_wait(struct upstream *u, uint64_t ms)
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
     }
-    return pthread_cond_timedwait(&u->cv, &u->mu, &ts);
+    return pthread_cond_timedwait(cv, &u->mu, &ts);
 }
 
 static int
 idle_wait(struct upstream *u)
 {
-    return timed_wait(u, UPSTREAM_KEEPALIVE_MS);
+    return timed_wait(u, &u->ready, UPSTREAM_KEEPALIVE_MS);
 }
 
 /* Ask again about the last id queried: the hub has it (it was sent or
@@ -262,7 +266,7 @@ send_main(void *arg)
         for (uint64_t i = from; i < to; i++) {
             struct slot *s = &u->slot[i % UP_SLOTS];
             while (!u->quit && s->state != SLOT_SEALED)
-                pthread_cond_wait(&u->cv, &u->mu);
+                pthread_cond_wait(&u->ready, &u->mu);
             if (u->quit)
                 break;
             uint8_t *blob = s->blob;
@@ -285,7 +289,7 @@ send_main(void *arg)
             s->state = SLOT_QUEUED;
             u->queued -= s->len;
             u->head = i + 1;
-            pthread_cond_broadcast(&u->cv);
+            pthread_cond_signal(&u->room);
             if (rc != SIMSYNC_OK)
                 break;
         }
@@ -328,7 +332,9 @@ upstream_start(upstream_open_fn open, void *arg, const uint8_t seal_key[32],
     pthread_mutex_init(&u->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&u->cv, &ca);
+    pthread_cond_init(&u->work, NULL);
+    pthread_cond_init(&u->ready, &ca);
+    pthread_cond_init(&u->room, &ca);
     pthread_condattr_destroy(&ca);
     for (; u->nworkers < UP_WORKERS; u->nworkers++)
         if (pthread_create(&u->workers[u->nworkers], NULL, seal_main, u) != 0)
@@ -362,7 +368,7 @@ upstream_put(struct upstream *u, const uint8_t id[32], const uint8_t *data,
         uint64_t t0 = mono_ms(), work = t0 - u->start_ms - u->waited_ms;
         if (u->waited_ms >= work)
             break;
-        timed_wait(u, work - u->waited_ms);
+        timed_wait(u, &u->room, work - u->waited_ms);
         u->waited_ms += mono_ms() - t0;
     }
     rc = u->err;
@@ -383,7 +389,8 @@ upstream_put(struct upstream *u, const uint8_t id[32], const uint8_t *data,
             s->state = SLOT_QUEUED;
             u->queued += len;
             u->tail++;
-            pthread_cond_broadcast(&u->cv);
+            pthread_cond_signal(&u->work);
+            pthread_cond_signal(&u->ready);
         }
     }
     pthread_mutex_unlock(&u->mu);
@@ -408,7 +415,8 @@ upstream_finish(struct upstream *u, struct upstream_stats *stats)
         return SIMSYNC_OK;
     pthread_mutex_lock(&u->mu);
     u->closing = 1;
-    pthread_cond_broadcast(&u->cv);
+    pthread_cond_broadcast(&u->work);
+    pthread_cond_broadcast(&u->ready);
     pthread_mutex_unlock(&u->mu);
     stop_threads(u);
     /* After an error some slots may still hold data or blobs. */
@@ -420,7 +428,9 @@ upstream_finish(struct upstream *u, struct upstream_stats *stats)
     if (stats != NULL)
         *stats = u->stats;
     crypt_wipe(u->key, sizeof(u->key));
-    pthread_cond_destroy(&u->cv);
+    pthread_cond_destroy(&u->work);
+    pthread_cond_destroy(&u->ready);
+    pthread_cond_destroy(&u->room);
     pthread_mutex_destroy(&u->mu);
     free(u);
     return rc;
