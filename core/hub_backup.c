@@ -126,7 +126,8 @@ struct upload {
     uint8_t *want; /* sorted: the ids of the last ChunkWant */
     size_t nwant;
     uint8_t (*gids)[32]; /* the group of chunks not yet committed */
-    uint8_t *gblob[GROUP_CHUNKS];
+    Simsync__Envelope *genv[GROUP_CHUNKS]; /* owned: the chunks' messages */
+    const uint8_t *gblob[GROUP_CHUNKS];    /* into genv */
     size_t glen[GROUP_CHUNKS];
     size_t ng, gbytes;
     uint64_t gstart_ms; /* when the group's first chunk arrived */
@@ -144,27 +145,31 @@ group_flush(struct upload *u)
 
     for (size_t i = 0; i < u->ng; i++)
         ids[i] = u->gids[i];
-    rc = replica_put_chunks(&u->r, u->ng, ids,
-                            (const uint8_t *const *)u->gblob, u->glen);
+    rc = replica_put_chunks(&u->r, u->ng, ids, u->gblob, u->glen);
     for (size_t i = 0; i < u->ng; i++)
-        free(u->gblob[i]);
+        simsync__envelope__free_unpacked(u->genv[i], NULL);
     u->ng = 0;
     u->gbytes = 0;
     return rc;
 }
 
+/* Add the chunk message *env to the group, which takes it (*env is set
+ * to NULL): its blob is stored as it was decoded, without a copy. */
 static int
-group_add(struct upload *u, const uint8_t *id, const uint8_t *blob, size_t len)
+group_add(struct upload *u, Simsync__Envelope **env)
 {
+    const Simsync__ChunkData *cd = (*env)->chunk;
+    const uint8_t *id = cd->id.data, *blob = cd->blob.data;
+    size_t len = cd->blob.len;
+
     if (u->gids == NULL) {
         u->gids = malloc(GROUP_CHUNKS * sizeof(*u->gids));
         if (u->gids == NULL)
             return SIMSYNC_ENOMEM;
     }
-    u->gblob[u->ng] = malloc(len);
-    if (u->gblob[u->ng] == NULL)
-        return SIMSYNC_ENOMEM;
-    memcpy(u->gblob[u->ng], blob, len);
+    u->genv[u->ng] = *env;
+    *env = NULL;
+    u->gblob[u->ng] = blob;
     memcpy(u->gids[u->ng], id, 32);
     u->glen[u->ng] = len;
     if (u->ng++ == 0)
@@ -180,7 +185,7 @@ static void
 upload_free(struct upload *u)
 {
     for (size_t i = 0; i < u->ng; i++)
-        free(u->gblob[i]);
+        simsync__envelope__free_unpacked(u->genv[i], NULL);
     free(u->gids);
     for (size_t i = 0; i < u->npieces; i++)
         free(u->pieces[i]);
@@ -455,8 +460,7 @@ hub_backup(struct simsync_node *n, struct chan *ch,
                 !wanted(&u, in->chunk->id.data))
                 rc = SIMSYNC_EPROTO;
             else
-                rc = group_add(&u, in->chunk->id.data, in->chunk->blob.data,
-                               in->chunk->blob.len);
+                rc = group_add(&u, &in);
             break;
         case SIMSYNC__ENVELOPE__MSG_PIECE:
             rc = group_flush(&u);
