@@ -22,7 +22,7 @@
 #include "node.h"
 
 #define UP_SLOTS 512          /* chunks queued, sealed or waiting to be sent */
-#define UP_BYTES (32u << 20)  /* and their plaintext bytes, at most */
+#define UP_BYTES (16u << 20)  /* and their plaintext bytes, at most */
 #define UP_WORKERS 2  /* sealing threads */
 
 enum slot_state { SLOT_QUEUED, SLOT_SEALING, SLOT_SEALED };
