@@ -110,9 +110,10 @@ latest_gen(struct store *st, const uint8_t sub[SUB_BYTES], struct latest *l)
  * GROUP_BYTES, and always before the manifest is checked and when the
  * connection ends for any reason. A terminal killed mid-upload therefore
  * re-sends at most the chunk that was in flight; only a crash of the hub
- * itself loses the group (nothing of it was acknowledged). */
-#define GROUP_CHUNKS 256
-#define GROUP_BYTES (8u << 20)
+ * itself loses the group (the backup then fails, and the next attempt's
+ * queries find those chunks missing and send them again). */
+#define GROUP_CHUNKS 1024
+#define GROUP_BYTES (32u << 20) /* each commit waits for the disk twice */
 #define GROUP_MS 200 /* on a slow link, commit at least this often */
 
 /* The state of one backup upload. */
@@ -208,6 +209,16 @@ wanted(const struct upload *u, const uint8_t *id)
     return u->nwant > 0 && bsearch(id, u->want, u->nwant, 32, cmp_id) != NULL;
 }
 
+/* Is this chunk in the group not yet committed? */
+static int
+in_group(const struct upload *u, const uint8_t *id)
+{
+    for (size_t i = 0; i < u->ng; i++)
+        if (memcmp(u->gids[i], id, 32) == 0)
+            return 1;
+    return 0;
+}
+
 static int
 on_query(struct upload *u, struct chan *ch, const Simsync__ChunkQuery *q)
 {
@@ -243,8 +254,9 @@ on_query(struct upload *u, struct chan *ch, const Simsync__ChunkQuery *q)
         u->nrefs++;
         memcpy(key, u->r.sub, SUB_BYTES);
         memcpy(key + SUB_BYTES, q->ids[i].data, 32);
-        if (store_get(txn, STORE_CHUNKS, key, sizeof(key), &v, &vl) !=
-            SIMSYNC_OK)
+        if (!in_group(u, q->ids[i].data) &&
+            store_get(txn, STORE_CHUNKS, key, sizeof(key), &v, &vl) !=
+                SIMSYNC_OK)
             ids[n++] = q->ids[i];
     }
     store_txn_abort(txn);
@@ -448,10 +460,10 @@ hub_backup(struct simsync_node *n, struct chan *ch,
             break;
         switch (in->msg_case) {
         case SIMSYNC__ENVELOPE__MSG_CHUNK_QUERY:
-            /* The answer must see every chunk received so far. */
-            rc = group_flush(&u);
-            if (rc == SIMSYNC_OK)
-                rc = on_query(&u, ch, in->chunk_query);
+            /* The answer sees every chunk received so far: those stored
+             * and those of the group (committed before the manifest is
+             * checked, so a query need not wait for the disk). */
+            rc = on_query(&u, ch, in->chunk_query);
             break;
         case SIMSYNC__ENVELOPE__MSG_CHUNK:
             /* Only chunks this backup asked about, committed in groups. */
