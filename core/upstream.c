@@ -140,9 +140,10 @@ query(struct upstream *u, uint64_t from, uint64_t to, Simsync__Envelope **want)
     return rc;
 }
 
-/* Is id in the hub's answer? Every copy of it is taken out, so that a
- * chunk queued several times in one query (the hub then lists it as often)
- * is sent once. */
+/* Is id in the hub's answer? Every copy of it is moved past n_ids (swapped
+ * to the end, so the message still owns and frees them all once n_ids is
+ * set back), so that a chunk queued several times in one query (the hub
+ * then lists it as often) is sent once. */
 static int
 take_wanted(Simsync__ChunkWant *w, const uint8_t id[32])
 {
@@ -150,7 +151,9 @@ take_wanted(Simsync__ChunkWant *w, const uint8_t id[32])
 
     for (size_t i = 0; i < w->n_ids;) {
         if (w->ids[i].len == 32 && memcmp(w->ids[i].data, id, 32) == 0) {
+            ProtobufCBinaryData t = w->ids[i];
             w->ids[i] = w->ids[--w->n_ids];
+            w->ids[w->n_ids] = t;
             found = 1;
         } else {
             i++;
@@ -253,6 +256,7 @@ send_main(void *arg)
         uint64_t from = u->head, to = u->tail;
         Simsync__Envelope *in = NULL;
         int rc = SIMSYNC_OK;
+        size_t nwant = 0;
         pthread_mutex_unlock(&u->mu);
 
         if (u->ch == NULL)
@@ -261,6 +265,8 @@ send_main(void *arg)
          * until the slot is freed below: reading them unlocked is safe. */
         if (rc == SIMSYNC_OK)
             rc = query(u, from, to, &in);
+        if (in != NULL)
+            nwant = in->want->n_ids;
 
         pthread_mutex_lock(&u->mu);
         for (uint64_t i = from; i < to; i++) {
@@ -293,8 +299,10 @@ send_main(void *arg)
             if (rc != SIMSYNC_OK)
                 break;
         }
-        if (in != NULL)
+        if (in != NULL) {
+            in->want->n_ids = nwant; /* the taken ones too (take_wanted) */
             simsync__envelope__free_unpacked(in, NULL);
+        }
         if (rc != SIMSYNC_OK)
             fail(u, rc);
         if (u->quit)
