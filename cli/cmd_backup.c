@@ -60,10 +60,11 @@ cmd_backup_now(struct cli *c, int argc, char **argv)
         printf("{\"ok\":true,\"generation\":%" PRIu64 ",\"items\":%" PRIu64
                ",\"bytes\":%" PRIu64 ",\"chunks_sent\":%" PRIu64
                ",\"chunk_bytes_sent\":%" PRIu64 ",\"manifest_bytes\":%" PRIu64
-               ",\"left_out\":%" PRIu64 ",\"seconds\":%.3f}\n",
+               ",\"left_out\":%" PRIu64 ",\"chunks_streamed\":%" PRIu64
+               ",\"seconds\":%.3f}\n",
                rep.gen, rep.items, rep.bytes, rep.chunks_sent,
                rep.chunk_bytes_sent, rep.manifest_bytes, rep.left_out,
-               rep.seconds);
+               rep.chunks_streamed, rep.seconds);
     else {
         printf("Generation %03" PRIu64 ": %" PRIu64 " items, %" PRIu64
                " bytes; sent %" PRIu64 " new chunks (%" PRIu64

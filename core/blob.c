@@ -74,6 +74,46 @@ cctx_get(int *own)
     return cctx;
 }
 
+/* Likewise one decompression context per thread (restores decode every
+ * chunk, and making a context costs more than decoding a small one). */
+static pthread_key_t dctx_key;
+static pthread_once_t dctx_once = PTHREAD_ONCE_INIT;
+static int dctx_key_ok;
+
+static void
+dctx_release(void *p)
+{
+    ZSTD_freeDCtx(p);
+}
+
+static void
+dctx_key_make(void)
+{
+    dctx_key_ok = pthread_key_create(&dctx_key, dctx_release) == 0;
+}
+
+/* This thread's decompression context, reset; *own as for cctx_get(). */
+static ZSTD_DCtx *
+dctx_get(int *own)
+{
+    ZSTD_DCtx *dctx = NULL;
+
+    *own = 0;
+    pthread_once(&dctx_once, dctx_key_make);
+    if (dctx_key_ok)
+        dctx = pthread_getspecific(dctx_key);
+    if (dctx == NULL) {
+        dctx = ZSTD_createDCtx();
+        if (dctx == NULL)
+            return NULL;
+        if (!dctx_key_ok || pthread_setspecific(dctx_key, dctx) != 0)
+            *own = 1;
+    } else {
+        ZSTD_DCtx_reset(dctx, ZSTD_reset_session_and_parameters);
+    }
+    return dctx;
+}
+
 /* Compress src into dst, which holds `cap` bytes. Sets *zlen to the frame
  * size, or to 0 when the frame would not fit (the data does not shrink
  * enough: the caller stores it raw). Returns SIMSYNC_OK or SIMSYNC_ENOMEM.
@@ -235,7 +275,7 @@ inflate_frame(const uint8_t *src, size_t n, size_t cap, uint8_t **out,
     ZSTD_DCtx *dctx;
     uint8_t *buf, *fit;
     size_t room, r, fsz;
-    int declared, rc;
+    int declared, rc, own;
 
     rc = frame_window(src, n, &window);
     if (rc != SIMSYNC_OK)
@@ -257,7 +297,7 @@ inflate_frame(const uint8_t *src, size_t n, size_t cap, uint8_t **out,
     buf = malloc(room > 0 ? room : 1);
     if (buf == NULL)
         return SIMSYNC_ENOMEM;
-    dctx = ZSTD_createDCtx();
+    dctx = dctx_get(&own);
     if (dctx == NULL) {
         free(buf);
         return SIMSYNC_ENOMEM;
@@ -265,7 +305,8 @@ inflate_frame(const uint8_t *src, size_t n, size_t cap, uint8_t **out,
     r = ZSTD_DCtx_setParameter(dctx, ZSTD_d_windowLogMax, BLOB_WINDOW_LOG_MAX);
     if (!ZSTD_isError(r))
         r = ZSTD_decompressDCtx(dctx, buf, room, src, n);
-    ZSTD_freeDCtx(dctx);
+    if (own)
+        ZSTD_freeDCtx(dctx);
     if (ZSTD_isError(r)) {
         wipe_free(buf, room);
         return inflate_error(r, declared);

@@ -335,6 +335,7 @@ struct chunk_acc {
     Simsync__ChunkRef *refs;
     size_t n, cap;
     uint8_t (*ids)[CHUNK_ID_BYTES];
+    int no_sink; /* do not hand the chunks to r->chunk_sink */
 };
 
 static int
@@ -359,7 +360,13 @@ on_chunk(const uint8_t *data, size_t len, uint64_t off, void *arg)
     simsync__chunk_ref__init(&a->refs[a->n]);
     a->refs[a->n].size = len;
     a->n++;
-    return crypt_hash_update(&a->content, data, len);
+    if (a->r->chunk_sink != NULL && !a->no_sink) {
+        int rc = a->r->chunk_sink(a->r->chunk_sink_arg, a->ids[a->n - 1],
+                                  data, len);
+        if (rc != SIMSYNC_OK)
+            return rc;
+    }
+    return SIMSYNC_OK;
 }
 
 static int
@@ -445,12 +452,14 @@ record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
              * receivers copy their own file of the old name. */
             v.chunks = move->v->chunks;
             v.n_chunks = move->v->n_chunks;
+            v.hash_kind = move->v->hash_kind;
             memcpy(chash, move->v->content_hash.data, sizeof(chash));
             meta.moved_from = (char *)move->from;
             moved = 1;
         } else if (written) {
             /* Restored: the inline body stays as sealed for this name. */
             v.inline_body = move->v->inline_body;
+            v.hash_kind = move->v->hash_kind;
             memcpy(chash, move->v->content_hash.data, sizeof(chash));
             moved = 1;
         } else if ((size_t)st.st_size <= INLINE_MAX) {
@@ -486,11 +495,29 @@ record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
             v.chunks = refp;
             v.n_chunks = acc.n;
         }
-        if (!moved)
+        v.size = (uint64_t)st.st_size;
+        if (v.n_chunks > 0 && !moved) {
+            /* A file written to while it was read: the version is what
+             * was read (its size is its chunks'); the stat kept below is
+             * the one from before, so the next scan reads it again. */
+            uint64_t total = 0;
+            for (size_t i = 0; i < v.n_chunks; i++)
+                total += v.chunks[i]->size;
+            v.size = total;
+            if (total > ITEM_SIZE_MAX) {
+                rc = SIMSYNC_ETOOBIG;
+                goto out;
+            }
+            /* Named by its chunk list: no second pass over the bytes. */
+            v.hash_kind = HASH_KIND_CHUNKS;
+            rc = replica_chunk_list_hash(&r->keys, &v, chash);
+            if (rc != SIMSYNC_OK)
+                goto out;
+        } else if (!moved) {
             crypt_hash_final(&acc.content, chash, sizeof(chash));
+        }
         v.content_hash.data = chash;
         v.content_hash.len = sizeof(chash);
-        v.size = (uint64_t)st.st_size;
         meta.mode = st.st_mode & 07777;
         meta.mtime_ns =
             (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
@@ -713,9 +740,11 @@ live(const Simsync__ItemRecord *rec)
     return rec->n_versions == 1 && !rec->versions[0]->deleted;
 }
 
-/* Keyed content hash of a file, to tell a touch from an edit. */
+/* The content hash of a file as version v would have it (v->hash_kind),
+ * to tell a touch from an edit. */
 static int
-file_hash(struct replica *r, int cls, const char *name, uint8_t out[32])
+file_hash(struct replica *r, int cls, const char *name,
+          const Simsync__Version *v, uint8_t out[32])
 {
     struct crypt_hash_state hs;
     uint8_t buf[65536];
@@ -729,6 +758,38 @@ file_hash(struct replica *r, int cls, const char *name, uint8_t out[32])
     close(dfd);
     if (fd < 0)
         return errno_to_err(errno);
+    if (v->hash_kind == HASH_KIND_CHUNKS) {
+        /* Cut it again: the same bytes give the same list. */
+        Simsync__Version cut = SIMSYNC__VERSION__INIT;
+        Simsync__ChunkRef **refp = NULL;
+        struct chunk_acc acc = {0};
+        struct chunker_params p;
+        int rc;
+        acc.r = r;
+        acc.no_sink = 1;
+        chunker_params_default(&p);
+        rc = chunker_fd_each(&p, fd, on_chunk, &acc);
+        close(fd);
+        if (rc == SIMSYNC_OK) {
+            refp = malloc((acc.n ? acc.n : 1) * sizeof(*refp));
+            rc = refp != NULL ? SIMSYNC_OK : SIMSYNC_ENOMEM;
+        }
+        if (rc == SIMSYNC_OK) {
+            for (size_t i = 0; i < acc.n; i++) {
+                acc.refs[i].id.data = acc.ids[i];
+                acc.refs[i].id.len = CHUNK_ID_BYTES;
+                refp[i] = &acc.refs[i];
+                cut.size += acc.refs[i].size;
+            }
+            cut.chunks = refp;
+            cut.n_chunks = acc.n;
+            rc = replica_chunk_list_hash(&r->keys, &cut, out);
+        }
+        free(refp);
+        free(acc.refs);
+        free(acc.ids);
+        return rc;
+    }
     crypt_hash_init(&hs, 32, r->keys.content, 32);
     while ((n = read(fd, buf, sizeof(buf))) > 0)
         crypt_hash_update(&hs, buf, (size_t)n);
@@ -756,7 +817,7 @@ folder_refresh(struct replica *r, struct store_txn *txn, int cls,
     if ((rec == NULL || !live(rec)) && !have)
         return SIMSYNC_OK; /* nothing there, nothing known: no change */
     if (rec != NULL && live(rec) && have &&
-        file_hash(r, cls, name, h) == SIMSYNC_OK &&
+        file_hash(r, cls, name, rec->versions[0], h) == SIMSYNC_OK &&
         rec->versions[0]->content_hash.len == 32 &&
         memcmp(h, rec->versions[0]->content_hash.data, 32) == 0) {
         /* Touched, not edited (or the content of a remote item came

@@ -110,9 +110,10 @@ latest_gen(struct store *st, const uint8_t sub[SUB_BYTES], struct latest *l)
  * GROUP_BYTES, and always before the manifest is checked and when the
  * connection ends for any reason. A terminal killed mid-upload therefore
  * re-sends at most the chunk that was in flight; only a crash of the hub
- * itself loses the group (nothing of it was acknowledged). */
-#define GROUP_CHUNKS 256
-#define GROUP_BYTES (8u << 20)
+ * itself loses the group (the backup then fails, and the next attempt's
+ * queries find those chunks missing and send them again). */
+#define GROUP_CHUNKS 1024
+#define GROUP_BYTES (32u << 20) /* each commit waits for the disk twice */
 #define GROUP_MS 200 /* on a slow link, commit at least this often */
 
 /* The state of one backup upload. */
@@ -126,7 +127,8 @@ struct upload {
     uint8_t *want; /* sorted: the ids of the last ChunkWant */
     size_t nwant;
     uint8_t (*gids)[32]; /* the group of chunks not yet committed */
-    uint8_t *gblob[GROUP_CHUNKS];
+    Simsync__Envelope *genv[GROUP_CHUNKS]; /* owned: the chunks' messages */
+    const uint8_t *gblob[GROUP_CHUNKS];    /* into genv */
     size_t glen[GROUP_CHUNKS];
     size_t ng, gbytes;
     uint64_t gstart_ms; /* when the group's first chunk arrived */
@@ -144,27 +146,31 @@ group_flush(struct upload *u)
 
     for (size_t i = 0; i < u->ng; i++)
         ids[i] = u->gids[i];
-    rc = replica_put_chunks(&u->r, u->ng, ids,
-                            (const uint8_t *const *)u->gblob, u->glen);
+    rc = replica_put_chunks(&u->r, u->ng, ids, u->gblob, u->glen);
     for (size_t i = 0; i < u->ng; i++)
-        free(u->gblob[i]);
+        simsync__envelope__free_unpacked(u->genv[i], NULL);
     u->ng = 0;
     u->gbytes = 0;
     return rc;
 }
 
+/* Add the chunk message *env to the group, which takes it (*env is set
+ * to NULL): its blob is stored as it was decoded, without a copy. */
 static int
-group_add(struct upload *u, const uint8_t *id, const uint8_t *blob, size_t len)
+group_add(struct upload *u, Simsync__Envelope **env)
 {
+    const Simsync__ChunkData *cd = (*env)->chunk;
+    const uint8_t *id = cd->id.data, *blob = cd->blob.data;
+    size_t len = cd->blob.len;
+
     if (u->gids == NULL) {
         u->gids = malloc(GROUP_CHUNKS * sizeof(*u->gids));
         if (u->gids == NULL)
             return SIMSYNC_ENOMEM;
     }
-    u->gblob[u->ng] = malloc(len);
-    if (u->gblob[u->ng] == NULL)
-        return SIMSYNC_ENOMEM;
-    memcpy(u->gblob[u->ng], blob, len);
+    u->genv[u->ng] = *env;
+    *env = NULL;
+    u->gblob[u->ng] = blob;
     memcpy(u->gids[u->ng], id, 32);
     u->glen[u->ng] = len;
     if (u->ng++ == 0)
@@ -180,7 +186,7 @@ static void
 upload_free(struct upload *u)
 {
     for (size_t i = 0; i < u->ng; i++)
-        free(u->gblob[i]);
+        simsync__envelope__free_unpacked(u->genv[i], NULL);
     free(u->gids);
     for (size_t i = 0; i < u->npieces; i++)
         free(u->pieces[i]);
@@ -201,6 +207,16 @@ static int
 wanted(const struct upload *u, const uint8_t *id)
 {
     return u->nwant > 0 && bsearch(id, u->want, u->nwant, 32, cmp_id) != NULL;
+}
+
+/* Is this chunk in the group not yet committed? */
+static int
+in_group(const struct upload *u, const uint8_t *id)
+{
+    for (size_t i = 0; i < u->ng; i++)
+        if (memcmp(u->gids[i], id, 32) == 0)
+            return 1;
+    return 0;
 }
 
 static int
@@ -238,8 +254,9 @@ on_query(struct upload *u, struct chan *ch, const Simsync__ChunkQuery *q)
         u->nrefs++;
         memcpy(key, u->r.sub, SUB_BYTES);
         memcpy(key + SUB_BYTES, q->ids[i].data, 32);
-        if (store_get(txn, STORE_CHUNKS, key, sizeof(key), &v, &vl) !=
-            SIMSYNC_OK)
+        if (!in_group(u, q->ids[i].data) &&
+            store_get(txn, STORE_CHUNKS, key, sizeof(key), &v, &vl) !=
+                SIMSYNC_OK)
             ids[n++] = q->ids[i];
     }
     store_txn_abort(txn);
@@ -443,10 +460,10 @@ hub_backup(struct simsync_node *n, struct chan *ch,
             break;
         switch (in->msg_case) {
         case SIMSYNC__ENVELOPE__MSG_CHUNK_QUERY:
-            /* The answer must see every chunk received so far. */
-            rc = group_flush(&u);
-            if (rc == SIMSYNC_OK)
-                rc = on_query(&u, ch, in->chunk_query);
+            /* The answer sees every chunk received so far: those stored
+             * and those of the group (committed before the manifest is
+             * checked, so a query need not wait for the disk). */
+            rc = on_query(&u, ch, in->chunk_query);
             break;
         case SIMSYNC__ENVELOPE__MSG_CHUNK:
             /* Only chunks this backup asked about, committed in groups. */
@@ -455,8 +472,7 @@ hub_backup(struct simsync_node *n, struct chan *ch,
                 !wanted(&u, in->chunk->id.data))
                 rc = SIMSYNC_EPROTO;
             else
-                rc = group_add(&u, in->chunk->id.data, in->chunk->blob.data,
-                               in->chunk->blob.len);
+                rc = group_add(&u, &in);
             break;
         case SIMSYNC__ENVELOPE__MSG_PIECE:
             rc = group_flush(&u);

@@ -25,6 +25,7 @@
 #include "folder.h"
 #include "node.h"
 #include "transport.h"
+#include "upstream.h"
 
 #define PIECE_BYTES (512u * 1024)
 
@@ -707,6 +708,66 @@ static int backup_locked(struct simsync_node *n,
                          const struct simsync_backup_opts *o,
                          struct simsync_backup_report *rep);
 
+/* The link of one backup and what BackupReady said. */
+struct backup_link {
+    struct simsync_node *n;
+    const struct simsync_backup_opts *o;
+    uint32_t classes;
+    uint32_t cls_list[CLS_COUNT], ncls;
+    struct link l;
+    uint64_t gen;
+    uint8_t prev[32];
+    size_t prevlen;
+};
+
+/* Connect, say hello for a backup, begin it and read the generation
+ * number and the previous digest. */
+static int
+backup_open(struct backup_link *b)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
+    Simsync__BackupBegin begin = SIMSYNC__BACKUP_BEGIN__INIT;
+    uint32_t mask = 0;
+    int rc;
+
+    rc = link_open(b->n, b->n->hub_addr, b->n->hub_pk, NULL, &b->l);
+    if (rc == SIMSYNC_OK)
+        rc = node_hello_next(b->n, &b->l, SIMSYNC__OP__OP_BACKUP, b->classes,
+                             &mask, b->o->next_in_ms);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    begin.classes = b->cls_list;
+    begin.n_classes = b->ncls;
+    begin.job = b->o->job;
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_BEGIN;
+    env.backup_begin = &begin;
+    rc = node_send_env(b->l.ch, &env);
+    if (rc == SIMSYNC_OK)
+        rc = node_recv_kind(b->l.ch, SIMSYNC__ENVELOPE__MSG_BACKUP_READY,
+                            (void **)&in);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    b->gen = in->backup_ready->gen;
+    b->prevlen = in->backup_ready->prev_digest.len;
+    if (b->gen == 0 || b->prevlen > 32 || (b->gen > 1) != (b->prevlen == 32))
+        rc = SIMSYNC_EPROTO;
+    else if (b->prevlen > 0)
+        memcpy(b->prev, in->backup_ready->prev_digest.data, b->prevlen);
+    simsync__envelope__free_unpacked(in, NULL);
+    return rc;
+}
+
+/* upstream_open_fn: the upstream opens the backup's link. */
+static int
+backup_open_up(void *arg, struct chan **ch)
+{
+    struct backup_link *b = arg;
+    int rc = backup_open(b);
+
+    *ch = b->l.ch;
+    return rc;
+}
+
 int
 simsync_backup_run(struct simsync_node *n, const struct simsync_backup_opts *o,
                    struct simsync_backup_report *rep)
@@ -728,21 +789,22 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
               struct simsync_backup_report *rep)
 {
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *in = NULL;
-    Simsync__BackupBegin begin = SIMSYNC__BACKUP_BEGIN__INIT;
     Simsync__BackupEnd end = SIMSYNC__BACKUP_END__INIT;
     Simsync__Manifest m = SIMSYNC__MANIFEST__INIT;
     Simsync__Change **items = NULL;
     struct snapshot snap = {0};
     struct scan_stats scan;
     struct replica r;
-    struct link l = {0};
-    uint32_t cls_list[CLS_COUNT], ncls = 0, mask = 0;
-    uint8_t ad[NODE_MANIFEST_AD_BYTES], digest[32], prev[32];
+    struct backup_link b = {0};
+    struct upstream *up = NULL;
+    struct upstream_stats ups;
+    uint8_t ad[NODE_MANIFEST_AD_BYTES], digest[32];
     uint8_t *plain = NULL, *sealed = NULL;
-    size_t plen = 0, slen = 0, nitems = 0, prevlen = 0;
+    size_t plen = 0, slen = 0, nitems = 0;
     uint64_t t0 = node_now_ms(), gen = 0;
     uint32_t classes = o->classes ? o->classes : n->classes;
-    int rc;
+    uint32_t *cls_list = b.cls_list, ncls = 0;
+    int rc, uprc, scan_rc;
 
     rc = check_sim_binding(n);
     if (rc != SIMSYNC_OK)
@@ -750,49 +812,56 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
     rc = replica_setup(n, &r);
     if (rc != SIMSYNC_OK)
         return rc;
-    /* The records must describe the files: scan first (deletions held by
-     * the mass-delete guard stay out, as for a sync). */
-    rc = folder_scan(&r, classes, 0, &scan);
-    if (rc != SIMSYNC_OK && rc != SIMSYNC_EMASSDEL) {
-        node_fail(n, rc, "scanning %s failed: %s", n->data_dir,
-                  simsync_strerror(rc));
-        goto out;
-    }
-    rc = link_open(n, n->hub_addr, n->hub_pk, NULL, &l);
-    if (rc == SIMSYNC_OK)
-        rc = node_hello_next(n, &l, SIMSYNC__OP__OP_BACKUP, classes, &mask,
-                             o->next_in_ms);
-    if (rc != SIMSYNC_OK)
-        goto out;
+    b.n = n;
+    b.o = o;
+    b.classes = classes;
     for (int c = 0; c < CLS_COUNT; c++)
         if (classes & (1u << c))
-            cls_list[ncls++] = (uint32_t)c;
-    begin.classes = cls_list;
-    begin.n_classes = ncls;
-    begin.job = o->job;
-    env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_BEGIN;
-    env.backup_begin = &begin;
-    rc = node_send_env(l.ch, &env);
+            b.cls_list[b.ncls++] = (uint32_t)c;
+    ncls = b.ncls;
+    /* The records must describe the files: scan first (deletions held by
+     * the mass-delete guard stay out, as for a sync). The chunks the scan
+     * cuts go to the hub meanwhile (upstream.h). */
+    rc = upstream_start(backup_open_up, &b, r.keys.seal, &up);
+    if (rc == SIMSYNC_OK) {
+        r.chunk_sink = upstream_sink;
+        r.chunk_sink_arg = up;
+        rc = folder_scan(&r, classes, 0, &scan);
+        r.chunk_sink = NULL;
+    }
+    /* The instant of the generation: one read snapshot, right after the
+     * scan (the upstream may still be sending). Edits from here on are
+     * not in it and are not blocked by it. */
+    if (rc == SIMSYNC_EMASSDEL)
+        rc = SIMSYNC_OK;
+    scan_rc = rc;
     if (rc == SIMSYNC_OK)
-        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_BACKUP_READY,
-                            (void **)&in);
-    if (rc != SIMSYNC_OK)
-        goto fail;
-    gen = in->backup_ready->gen;
-    prevlen = in->backup_ready->prev_digest.len;
-    if (gen == 0 || prevlen > 32 || (gen > 1) != (prevlen == 32)) {
-        rc = SIMSYNC_EPROTO;
+        rc = snapshot_take(&r, classes, &snap);
+    uprc = upstream_finish(up, &ups);
+    rep->chunks_sent += ups.chunks;
+    rep->chunks_streamed = ups.chunks;
+    rep->chunk_bytes_sent += ups.bytes;
+    if (uprc != SIMSYNC_OK) {
+        /* The scan stopped because the upload did (its error is the
+         * one to report), or the upload failed after the scan. */
+        rc = uprc;
+        if (n->err[0] == '\0')
+            node_fail(n, rc, "sending the new chunks to the hub failed: %s",
+                      simsync_strerror(rc));
         goto fail;
     }
-    if (prevlen > 0)
-        memcpy(prev, in->backup_ready->prev_digest.data, prevlen);
-    simsync__envelope__free_unpacked(in, NULL);
-    in = NULL;
-    /* The instant of the generation: one read snapshot. Edits from here
-     * on are not in it and are not blocked by it. */
-    rc = snapshot_take(&r, classes, &snap);
-    if (rc == SIMSYNC_OK)
-        rc = upload_chunks(&r, &l, &snap, rep);
+    if (rc != SIMSYNC_OK) {
+        if (scan_rc != SIMSYNC_OK)
+            node_fail(n, rc, "scanning %s failed: %s", n->data_dir,
+                      simsync_strerror(rc));
+        goto fail;
+    }
+    if (b.l.ch == NULL)
+        rc = backup_open(&b);
+    if (rc != SIMSYNC_OK)
+        goto fail;
+    gen = b.gen;
+    rc = upload_chunks(&r, &b.l, &snap, rep);
     if (rc != SIMSYNC_OK)
         goto fail;
     items = malloc((snap.n ? snap.n : 1) * sizeof(*items));
@@ -808,8 +877,8 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
     }
     rep->items = nitems;
     m.gen = gen;
-    m.prev_digest.data = prev;
-    m.prev_digest.len = prevlen;
+    m.prev_digest.data = b.prev;
+    m.prev_digest.len = b.prevlen;
     m.created_ms = t0;
     m.terminal_id = n->terminal_id;
     m.classes = cls_list;
@@ -831,7 +900,7 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
         p.blob.len = len;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_PIECE;
         env.piece = &p;
-        rc = node_send_env(l.ch, &env);
+        rc = node_send_env(b.l.ch, &env);
         off += len;
         end.pieces = (uint32_t)(i + 1);
     }
@@ -847,10 +916,10 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
         end.created_ms = t0;
         env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_END;
         env.backup_end = &end;
-        rc = node_send_env(l.ch, &env);
+        rc = node_send_env(b.l.ch, &env);
     }
     if (rc == SIMSYNC_OK)
-        rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_BACKUP_COMPLETE,
+        rc = node_recv_kind(b.l.ch, SIMSYNC__ENVELOPE__MSG_BACKUP_COMPLETE,
                             (void **)&in);
     if (rc == SIMSYNC_OK) {
         const Simsync__BackupComplete *c = in->backup_complete;
@@ -877,10 +946,9 @@ fail:
                   "chunks the hub received are kept, so the next attempt "
                   "sends only the rest)",
                   simsync_strerror(rc));
-out:
     if (in != NULL)
         simsync__envelope__free_unpacked(in, NULL);
-    link_close(&l);
+    link_close(&b.l);
     snapshot_free(&snap);
     free(items);
     free(plain);

@@ -295,6 +295,8 @@ simsync_restore(struct simsync_node *n, const struct simsync_restore_opts *o,
                 if (local != NULL && local->n_versions == 1 &&
                     !local->versions[0]->deleted &&
                     folder_stat_matches(local, &st) &&
+                    local->versions[0]->hash_kind ==
+                        c->version->hash_kind &&
                     local->versions[0]->content_hash.len == 32 &&
                     c->version->content_hash.len == 32 &&
                     memcmp(local->versions[0]->content_hash.data,

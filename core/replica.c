@@ -77,7 +77,8 @@ same_content(const Simsync__Version *a, const Simsync__Version *b)
 {
     if (a->deleted || b->deleted)
         return a->deleted && b->deleted;
-    return a->content_hash.len == b->content_hash.len &&
+    return a->hash_kind == b->hash_kind &&
+           a->content_hash.len == b->content_hash.len &&
            a->content_hash.len > 0 &&
            memcmp(a->content_hash.data, b->content_hash.data,
                   a->content_hash.len) == 0;
@@ -116,6 +117,7 @@ local_source(struct replica *r, struct store_txn *txn, int cls,
     if (item_get(txn, r->sub, cls, id, &rec) != SIMSYNC_OK)
         return 0;
     ok = rec->n_versions == 1 && !rec->versions[0]->deleted &&
+         rec->versions[0]->hash_kind == v->hash_kind &&
          rec->versions[0]->content_hash.len == 32 &&
          memcmp(rec->versions[0]->content_hash.data, v->content_hash.data,
                 32) == 0 &&
@@ -706,6 +708,18 @@ replica_out_begin(struct replica *r, int cls, const char *name,
     o->dfd = o->fd = -1;
     if (v->content_hash.len != 32 || v->size > ITEM_SIZE_MAX)
         return SIMSYNC_EPROTO;
+    if (v->hash_kind == HASH_KIND_CHUNKS) {
+        /* The list must be the one hashed; the bytes are checked against
+         * the list as they are put. */
+        uint8_t h[32];
+        if (v->n_chunks == 0 ||
+            replica_chunk_list_hash(&r->keys, v, h) != SIMSYNC_OK)
+            return SIMSYNC_EPROTO;
+        if (!crypt_equal(h, v->content_hash.data, 32))
+            return SIMSYNC_ECRYPTO;
+    } else if (v->hash_kind != HASH_KIND_WHOLE) {
+        return SIMSYNC_EPROTO; /* a kind this version does not know */
+    }
     rc = folder_open_parent(r, cls, name, 1, &o->base);
     if (rc < 0)
         return rc;
@@ -726,8 +740,67 @@ replica_out_begin(struct replica *r, int cls, const char *name,
         if (fl >= 0 && fcntl(o->fd, F_SETFL, fl | O_DIRECT) == 0)
             o->dio = dio;
     }
-    crypt_hash_init(&o->hs, 32, r->keys.content, 32);
+    if (v->hash_kind == HASH_KIND_CHUNKS) {
+        o->by_chunks = 1;
+        memcpy(o->cid_key, r->keys.chunk_id, 32);
+        crypt_hash_init(&o->hs, 32, o->cid_key, 32);
+    } else {
+        crypt_hash_init(&o->hs, 32, r->keys.content, 32);
+    }
     return SIMSYNC_OK;
+}
+
+int
+replica_chunk_list_hash(const struct datakeys *k, const Simsync__Version *v,
+                        uint8_t out[32])
+{
+    static const char label[] = "simsync chunk list 1";
+    struct crypt_hash_state hs;
+    uint8_t be[8];
+
+    crypt_hash_init(&hs, 32, k->content, 32);
+    crypt_hash_update(&hs, label, sizeof(label) - 1);
+    store_be64(be, v->size);
+    crypt_hash_update(&hs, be, 8);
+    for (size_t i = 0; i < v->n_chunks; i++) {
+        if (v->chunks[i]->id.len != CHUNK_ID_BYTES)
+            return SIMSYNC_EPROTO;
+        store_be64(be, v->chunks[i]->size);
+        crypt_hash_update(&hs, be, 8);
+        crypt_hash_update(&hs, v->chunks[i]->id.data, CHUNK_ID_BYTES);
+    }
+    return crypt_hash_final(&hs, out, 32);
+}
+
+/* HASH_KIND_CHUNKS: hash `len` bytes into the chunks they belong to,
+ * checking each finished chunk against its id. */
+static void
+put_chunks(struct replica_out *o, const uint8_t *p, size_t len)
+{
+    while (len > 0 && !o->bad) {
+        const Simsync__ChunkRef *c;
+        size_t k;
+        if (o->cj >= o->v->n_chunks) {
+            o->bad = 1; /* more than the chunks hold */
+            return;
+        }
+        c = o->v->chunks[o->cj];
+        k = c->size - o->cfill < len ? (size_t)(c->size - o->cfill) : len;
+        crypt_hash_update(&o->hs, p, k);
+        o->cfill += k;
+        p += k;
+        len -= k;
+        if (o->cfill == c->size) {
+            uint8_t id[32];
+            crypt_hash_final(&o->hs, id, sizeof(id));
+            if (c->id.len != CHUNK_ID_BYTES ||
+                !crypt_equal(id, c->id.data, CHUNK_ID_BYTES))
+                o->bad = 1;
+            o->cj++;
+            o->cfill = 0;
+            crypt_hash_init(&o->hs, 32, o->cid_key, 32);
+        }
+    }
 }
 
 static int
@@ -774,7 +847,10 @@ replica_out_put(struct replica_out *o, const void *plain, size_t len)
         return SIMSYNC_EINVAL;
     if (len > o->v->size - o->total)
         return SIMSYNC_EPROTO; /* more than the version's size */
-    crypt_hash_update(&o->hs, plain, len);
+    if (o->by_chunks)
+        put_chunks(o, p, len);
+    else
+        crypt_hash_update(&o->hs, plain, len);
     o->total += len;
     if (o->dio == NULL)
         return write_all(o->fd, p, len);
@@ -814,6 +890,7 @@ replica_out_abort(struct replica_out *o)
     if (o->dbuf != NULL)
         dio_put(o->dio, o->dbuf);
     o->dbuf = NULL;
+    crypt_wipe(o->cid_key, sizeof(o->cid_key));
     replica_out_wait(o); /* no write may outlive the file */
     if (o->fd >= 0) {
         unlinkat(o->dfd, o->tmp, 0);
@@ -833,11 +910,21 @@ replica_out_commit(struct replica_out *o, struct stat *st)
         return SIMSYNC_EINVAL;
     if (!o->checked) {
         uint8_t hash[32];
-        crypt_hash_final(&o->hs, hash, sizeof(hash));
-        if (o->total != o->v->size)
-            rc = SIMSYNC_EPROTO;
-        else if (!crypt_equal(hash, o->v->content_hash.data, 32))
-            rc = SIMSYNC_ECRYPTO;
+        if (o->by_chunks) {
+            /* Every chunk matched its id (the list was checked against
+             * the content hash at the start). */
+            crypt_wipe(o->cid_key, sizeof(o->cid_key));
+            if (o->total != o->v->size)
+                rc = SIMSYNC_EPROTO;
+            else if (o->bad || o->cj != o->v->n_chunks || o->cfill != 0)
+                rc = SIMSYNC_ECRYPTO;
+        } else {
+            crypt_hash_final(&o->hs, hash, sizeof(hash));
+            if (o->total != o->v->size)
+                rc = SIMSYNC_EPROTO;
+            else if (!crypt_equal(hash, o->v->content_hash.data, 32))
+                rc = SIMSYNC_ECRYPTO;
+        }
         if (rc != SIMSYNC_OK) {
             replica_out_abort(o);
             return rc;

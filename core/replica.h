@@ -42,6 +42,13 @@ struct replica {
      * whose content is not here (and not pinned) is recorded without its
      * content: ItemRecord.remote. */
     uint32_t lazy;
+    /* Trusted, optional (NULL: none): every chunk the scan cuts while it
+     * records a file is also handed here with its id (a backup's upstream,
+     * see upstream.h); data is borrowed for the call. A non-OK return
+     * stops the scan with that error. */
+    int (*chunk_sink)(void *arg, const uint8_t id[32], const uint8_t *data,
+                      size_t len);
+    void *chunk_sink_arg;
 };
 
 /* Would applying v to `rec` (NULL: a new item) of class cls leave the
@@ -134,6 +141,19 @@ int replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
  * one thread at a time. */
 struct stat;
 struct dio;
+/* Version.hash_kind values. */
+#define HASH_KIND_WHOLE 0 /* content_hash: keyed BLAKE2b of the plaintext */
+#define HASH_KIND_CHUNKS 1 /* content_hash: replica_chunk_list_hash() */
+
+/* The content hash of a chunked version of kind HASH_KIND_CHUNKS: keyed
+ * BLAKE2b-256 (content key) of a label, v->size and, for each chunk, its
+ * size and id, all in order. Each id is the keyed hash of its chunk's
+ * plaintext, so this names the content as surely as hashing it whole,
+ * without a second pass over it. Returns SIMSYNC_OK or SIMSYNC_EPROTO (a
+ * chunk id that is not 32 bytes). */
+int replica_chunk_list_hash(const struct datakeys *k, const Simsync__Version *v,
+                            uint8_t out[32]);
+
 struct replica_out {
     const Simsync__Version *v;  /* borrowed */
     int dfd, fd;                /* parent folder, temp file; -1: closed */
@@ -149,6 +169,13 @@ struct replica_out {
     uint64_t doff;              /* file offset of dbuf */
     uint64_t last;              /* ticket of the last queued write, or 0 */
     int werr;                   /* a failed write (set by the dio thread) */
+    /* HASH_KIND_CHUNKS: each chunk of v is checked against its id as the
+     * bytes go by (hs hashes the current chunk, keyed with cid_key). */
+    int by_chunks;
+    size_t cj;                  /* the chunk being put */
+    uint64_t cfill;             /* its bytes put so far */
+    int bad;                    /* a chunk did not match its id */
+    uint8_t cid_key[32];
 };
 int replica_out_begin(struct replica *r, int cls, const char *name,
                       const Simsync__Version *v, struct dio *dio,

@@ -292,6 +292,8 @@ struct simsync_backup_report {
     uint64_t left_out; /* items changed during the backup, left for the next */
     double seconds;
     uint8_t digest[32]; /* of the sealed manifest */
+    /* Of chunks_sent, those sent while the scan cut them (read once). */
+    uint64_t chunks_streamed;
 };
 /* Scan, then back up `classes` (0: this terminal's classes) now. One
  * backup at a time per terminal: SIMSYNC_EBUSY while another runs. */

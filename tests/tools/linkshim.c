@@ -390,7 +390,7 @@ static int
 apply_option(struct options *o, const struct opt_spec *spec, const char *val,
              bool *cut_extra)
 {
-    uint64_t num;
+    uint64_t num = 0;
 
     switch (spec->id) {
     case OPT_LISTEN:

@@ -19,6 +19,7 @@
 #include "crypt.h"
 #include "dio.h"
 #include "folder.h"
+#include "keys.h"
 
 #define DCAP (64u * 1024) /* small, so that sizes cross it often */
 
@@ -116,6 +117,15 @@ file_is(struct fixture *fx, const char *name, const uint8_t *want, size_t len)
     same = n == len && memcmp(got, want, len) == 0;
     free(got);
     return same;
+}
+
+static int
+unlink_entry(struct fixture *fx, const char *name)
+{
+    char p[256];
+
+    snprintf(p, sizeof(p), "%s/contacts/%s", fx->r.data_dir, name);
+    return unlink(p);
 }
 
 /* Entries in the class folder (temp files included). */
@@ -218,6 +228,95 @@ wrong_content_leaves_nothing_under_the_name(void **state)
     }
 }
 
+/* A version named by its chunk list (HASH_KIND_CHUNKS): three chunks of
+ * fx->data, ids keyed with the chunk key. */
+struct listed {
+    Simsync__Version v;
+    Simsync__ChunkRef refs[3], *refp[3];
+    uint8_t ids[3][32], hash[32];
+};
+
+static void
+make_listed(struct fixture *fx, struct listed *l)
+{
+    const size_t sizes[3] = {DCAP + 3, 7, 2 * DCAP - 1};
+    size_t off = 0;
+
+    simsync__version__init(&l->v);
+    for (int i = 0; i < 3; i++) {
+        simsync__chunk_ref__init(&l->refs[i]);
+        keys_chunk_id(&fx->r.keys, fx->data + off, sizes[i], l->ids[i]);
+        l->refs[i].id.data = l->ids[i];
+        l->refs[i].id.len = 32;
+        l->refs[i].size = sizes[i];
+        l->refp[i] = &l->refs[i];
+        off += sizes[i];
+    }
+    l->v.size = off;
+    l->v.chunks = l->refp;
+    l->v.n_chunks = 3;
+    l->v.hash_kind = HASH_KIND_CHUNKS;
+    assert_int_equal(replica_chunk_list_hash(&fx->r.keys, &l->v, l->hash),
+                     SIMSYNC_OK);
+    l->v.content_hash.data = l->hash;
+    l->v.content_hash.len = 32;
+}
+
+static void
+a_chunk_list_version_checks_every_chunk_against_its_id(void **state)
+{
+    struct fixture *fx = *state;
+    const size_t pieces[] = {1, 4096, 77777};
+    struct listed l;
+    struct replica_out o;
+    struct stat st;
+    uint8_t flip;
+
+    crypt_random(fx->r.keys.chunk_id, sizeof(fx->r.keys.chunk_id));
+    make_listed(fx, &l);
+    for (int direct = 0; direct < 2; direct++) {
+        struct dio *dio = direct ? fx->dio : NULL;
+        /* Whole, in pieces that straddle the chunk boundaries. */
+        for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+            size_t off = 0;
+            if (pieces[k] == 1 && direct)
+                continue;
+            assert_int_equal(
+                replica_out_begin(&fx->r, CLS_CONTACTS, "l.bin", &l.v, dio, &o),
+                SIMSYNC_OK);
+            while (off < l.v.size) {
+                size_t n = l.v.size - off < pieces[k] ? l.v.size - off
+                                                      : pieces[k];
+                assert_int_equal(replica_out_put(&o, fx->data + off, n),
+                                 SIMSYNC_OK);
+                off += n;
+            }
+            assert_int_equal(commit(&o, &st), SIMSYNC_OK);
+            assert_true(file_is(fx, "l.bin", fx->data, l.v.size));
+        }
+        /* One byte of the middle chunk changed: its id does not match. */
+        assert_int_equal(unlink_entry(fx, "l.bin"), 0);
+        assert_int_equal(
+            replica_out_begin(&fx->r, CLS_CONTACTS, "l.bin", &l.v, dio, &o),
+            SIMSYNC_OK);
+        assert_int_equal(replica_out_put(&o, fx->data, DCAP + 5), SIMSYNC_OK);
+        flip = fx->data[DCAP + 5] ^ 1;
+        assert_int_equal(replica_out_put(&o, &flip, 1), SIMSYNC_OK);
+        assert_int_equal(replica_out_put(&o, fx->data + DCAP + 6,
+                                         l.v.size - DCAP - 6),
+                         SIMSYNC_OK);
+        assert_int_equal(commit(&o, &st), SIMSYNC_ECRYPTO);
+        assert_int_equal(entries(fx), 0);
+    }
+    /* A list that is not the hashed one is refused before anything is
+     * written. */
+    l.refs[1].size = 8;
+    assert_int_equal(
+        replica_out_begin(&fx->r, CLS_CONTACTS, "l.bin", &l.v, NULL, &o),
+        SIMSYNC_ECRYPTO);
+    assert_int_equal(entries(fx), 0);
+}
+
 static void
 a_symlinked_folder_is_refused(void **state)
 {
@@ -253,6 +352,9 @@ main(void)
             content_arrives_whole_at_every_size_direct_or_not, setup, teardown),
         cmocka_unit_test_setup_teardown(
             wrong_content_leaves_nothing_under_the_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            a_chunk_list_version_checks_every_chunk_against_its_id, setup,
+            teardown),
         cmocka_unit_test_setup_teardown(a_symlinked_folder_is_refused, setup,
                                         teardown),
     };
