@@ -13,6 +13,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -23,6 +25,8 @@
 static const struct transport_ops *const known_transports[] = {
     &transport_tcp,
     &transport_mem,
+    &transport_usb,
+    &transport_usb_gadget,
 };
 
 const struct transport_ops *
@@ -38,6 +42,24 @@ transport_find(const char *scheme)
             return known_transports[i];
     }
     return NULL;
+}
+
+static _Thread_local char last_error[256];
+
+const char *
+transport_error(void)
+{
+    return last_error;
+}
+
+void
+transport_set_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    va_end(ap);
 }
 
 void
