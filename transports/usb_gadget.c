@@ -87,16 +87,20 @@ struct usb_gadget_listener {
     int notify_fd;                /* eventfd: an OPEN waits for accept */
     int epoll_fd;                 /* listener_pollfd: ep0 + notify_fd */
     struct usb_wire_link link;    /* state from ep0 events */
-    unsigned rsession;            /* session the buffered bytes belong to */
-    size_t rpos, rlen;            /* buffered bytes: rbuf[rpos .. rlen) */
-    unsigned char rbuf[USB_WIRE_XFER_MAX];
+    struct iocb rd, wr;           /* the read kept posted, the write */
+    int rd_busy, wr_busy;         /* submitted, completion not seen */
+    int rd_failed;                /* the read ended in an error */
+    long long wr_res;             /* result of the last write */
+    unsigned ring_session;        /* the session the ring's bytes are of */
+    unsigned char stage[USB_WIRE_XFER_MAX]; /* target of the read */
+    struct usb_wire_ring ring;    /* received, not yet taken */
 };
 
 struct usb_gadget_conn {
     struct conn base; /* must be first */
     struct usb_gadget_listener *l; /* borrowed: outlives the conn */
     unsigned session;              /* the session this conn is */
-    int dead;                      /* ended by a failed send */
+    int dead;                      /* ended by a send that timed out */
 };
 
 /* --- Linux AIO, by system call (no libaio) -------------------------- */
@@ -116,7 +120,8 @@ aio_destroy(aio_context_t ctx)
 }
 
 /* Reap one completion within timeout_ms (0: only look). Returns 1 with
- * *ev filled, 0 if none, -1 on error. */
+ * *ev filled, 0 if none, -1 on error. (With min_nr 0 io_getevents never
+ * waits, so a wait asks for at least one.) */
 static int
 aio_reap(aio_context_t ctx, struct io_event *ev, int timeout_ms)
 {
@@ -125,7 +130,7 @@ aio_reap(aio_context_t ctx, struct io_event *ev, int timeout_ms)
     long n;
 
     do
-        n = syscall(SYS_io_getevents, ctx, 0, 1, ev, &ts);
+        n = syscall(SYS_io_getevents, ctx, timeout_ms > 0 ? 1 : 0, 1, ev, &ts);
     while (n < 0 && errno == EINTR);
     return n < 0 ? -1 : (int)n;
 }
@@ -228,11 +233,11 @@ teardown(struct usb_gadget_listener *l)
     if (l->bound)
         (void)write_attr(l, "UDC", "\n");
     l->bound = 0;
+    aio_destroy(l->aio); /* cancels and waits for what is still posted */
+    l->aio = 0;
     close_fd(&l->ep_in);
     close_fd(&l->ep_out);
     close_fd(&l->ep0);
-    aio_destroy(l->aio);
-    l->aio = 0;
     close_fd(&l->aio_fd);
     close_fd(&l->notify_fd);
     close_fd(&l->epoll_fd);
@@ -525,10 +530,88 @@ usb_gadget_listen(const char *addr, struct listener **out)
     return SIMSYNC_OK;
 }
 
+/* --- requests ---------------------------------------------------- */
+
+static int
+submit(struct usb_gadget_listener *l, struct iocb *cb, int fd, int opcode,
+       void *buf, size_t len)
+{
+    struct iocb *cbs[1] = {cb};
+
+    memset(cb, 0, sizeof(*cb));
+    cb->aio_fildes = (uint32_t)fd;
+    cb->aio_lio_opcode = (uint16_t)opcode;
+    cb->aio_buf = (uint64_t)(uintptr_t)buf;
+    cb->aio_nbytes = len;
+    cb->aio_flags = IOCB_FLAG_RESFD;
+    cb->aio_resfd = (uint32_t)l->aio_fd;
+    return syscall(SYS_io_submit, l->aio, 1, cbs) == 1 ? 0 : -1;
+}
+
+/* Account one completion. */
+static void
+handle_completion(struct usb_gadget_listener *l, const struct io_event *ev)
+{
+    if (ev->obj == (uint64_t)(uintptr_t)&l->rd) {
+        l->rd_busy = 0;
+        if (ev->res > 0)
+            usb_wire_ring_put(&l->ring, l->stage, (size_t)ev->res);
+        else if (ev->res < 0)
+            l->rd_failed = 1;
+    } else if (ev->obj == (uint64_t)(uintptr_t)&l->wr) {
+        l->wr_busy = 0;
+        l->wr_res = ev->res;
+    }
+}
+
+static void
+reap_ready(struct usb_gadget_listener *l)
+{
+    struct io_event ev;
+    uint64_t count;
+
+    (void)read(l->aio_fd, &count, sizeof(count));
+    while (aio_reap(l->aio, &ev, 0) == 1)
+        handle_completion(l, &ev);
+}
+
+/* Cancel a request and wait for its completion (which may still bring
+ * data). Returns 0, or -1 if it did not complete in time. */
+static int
+cancel_request(struct usb_gadget_listener *l, struct iocb *cb, int *busy)
+{
+    struct io_event ev;
+
+    if (!*busy)
+        return 0;
+    (void)syscall(SYS_io_cancel, l->aio, cb, &ev);
+    while (*busy) {
+        if (aio_reap(l->aio, &ev, USB_GADGET_CANCEL_MS) != 1)
+            return -1;
+        handle_completion(l, &ev);
+    }
+    return 0;
+}
+
+/* Keep a read posted while the ring has room for a whole transfer. */
+static void
+post_read(struct usb_gadget_listener *l)
+{
+    if (l->rd_busy || l->rd_failed || !usb_wire_ring_has_room(&l->ring))
+        return;
+    if (submit(l, &l->rd, l->ep_out, IOCB_CMD_PREAD, l->stage,
+               sizeof(l->stage)) == 0)
+        l->rd_busy = 1;
+    else
+        l->rd_failed = 1;
+}
+
 /* --- ep0 events ------------------------------------------------------- */
 
-/* Read and answer every pending ep0 event. An OPEN waiting for accept is
- * signalled on notify_fd so that a caller polling the listener wakes. */
+/* Read and answer every pending ep0 event. When the session ends, the
+ * posted requests are cancelled before the event is answered, so a new
+ * session's bytes never land in an old request. An OPEN waiting for accept
+ * is signalled on notify_fd so that a caller polling the listener wakes. */
 static void
 pump_ep0(struct usb_gadget_listener *l)
 {
@@ -544,10 +627,15 @@ pump_ep0(struct usb_gadget_listener *l)
             break;
         for (i = 0; i < (size_t)n / sizeof(ev[0]); i++) {
             const struct usb_ctrlrequest *s = &ev[i].u.setup;
+            unsigned before = l->link.session;
             enum usb_wire_reply r = usb_wire_link_event(
                 &l->link, ev[i].type, s->bRequestType, s->bRequest,
                 (uint16_t)le16toh(s->wLength));
 
+            if (l->link.session != before) {
+                (void)cancel_request(l, &l->rd, &l->rd_busy);
+                (void)cancel_request(l, &l->wr, &l->wr_busy);
+            }
             if (r == USB_WIRE_REPLY_ACK)
                 (void)read(l->ep0, NULL, 0); /* status stage */
             else if (r == USB_WIRE_REPLY_STALL && (s->bRequestType & 0x80))
@@ -561,6 +649,23 @@ pump_ep0(struct usb_gadget_listener *l)
 
         (void)write(l->notify_fd, &one, sizeof(one));
     }
+}
+
+/* Wait up to timeout_ms (-1: no limit) for a completion or an ep0 event
+ * and handle what came. Returns 0 on a timeout, 1 otherwise. */
+static int
+wait_events(struct usb_gadget_listener *l, int timeout_ms)
+{
+    struct pollfd p[2] = {{l->aio_fd, POLLIN, 0}, {l->ep0, POLLIN, 0}};
+    int n = poll(p, 2, timeout_ms);
+
+    if (n == 0)
+        return 0;
+    if (n > 0 && (p[0].revents & POLLIN))
+        reap_ready(l);
+    if (n > 0 && (p[1].revents & POLLIN))
+        pump_ep0(l);
+    return 1;
 }
 
 static int
@@ -584,8 +689,11 @@ usb_gadget_accept(struct listener *base, struct conn **out)
     conn_init(&gc->base, &transport_usb_gadget);
     gc->l = l;
     gc->session = session;
-    l->rpos = l->rlen = 0; /* bytes of an earlier session are not ours */
-    l->rsession = session;
+    /* Nothing is posted between sessions (pump_ep0 cancelled it), so the
+     * ring holds only an earlier session's bytes: not ours. */
+    l->ring.pos = l->ring.len = 0;
+    l->ring_session = session;
+    l->rd_failed = 0;
     *out = &gc->base;
     return SIMSYNC_OK;
 }
@@ -595,108 +703,60 @@ usb_gadget_accept(struct listener *base, struct conn **out)
 static int
 alive(const struct usb_gadget_conn *gc)
 {
-    return !gc->dead && usb_wire_link_alive(&gc->l->link, gc->session);
+    return !gc->dead && !gc->l->rd_failed &&
+           usb_wire_link_alive(&gc->l->link, gc->session);
 }
 
-/* Run one request (read into buf, or write from it) to completion, to
- * the end of the session or to the conn's timeout. Returns SIMSYNC_OK
- * with *done bytes, SIMSYNC_ECLOSED, SIMSYNC_ETIMEOUT or SIMSYNC_EIO. */
+/* Milliseconds left until deadline, or -1 for a conn without timeout. */
 static int
-run_request(struct usb_gadget_conn *gc, int reading, void *buf, size_t len,
-            size_t *done)
+left_ms(const struct usb_gadget_conn *gc, long long deadline)
 {
-    struct usb_gadget_listener *l = gc->l;
-    struct iocb cb, *cbs[1] = {&cb};
-    struct io_event ev;
-    long long deadline = now_ms() + gc->base.timeout_ms;
-    int got = 0, lost = 0, timed_out = 0;
+    long long left;
 
-    *done = 0;
-    memset(&cb, 0, sizeof(cb));
-    cb.aio_fildes = (uint32_t)(reading ? l->ep_out : l->ep_in);
-    cb.aio_lio_opcode = reading ? IOCB_CMD_PREAD : IOCB_CMD_PWRITE;
-    cb.aio_buf = (uint64_t)(uintptr_t)buf;
-    cb.aio_nbytes = len;
-    cb.aio_flags = IOCB_FLAG_RESFD;
-    cb.aio_resfd = (uint32_t)l->aio_fd;
-    if (syscall(SYS_io_submit, l->aio, 1, cbs) != 1) {
-        gc->base.last_errno = errno;
-        return errno == ESHUTDOWN || errno == EAGAIN ? SIMSYNC_ECLOSED
-                                                     : SIMSYNC_EIO;
-    }
-    while (!got) {
-        struct pollfd p[2] = {{l->aio_fd, POLLIN, 0}, {l->ep0, POLLIN, 0}};
-        int wait = -1, n;
-
-        if (gc->base.timeout_ms > 0) {
-            long long left = deadline - now_ms();
-
-            wait = left > 0 ? (int)left : 0;
-        }
-        n = poll(p, 2, wait);
-        if (n < 0 && errno != EINTR) {
-            gc->base.last_errno = errno;
-            lost = 1;
-        } else if (n == 0) {
-            timed_out = 1;
-        }
-        if (p[0].revents & POLLIN) {
-            uint64_t count;
-
-            (void)read(l->aio_fd, &count, sizeof(count));
-            got = aio_reap(l->aio, &ev, 0) == 1;
-            if (got)
-                break;
-        }
-        if (p[1].revents & POLLIN)
-            pump_ep0(l);
-        if (lost || timed_out || !alive(gc)) {
-            struct io_event cev;
-
-            if (syscall(SYS_io_cancel, l->aio, &cb, &cev) == 0) {
-                ev = cev;
-                got = 1;
-            } else {
-                got = aio_reap(l->aio, &ev, USB_GADGET_CANCEL_MS) == 1;
-            }
-            if (!got) { /* the request outlived us: nothing is safe */
-                gc->dead = 1;
-                return SIMSYNC_EIO;
-            }
-        }
-    }
-    if (ev.res > 0) {
-        *done = (size_t)ev.res;
-        return SIMSYNC_OK;
-    }
-    if (ev.res == 0 && !timed_out && !lost && alive(gc))
-        return SIMSYNC_OK; /* a zero-length packet */
-    if (timed_out && alive(gc))
-        return SIMSYNC_ETIMEOUT;
-    if (lost)
-        return SIMSYNC_EIO;
-    gc->base.last_errno = ev.res < 0 ? (int)-ev.res : 0;
-    return SIMSYNC_ECLOSED;
+    if (gc->base.timeout_ms <= 0)
+        return -1;
+    left = deadline - now_ms();
+    return left > 0 ? (int)left : 0;
 }
 
 static int
 usb_gadget_send(struct conn *c, const void *buf, size_t len, size_t *nsent)
 {
     struct usb_gadget_conn *gc = (struct usb_gadget_conn *)c;
+    struct usb_gadget_listener *l = gc->l;
     size_t want = usb_wire_send_len(len);
-    int rc;
+    long long deadline = now_ms() + c->timeout_ms;
 
     *nsent = 0;
     if (!alive(gc))
         return SIMSYNC_ECLOSED;
     if (want == 0)
         return SIMSYNC_OK;
-    rc = run_request(gc, 0, (void *)(uintptr_t)buf, want, nsent);
-    if (rc == SIMSYNC_OK && *nsent == 0)
-        rc = SIMSYNC_ECLOSED;
-    if (rc == SIMSYNC_ETIMEOUT)
-        gc->dead = 1; /* part of it may have gone: the stream is broken */
-    return rc;
+    if (submit(l, &l->wr, l->ep_in, IOCB_CMD_PWRITE, (void *)(uintptr_t)buf,
+               want) != 0) {
+        c->last_errno = errno;
+        return SIMSYNC_ECLOSED;
+    }
+    l->wr_busy = 1;
+    while (l->wr_busy) {
+        post_read(l); /* the host may be writing too: take it in */
+        if (wait_events(l, left_ms(gc, deadline)) == 0) {
+            if (cancel_request(l, &l->wr, &l->wr_busy) != 0 ||
+                l->wr_res != (long long)want) {
+                gc->dead = 1; /* part of it may have gone */
+                return l->wr_res > 0 || l->wr_busy ? SIMSYNC_ECLOSED
+                                                   : SIMSYNC_ETIMEOUT;
+            }
+        } else if (!alive(gc) && l->wr_busy) {
+            (void)cancel_request(l, &l->wr, &l->wr_busy);
+        }
+    }
+    if (l->wr_res <= 0 || !usb_wire_link_alive(&l->link, gc->session)) {
+        c->last_errno = l->wr_res < 0 ? (int)-l->wr_res : 0;
+        return SIMSYNC_ECLOSED;
+    }
+    *nsent = (size_t)l->wr_res;
+    return SIMSYNC_OK;
 }
 
 static int
@@ -704,29 +764,24 @@ usb_gadget_recv(struct conn *c, void *buf, size_t len, size_t *nread)
 {
     struct usb_gadget_conn *gc = (struct usb_gadget_conn *)c;
     struct usb_gadget_listener *l = gc->l;
-    size_t n;
-    int rc;
+    long long deadline = now_ms() + c->timeout_ms;
 
     *nread = 0;
-    while (l->rsession != gc->session || l->rpos == l->rlen) {
+    for (;;) {
+        if (l->ring_session == gc->session && l->ring.len > 0) {
+            *nread = usb_wire_ring_take(&l->ring, buf, len);
+            post_read(l);
+            return SIMSYNC_OK;
+        }
         if (!alive(gc))
-            return SIMSYNC_ECLOSED;
-        rc = run_request(gc, 1, l->rbuf, sizeof(l->rbuf), &n);
-        if (rc != SIMSYNC_OK)
-            return rc;
-        if (n > 0) { /* may have come just as the session ended */
-            l->rsession = gc->session;
-            l->rpos = 0;
-            l->rlen = n;
+            return SIMSYNC_ECLOSED; /* after every byte of the session */
+        post_read(l);
+        if (wait_events(l, left_ms(gc, deadline)) == 0) {
+            reap_ready(l);
+            if (l->ring.len == 0)
+                return SIMSYNC_ETIMEOUT;
         }
     }
-    n = l->rlen - l->rpos;
-    if (n > len)
-        n = len;
-    memcpy(buf, l->rbuf + l->rpos, n);
-    l->rpos += n;
-    *nread = n;
-    return SIMSYNC_OK;
 }
 
 static int
@@ -739,7 +794,14 @@ usb_gadget_pollfd(struct conn *c)
 static void
 usb_gadget_close(struct conn *c)
 {
-    free(c);
+    struct usb_gadget_conn *gc = (struct usb_gadget_conn *)c;
+
+    if (gc == NULL)
+        return;
+    /* Stop taking the host's bytes for a session nobody reads. */
+    if (gc->session == gc->l->ring_session)
+        (void)cancel_request(gc->l, &gc->l->rd, &gc->l->rd_busy);
+    free(gc);
 }
 
 static int

@@ -16,15 +16,19 @@
  *
  * Reads: a bulk IN transfer may carry more than the caller asked for, so
  * every read asks for a whole USB_WIRE_XFER_MAX buffer and the rest waits
- * in the conn. Writes follow usb_wire_send_len() (never a multiple of 64
- * bytes), so each transfer ends with a short packet the handset sees.
+ * in the conn's ring. One read stays posted (libusb's asynchronous API)
+ * whenever the ring has room, also while a send waits, so the handset can
+ * write while we write (usb_wire.h, "Buffering"). Writes follow
+ * usb_wire_send_len() (never a multiple of 64 bytes), so each transfer
+ * ends with a short packet the handset sees.
  *
  * Errors: a detached device, a stalled pipe or an I/O error end the link
- * for good (SIMSYNC_ECLOSED on this and every later call); a transfer that
- * moves nothing within the conn's timeout (conn_set_timeout) gives
- * SIMSYNC_ETIMEOUT; a transfer that times out after moving some bytes
- * reports those bytes. The conn has no fd to poll (conn_pollfd is -1):
- * calls block, bounded by the timeout. Only this file includes libusb.
+ * for good (SIMSYNC_ECLOSED on this and every later call, once the bytes
+ * already received are read); a call that moves nothing within the conn's
+ * timeout (conn_set_timeout) gives SIMSYNC_ETIMEOUT; a send cut by the
+ * timeout after some bytes reports those bytes. The conn has no fd to poll
+ * (conn_pollfd is -1): calls block, bounded by the timeout. Only this file
+ * includes libusb.
  *
  * Why connect failed is left in transport_error() for the caller's
  * message. One thread at a time per conn. */
@@ -52,33 +56,12 @@ struct usb_host_conn {
     unsigned char ep_in;         /* bulk IN endpoint address */
     unsigned char ep_out;        /* bulk OUT endpoint address */
     int dead;                    /* the link is gone: every call fails */
-    size_t in_pos, in_len;       /* unread bytes: in[in_pos .. in_len) */
-    unsigned char in[USB_WIRE_XFER_MAX];
+    struct libusb_transfer *rd;  /* the read kept posted, owned */
+    struct libusb_transfer *wr;  /* the write of a send, owned */
+    int rd_busy, wr_busy;        /* submitted, callback not run yet */
+    unsigned char stage[USB_WIRE_XFER_MAX]; /* target of rd */
+    struct usb_wire_ring ring;   /* received, not yet taken */
 };
-
-int
-usb_host_map_error(int lrc, int moved)
-{
-    switch (lrc) {
-    case LIBUSB_SUCCESS:
-        return SIMSYNC_OK;
-    case LIBUSB_ERROR_TIMEOUT:
-        return moved > 0 ? SIMSYNC_OK : SIMSYNC_ETIMEOUT;
-    case LIBUSB_ERROR_NO_DEVICE:
-    case LIBUSB_ERROR_PIPE:
-    case LIBUSB_ERROR_IO:
-    case LIBUSB_ERROR_NOT_FOUND: /* the interface went with a reset */
-        return SIMSYNC_ECLOSED;
-    case LIBUSB_ERROR_OVERFLOW:
-        return SIMSYNC_EPROTO;
-    case LIBUSB_ERROR_INTERRUPTED:
-        return SIMSYNC_EAGAIN;
-    case LIBUSB_ERROR_NO_MEM:
-        return SIMSYNC_ENOMEM;
-    default:
-        return SIMSYNC_EIO;
-    }
-}
 
 /* The simsync interface of `dev`'s active configuration: its number and
  * bulk endpoints. Returns 1 if found, else 0. */
@@ -271,6 +254,13 @@ usb_host_connect(const char *addr, struct conn **out)
         free(uc);
         return rc;
     }
+    uc->rd = libusb_alloc_transfer(0);
+    uc->wr = libusb_alloc_transfer(0);
+    if (uc->rd == NULL || uc->wr == NULL) {
+        uc->dead = 1;
+        usb_host_close(&uc->base);
+        return SIMSYNC_ENOMEM;
+    }
     lrc = libusb_control_transfer(uc->dev, USB_WIRE_REQTYPE,
                                   USB_WIRE_REQ_OPEN, 0, (uint16_t)uc->iface,
                                   NULL, 0, USB_HOST_CONTROL_MS);
@@ -286,16 +276,107 @@ usb_host_connect(const char *addr, struct conn **out)
     return SIMSYNC_OK;
 }
 
-/* Map a failed transfer; a lost link stays lost. */
-static int
-transfer_result(struct usb_host_conn *uc, int lrc, int moved)
+int
+usb_host_map_status(int status)
 {
-    int rc = usb_host_map_error(lrc, moved);
+    switch (status) {
+    case LIBUSB_TRANSFER_COMPLETED:
+        return SIMSYNC_OK;
+    case LIBUSB_TRANSFER_TIMED_OUT:
+    case LIBUSB_TRANSFER_CANCELLED:
+        return SIMSYNC_ETIMEOUT;
+    case LIBUSB_TRANSFER_OVERFLOW:
+        return SIMSYNC_EPROTO;
+    default: /* NO_DEVICE, STALL, ERROR */
+        return SIMSYNC_ECLOSED;
+    }
+}
 
-    if (rc == SIMSYNC_ECLOSED)
+static void LIBUSB_CALL
+read_done(struct libusb_transfer *t)
+{
+    struct usb_host_conn *uc = t->user_data;
+
+    uc->rd_busy = 0;
+    if (t->actual_length > 0)
+        usb_wire_ring_put(&uc->ring, uc->stage, (size_t)t->actual_length);
+    if (t->status != LIBUSB_TRANSFER_COMPLETED &&
+        t->status != LIBUSB_TRANSFER_CANCELLED &&
+        t->status != LIBUSB_TRANSFER_TIMED_OUT)
         uc->dead = 1;
-    uc->base.last_errno = lrc == LIBUSB_SUCCESS ? 0 : EIO;
-    return rc;
+}
+
+static void LIBUSB_CALL
+write_done(struct libusb_transfer *t)
+{
+    struct usb_host_conn *uc = t->user_data;
+
+    uc->wr_busy = 0;
+    if (usb_host_map_status(t->status) == SIMSYNC_ECLOSED)
+        uc->dead = 1;
+}
+
+/* Keep a read posted while the ring has room for a whole transfer. */
+static void
+post_read(struct usb_host_conn *uc)
+{
+    if (uc->rd_busy || uc->dead || !usb_wire_ring_has_room(&uc->ring))
+        return;
+    libusb_fill_bulk_transfer(uc->rd, uc->dev, uc->ep_in, uc->stage,
+                              (int)sizeof(uc->stage), read_done, uc, 0);
+    if (libusb_submit_transfer(uc->rd) == LIBUSB_SUCCESS)
+        uc->rd_busy = 1;
+    else
+        uc->dead = 1;
+}
+
+static long long
+now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Run libusb's events until *flag is 0 or the deadline (timeout_ms <= 0:
+ * none) passes. Returns 0, or SIMSYNC_ETIMEOUT. */
+static int
+run_until(struct usb_host_conn *uc, const int *flag, int timeout_ms,
+          long long deadline)
+{
+    while (*flag) {
+        struct timeval tv = {0, 200000};
+        int completed = 0;
+
+        if (timeout_ms > 0) {
+            long long left = deadline - now_ms();
+
+            if (left <= 0)
+                return SIMSYNC_ETIMEOUT;
+            if (left < 200)
+                tv.tv_usec = (long)left * 1000;
+        }
+        (void)libusb_handle_events_timeout_completed(uc->ctx, &tv,
+                                                     &completed);
+    }
+    return SIMSYNC_OK;
+}
+
+/* Cancel a posted transfer and wait for its callback. */
+static void
+cancel_transfer(struct usb_host_conn *uc, struct libusb_transfer *t,
+                const int *busy)
+{
+    if (!*busy)
+        return;
+    (void)libusb_cancel_transfer(t);
+    while (*busy) {
+        struct timeval tv = {1, 0};
+
+        if (libusb_handle_events_timeout(uc->ctx, &tv) != 0)
+            break;
+    }
 }
 
 static int
@@ -303,57 +384,57 @@ usb_host_send(struct conn *c, const void *buf, size_t len, size_t *nsent)
 {
     struct usb_host_conn *uc = (struct usb_host_conn *)c;
     int want = (int)usb_wire_send_len(len);
-    int moved, lrc, rc;
+    long long deadline = now_ms() + c->timeout_ms;
+    int rc;
 
     *nsent = 0;
     if (uc->dead)
         return SIMSYNC_ECLOSED;
     if (want == 0)
         return SIMSYNC_OK;
-    do {
-        moved = 0;
-        lrc = libusb_bulk_transfer(uc->dev, uc->ep_out,
-                                   (unsigned char *)(uintptr_t)buf, want,
-                                   &moved, (unsigned)c->timeout_ms);
-        rc = transfer_result(uc, lrc, moved);
-    } while (rc == SIMSYNC_EAGAIN && moved == 0);
-    if (moved > 0 && (rc == SIMSYNC_OK || rc == SIMSYNC_EAGAIN)) {
-        *nsent = (size_t)moved;
+    libusb_fill_bulk_transfer(uc->wr, uc->dev, uc->ep_out,
+                              (unsigned char *)(uintptr_t)buf, want,
+                              write_done, uc, 0);
+    if (libusb_submit_transfer(uc->wr) != LIBUSB_SUCCESS) {
+        uc->dead = 1;
+        return SIMSYNC_ECLOSED;
+    }
+    uc->wr_busy = 1;
+    post_read(uc); /* the handset may be writing too: take it in */
+    rc = run_until(uc, &uc->wr_busy, c->timeout_ms, deadline);
+    if (rc == SIMSYNC_ETIMEOUT)
+        cancel_transfer(uc, uc->wr, &uc->wr_busy);
+    if (uc->wr_busy) { /* libusb lost track of it: give the link up */
+        uc->dead = 1;
+        return SIMSYNC_ECLOSED;
+    }
+    if (uc->wr->actual_length > 0) {
+        *nsent = (size_t)uc->wr->actual_length;
         return SIMSYNC_OK;
     }
-    return rc;
+    rc = usb_host_map_status(uc->wr->status);
+    return rc == SIMSYNC_OK ? SIMSYNC_ECLOSED : rc;
 }
 
 static int
 usb_host_recv(struct conn *c, void *buf, size_t len, size_t *nread)
 {
     struct usb_host_conn *uc = (struct usb_host_conn *)c;
-    size_t n;
-    int moved, lrc, rc;
+    long long deadline = now_ms() + c->timeout_ms;
 
     *nread = 0;
-    while (uc->in_pos == uc->in_len) {
+    for (;;) {
+        if (uc->ring.len > 0) {
+            *nread = usb_wire_ring_take(&uc->ring, buf, len);
+            post_read(uc);
+            return SIMSYNC_OK;
+        }
         if (uc->dead)
             return SIMSYNC_ECLOSED;
-        moved = 0;
-        lrc = libusb_bulk_transfer(uc->dev, uc->ep_in, uc->in,
-                                   (int)sizeof(uc->in), &moved,
-                                   (unsigned)c->timeout_ms);
-        rc = transfer_result(uc, lrc, moved);
-        if (moved > 0) {
-            uc->in_pos = 0;
-            uc->in_len = (size_t)moved;
-        } else if (rc != SIMSYNC_OK && rc != SIMSYNC_EAGAIN) {
-            return rc;
-        } /* else: a zero-length packet or a signal: read again */
+        post_read(uc);
+        if (run_until(uc, &uc->rd_busy, c->timeout_ms, deadline) != 0)
+            return SIMSYNC_ETIMEOUT; /* the read stays posted */
     }
-    n = uc->in_len - uc->in_pos;
-    if (n > len)
-        n = len;
-    memcpy(buf, uc->in + uc->in_pos, n);
-    uc->in_pos += n;
-    *nread = n;
-    return SIMSYNC_OK;
 }
 
 static int
@@ -370,6 +451,8 @@ usb_host_close(struct conn *c)
 
     if (uc == NULL)
         return;
+    if (uc->rd != NULL)
+        cancel_transfer(uc, uc->rd, &uc->rd_busy);
     if (uc->dev != NULL) {
         if (!uc->dead)
             (void)libusb_control_transfer(uc->dev, USB_WIRE_REQTYPE,
@@ -379,6 +462,10 @@ usb_host_close(struct conn *c)
         (void)libusb_release_interface(uc->dev, uc->iface);
         libusb_close(uc->dev);
     }
+    if (!uc->rd_busy)
+        libusb_free_transfer(uc->rd);
+    if (!uc->wr_busy)
+        libusb_free_transfer(uc->wr);
     if (uc->ctx != NULL)
         libusb_exit(uc->ctx);
     free(uc);

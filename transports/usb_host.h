@@ -4,15 +4,13 @@
 #ifndef SIMSYNC_USB_HOST_H
 #define SIMSYNC_USB_HOST_H
 
-/* Map a libusb result `lrc` (LIBUSB_SUCCESS or a LIBUSB_ERROR_* code) of
- * a transfer that moved `moved` bytes to a SIMSYNC_* code:
- *   success, or a timeout after moving bytes    -> SIMSYNC_OK
- *   a timeout that moved nothing                -> SIMSYNC_ETIMEOUT
- *   NO_DEVICE, PIPE, IO, NOT_FOUND (link gone)  -> SIMSYNC_ECLOSED
- *   OVERFLOW (the peer broke the packet rule)   -> SIMSYNC_EPROTO
- *   INTERRUPTED (a signal: try again)           -> SIMSYNC_EAGAIN
- *   NO_MEM                                      -> SIMSYNC_ENOMEM
- *   anything else                               -> SIMSYNC_EIO */
-int usb_host_map_error(int lrc, int moved);
+/* Map the status of a finished transfer (enum libusb_transfer_status) to
+ * a SIMSYNC_* code:
+ *   COMPLETED                          -> SIMSYNC_OK
+ *   TIMED_OUT, CANCELLED (our timeout) -> SIMSYNC_ETIMEOUT
+ *   OVERFLOW (the peer broke the rule) -> SIMSYNC_EPROTO
+ *   NO_DEVICE, STALL, ERROR, others    -> SIMSYNC_ECLOSED: the link is gone
+ * A transfer that moved bytes reports them whatever its status. */
+int usb_host_map_status(int status);
 
 #endif /* SIMSYNC_USB_HOST_H */

@@ -34,6 +34,38 @@ usb_wire_send_len(size_t len)
     return len;
 }
 
+int
+usb_wire_ring_has_room(const struct usb_wire_ring *r)
+{
+    return sizeof(r->buf) - r->len >= USB_WIRE_XFER_MAX;
+}
+
+void
+usb_wire_ring_put(struct usb_wire_ring *r, const void *data, size_t n)
+{
+    if (n > sizeof(r->buf) - r->len)
+        n = sizeof(r->buf) - r->len; /* misuse: keep what fits */
+    if (r->pos + r->len + n > sizeof(r->buf)) {
+        memmove(r->buf, r->buf + r->pos, r->len);
+        r->pos = 0;
+    }
+    memcpy(r->buf + r->pos + r->len, data, n);
+    r->len += n;
+}
+
+size_t
+usb_wire_ring_take(struct usb_wire_ring *r, void *out, size_t n)
+{
+    if (n > r->len)
+        n = r->len;
+    memcpy(out, r->buf + r->pos, n);
+    r->pos += n;
+    r->len -= n;
+    if (r->len == 0)
+        r->pos = 0;
+    return n;
+}
+
 /* Parse 1 to 4 hex digits from s[0..n) into *out. */
 static int
 parse_hex16(const char *s, size_t n, int *out)

@@ -27,7 +27,14 @@
  * the caller sends the rest next time. Readers always read whole
  * USB_WIRE_XFER_MAX buffers, a multiple of every packet size, so no
  * transfer overflows them; the bytes past what the caller asked for wait in
- * the conn for the next read. */
+ * the conn for the next read.
+ *
+ * Buffering: USB moves a bulk transfer only while the other end has a read
+ * posted. If both ends wrote at once and neither read, both would wait for
+ * ever (a TCP socket buffers; an endpoint does not). So each end keeps one
+ * read posted whenever its receive ring (struct usb_wire_ring) has room for
+ * a whole transfer, also while it is sending: a peer's write completes as
+ * long as USB_WIRE_RING bytes of unread data are not exceeded. */
 #ifndef SIMSYNC_USB_WIRE_H
 #define SIMSYNC_USB_WIRE_H
 
@@ -60,6 +67,10 @@
  * (the largest bulk packet). */
 #define USB_WIRE_XFER_MAX 16384
 
+/* Bytes each end buffers of what it received and was not asked for yet
+ * (a multiple of USB_WIRE_XFER_MAX). */
+#define USB_WIRE_RING (4 * USB_WIRE_XFER_MAX)
+
 /* The smallest bulk packet size (full speed); see "Byte stream" above. */
 #define USB_WIRE_SHORT_UNIT 64
 
@@ -86,6 +97,22 @@ int usb_wire_parse_gadget_addr(const char *addr, char *udc, size_t len);
  * small. */
 size_t usb_wire_ffs_descriptors(uint8_t *buf, size_t len);
 size_t usb_wire_ffs_strings(uint8_t *buf, size_t len);
+
+/* Received bytes waiting for the caller: buf[pos .. pos + len). */
+struct usb_wire_ring {
+    size_t pos, len;
+    unsigned char buf[USB_WIRE_RING];
+};
+
+/* Whether a whole transfer (USB_WIRE_XFER_MAX bytes) fits. */
+int usb_wire_ring_has_room(const struct usb_wire_ring *r);
+
+/* Append n bytes (n <= USB_WIRE_XFER_MAX, and usb_wire_ring_has_room was
+ * true), moving the waiting bytes to the front when needed. */
+void usb_wire_ring_put(struct usb_wire_ring *r, const void *data, size_t n);
+
+/* Move up to n waiting bytes to out; returns how many. */
+size_t usb_wire_ring_take(struct usb_wire_ring *r, void *out, size_t n);
 
 /* The handset's view of the link, driven by FunctionFS ep0 events. */
 struct usb_wire_link {

@@ -1,6 +1,7 @@
 /* test_usb_wire.c -- the USB link without USB hardware: addresses, the
  * FunctionFS descriptor and string blobs, the short-packet rule, the
- * handset's session state driven by ep0 events, the libusb error mapping,
+ * handset's session state driven by ep0 events, the receive ring, the
+ * libusb status mapping,
  * the scheme table, and the clear failures of both backends on a machine
  * with no handset and no gadget support. The real link runs in the VM
  * (tests/vm/guest/tests/30-usb-sync.sh, 31-usb-unplug.sh). */
@@ -17,20 +18,17 @@
 #include "usb_host.h"
 #include "usb_wire.h"
 
-/* libusb's error codes (libusb.h; part of its stable ABI). The test does
- * not include libusb: only usb_host.c does. */
+/* libusb's transfer status values (enum libusb_transfer_status in
+ * libusb.h; part of its stable ABI). The test does not include libusb:
+ * only usb_host.c does. */
 enum {
-    L_SUCCESS = 0,
-    L_IO = -1,
-    L_ACCESS = -3,
-    L_NO_DEVICE = -4,
-    L_NOT_FOUND = -5,
-    L_TIMEOUT = -7,
-    L_OVERFLOW = -8,
-    L_PIPE = -9,
-    L_INTERRUPTED = -10,
-    L_NO_MEM = -11,
-    L_OTHER = -99
+    T_COMPLETED = 0,
+    T_ERROR = 1,
+    T_TIMED_OUT = 2,
+    T_CANCELLED = 3,
+    T_STALL = 4,
+    T_NO_DEVICE = 5,
+    T_OVERFLOW = 6
 };
 
 static unsigned
@@ -134,6 +132,43 @@ send_len_never_ends_on_a_packet_boundary(void **state)
         assert_true(n >= len - 1 || n == USB_WIRE_XFER_MAX - 1);
     }
     assert_int_equal(USB_WIRE_XFER_MAX % 1024, 0);
+}
+
+/* ---- the receive ring ---------------------------------------------- */
+
+static void
+ring_keeps_order_and_room(void **state)
+{
+    static struct usb_wire_ring r;
+    unsigned char in[USB_WIRE_XFER_MAX], out[USB_WIRE_XFER_MAX];
+    unsigned long long put = 0, took = 0;
+    size_t i, n, k;
+
+    (void)state;
+    memset(&r, 0, sizeof(r));
+    /* Fill to the last whole transfer, then take odd amounts and put
+     * again, forcing the bytes to move to the front many times. */
+    for (k = 0; k < 200; k++) {
+        while (usb_wire_ring_has_room(&r)) {
+            n = 1 + (k * 7919 + put) % USB_WIRE_XFER_MAX;
+            for (i = 0; i < n; i++)
+                in[i] = (unsigned char)((put + i) * 13);
+            usb_wire_ring_put(&r, in, n);
+            put += n;
+        }
+        assert_true(r.len > USB_WIRE_RING - USB_WIRE_XFER_MAX);
+        n = usb_wire_ring_take(&r, out, 1 + (k * 104729) % sizeof(out));
+        for (i = 0; i < n; i++)
+            assert_int_equal(out[i], (unsigned char)((took + i) * 13));
+        took += n;
+    }
+    while ((n = usb_wire_ring_take(&r, out, sizeof(out))) > 0) {
+        for (i = 0; i < n; i++)
+            assert_int_equal(out[i], (unsigned char)((took + i) * 13));
+        took += n;
+    }
+    assert_true(took == put);
+    assert_int_equal(r.len, 0);
 }
 
 /* ---- FunctionFS blobs ---------------------------------------------- */
@@ -346,21 +381,17 @@ foreign_requests_are_stalled(void **state)
 /* ---- the desktop side ------------------------------------------------ */
 
 static void
-libusb_errors_map_to_link_codes(void **state)
+libusb_status_maps_to_link_codes(void **state)
 {
     (void)state;
-    assert_int_equal(usb_host_map_error(L_SUCCESS, 10), SIMSYNC_OK);
-    assert_int_equal(usb_host_map_error(L_TIMEOUT, 0), SIMSYNC_ETIMEOUT);
-    assert_int_equal(usb_host_map_error(L_TIMEOUT, 5), SIMSYNC_OK);
-    assert_int_equal(usb_host_map_error(L_NO_DEVICE, 0), SIMSYNC_ECLOSED);
-    assert_int_equal(usb_host_map_error(L_PIPE, 0), SIMSYNC_ECLOSED);
-    assert_int_equal(usb_host_map_error(L_IO, 0), SIMSYNC_ECLOSED);
-    assert_int_equal(usb_host_map_error(L_NOT_FOUND, 0), SIMSYNC_ECLOSED);
-    assert_int_equal(usb_host_map_error(L_OVERFLOW, 0), SIMSYNC_EPROTO);
-    assert_int_equal(usb_host_map_error(L_INTERRUPTED, 0), SIMSYNC_EAGAIN);
-    assert_int_equal(usb_host_map_error(L_NO_MEM, 0), SIMSYNC_ENOMEM);
-    assert_int_equal(usb_host_map_error(L_ACCESS, 0), SIMSYNC_EIO);
-    assert_int_equal(usb_host_map_error(L_OTHER, 0), SIMSYNC_EIO);
+    assert_int_equal(usb_host_map_status(T_COMPLETED), SIMSYNC_OK);
+    assert_int_equal(usb_host_map_status(T_TIMED_OUT), SIMSYNC_ETIMEOUT);
+    assert_int_equal(usb_host_map_status(T_CANCELLED), SIMSYNC_ETIMEOUT);
+    assert_int_equal(usb_host_map_status(T_NO_DEVICE), SIMSYNC_ECLOSED);
+    assert_int_equal(usb_host_map_status(T_STALL), SIMSYNC_ECLOSED);
+    assert_int_equal(usb_host_map_status(T_ERROR), SIMSYNC_ECLOSED);
+    assert_int_equal(usb_host_map_status(T_OVERFLOW), SIMSYNC_EPROTO);
+    assert_int_equal(usb_host_map_status(99), SIMSYNC_ECLOSED);
 }
 
 static void
@@ -458,6 +489,7 @@ main(void)
         cmocka_unit_test(host_addr_rejects_malformed),
         cmocka_unit_test(gadget_addr_forms),
         cmocka_unit_test(send_len_never_ends_on_a_packet_boundary),
+        cmocka_unit_test(ring_keeps_order_and_room),
         cmocka_unit_test(descriptors_blob_is_well_formed),
         cmocka_unit_test(strings_blob_is_well_formed),
         cmocka_unit_test(open_gives_one_conn_and_close_ends_it),
@@ -466,7 +498,7 @@ main(void)
             detach_and_unbind_end_the_session_and_reattach_recovers),
         cmocka_unit_test(open_before_enable_or_lost_in_detach_gives_nothing),
         cmocka_unit_test(foreign_requests_are_stalled),
-        cmocka_unit_test(libusb_errors_map_to_link_codes),
+        cmocka_unit_test(libusb_status_maps_to_link_codes),
         cmocka_unit_test(schemes_are_registered),
         cmocka_unit_test(host_connect_bad_address_says_the_form),
         cmocka_unit_test(host_connect_without_a_handset_fails_clearly),
