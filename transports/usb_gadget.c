@@ -14,7 +14,9 @@
  * "simsync" left unbound by a process that died is removed and made again;
  * one still bound to a controller belongs to a live listener and is left
  * alone (SIMSYNC_EIO). listener_close unbinds and removes everything
- * listen made.
+ * listen made, once the last conn it accepted is closed too: a conn may
+ * outlive its listener (pairing closes the listener as soon as it has
+ * its one conn), and the gadget is the conn's link.
  *
  * Sessions (usb_wire.h): ep0 delivers FunctionFS events (BIND, ENABLE,
  * DISABLE, UNBIND, SETUP, ...), which usb_wire_link_event turns into the
@@ -35,8 +37,7 @@
  * writes follow usb_wire_send_len(). A send that times out ends the conn
  * (some of its bytes may have gone). The conn has no poll fd (-1).
  *
- * The listener and its conns are used from one thread at a time, and a
- * conn must be closed before its listener. */
+ * The listener and its conns are used from one thread at a time. */
 #include <dirent.h>
 #include <endian.h>
 #include <errno.h>
@@ -86,6 +87,7 @@ struct usb_gadget_listener {
     int aio_fd;                   /* eventfd: AIO completions */
     int notify_fd;                /* eventfd: an OPEN waits for accept */
     int epoll_fd;                 /* listener_pollfd: ep0 + notify_fd */
+    int refs;                     /* the listener, if open, + its conns */
     struct usb_wire_link link;    /* state from ep0 events */
     struct iocb rd, wr;           /* the read kept posted, the write */
     int rd_busy, wr_busy;         /* submitted, completion not seen */
@@ -98,10 +100,12 @@ struct usb_gadget_listener {
 
 struct usb_gadget_conn {
     struct conn base; /* must be first */
-    struct usb_gadget_listener *l; /* borrowed: outlives the conn */
+    struct usb_gadget_listener *l; /* shared: one of l->refs */
     unsigned session;              /* the session this conn is */
     int dead;                      /* ended by a send that timed out */
 };
+
+static void release(struct usb_gadget_listener *l);
 
 /* --- Linux AIO, by system call (no libaio) -------------------------- */
 
@@ -526,6 +530,7 @@ usb_gadget_listen(const char *addr, struct listener **out)
         usb_gadget_listener_close(&l->base);
         return rc;
     }
+    l->refs = 1;
     *out = &l->base;
     return SIMSYNC_OK;
 }
@@ -688,6 +693,7 @@ usb_gadget_accept(struct listener *base, struct conn **out)
     (void)usb_wire_link_accept(&l->link, &session);
     conn_init(&gc->base, &transport_usb_gadget);
     gc->l = l;
+    l->refs++;
     gc->session = session;
     /* Nothing is posted between sessions (pump_ep0 cancelled it), so the
      * ring holds only an earlier session's bytes: not ours. */
@@ -795,13 +801,16 @@ static void
 usb_gadget_close(struct conn *c)
 {
     struct usb_gadget_conn *gc = (struct usb_gadget_conn *)c;
+    struct usb_gadget_listener *l;
 
     if (gc == NULL)
         return;
+    l = gc->l;
     /* Stop taking the host's bytes for a session nobody reads. */
-    if (gc->session == gc->l->ring_session)
-        (void)cancel_request(gc->l, &gc->l->rd, &gc->l->rd_busy);
+    if (gc->session == l->ring_session)
+        (void)cancel_request(l, &l->rd, &l->rd_busy);
     free(gc);
+    release(l);
 }
 
 static int
@@ -830,6 +839,16 @@ usb_gadget_listener_addr(struct listener *base, char *buf, size_t len)
     return SIMSYNC_OK;
 }
 
+/* Drop one reference; the last one takes the gadget down. */
+static void
+release(struct usb_gadget_listener *l)
+{
+    if (--l->refs > 0)
+        return;
+    teardown(l);
+    free(l);
+}
+
 static void
 usb_gadget_listener_close(struct listener *base)
 {
@@ -837,8 +856,12 @@ usb_gadget_listener_close(struct listener *base)
 
     if (l == NULL)
         return;
-    teardown(l);
-    free(l);
+    if (l->refs == 0) { /* a listen that failed half-way */
+        teardown(l);
+        free(l);
+        return;
+    }
+    release(l);
 }
 
 const struct transport_ops transport_usb_gadget = {
