@@ -145,8 +145,7 @@ try_open(struct usb_host_conn *uc, int vid, int pid)
                                     ? " (give this user access to the "
                                       "device, e.g. with a udev rule)"
                                     : "");
-            rc = lrc == LIBUSB_ERROR_ACCESS ? SIMSYNC_EREFUSED
-                                            : SIMSYNC_ECONNECT;
+            rc = lrc == LIBUSB_ERROR_ACCESS ? SIMSYNC_EIO : SIMSYNC_ECONNECT;
             break;
         }
         (void)libusb_set_auto_detach_kernel_driver(uc->dev, 1);

@@ -45,7 +45,8 @@ cmp "$T/D/data/archive/big.bin" "$T/H/data/archive/big.bin" || fail "big.bin dif
 sent=$(sed -n 's/.*"wire_sent":\([0-9]*\).*/\1/p' "$T/sync.out")
 [ -n "$sent" ] && [ "$sent" -lt $((size - 1024 * 1024)) ] ||
     fail "the resumed sync sent $sent bytes of $size: not a resume ($(cat "$T/sync.out"))"
-ok "plugged back in, the next sync resumed: $sent of $size bytes sent"
+secs=$(sed -n 's/.*"seconds":\([0-9.]*\).*/\1/p' "$T/sync.out")
+ok "plugged back in, the next sync resumed: $sent of $size bytes sent in $secs s"
 
 sync_ok D --peer usb
 grep -q '"sent_items":0,.*"recv_items":0' "$T/sync.out" ||
