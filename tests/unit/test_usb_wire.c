@@ -4,7 +4,7 @@
  * libusb status mapping,
  * the scheme table, and the clear failures of both backends on a machine
  * with no handset and no gadget support. The real link runs in the VM
- * (tests/vm/guest/tests/30-usb-sync.sh, 31-usb-unplug.sh). */
+ * (tests/vm/guest/tests/40-usb-sync.sh, 41-usb-unplug.sh). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
