@@ -225,4 +225,17 @@ int cmd_policy_confirm(struct cli *c, int argc, char **argv);
 int cmd_policy_run(struct cli *c, int argc, char **argv);
 int cmd_log(struct cli *c, int argc, char **argv);
 
+/* cmd_kiosk.c */
+int cmd_hub_kiosk(struct cli *c, int argc, char **argv);
+int cmd_hub_audit(struct cli *c, int argc, char **argv);
+int cmd_kiosk_enroll(struct cli *c, int argc, char **argv);
+int cmd_kiosk_register(struct cli *c, int argc, char **argv);
+int cmd_kiosk_send(struct cli *c, int argc, char **argv);
+int cmd_kiosk_offer(struct cli *c, int argc, char **argv);
+int cmd_kiosk_audit(struct cli *c, int argc, char **argv);
+/* Read a kiosk credential file into buf (len bytes, NUL-terminated).
+ * Returns 0 or the exit code after reporting. The caller wipes buf. */
+int cli_read_credential(struct cli *c, const char *file, char *buf,
+                        size_t len);
+
 #endif /* CLI_H */

@@ -70,14 +70,16 @@ int
 cmd_init(struct cli *c, int argc, char **argv)
 {
     const char *role = NULL, *tid = NULL, *data = NULL, *pos[1];
+    const char *cred_file = NULL;
     const struct cli_opt opts[] = {
         {"--role", &role, NULL},
         {"--terminal-id", &tid, NULL},
         {"--data", &data, NULL},
+        {"--credential-file", &cred_file, NULL},
         {NULL, NULL, NULL},
     };
     struct simsync_node *n = NULL;
-    char data_abs[4096], id[ID_MAX];
+    char data_abs[4096], id[ID_MAX], cred[SIMSYNC_KIOSK_CRED_MAX + 64];
     enum cli_parse_result parsed;
     size_t npos;
     int rc, code;
@@ -86,11 +88,16 @@ cmd_init(struct cli *c, int argc, char **argv)
     if (parsed != CLI_PARSE_OK)
         return cli_parse_exit(parsed);
     if (role == NULL)
-        return out_usage(c, "--role is needed (terminal, hub or desktop)");
+        return out_usage(c, "--role is needed (terminal, hub, desktop or "
+                            "kiosk)");
     if (strcmp(role, "terminal") != 0 && strcmp(role, "hub") != 0 &&
-        strcmp(role, "desktop") != 0)
-        return out_usage(c, "unknown role '%s' (terminal, hub or desktop)",
+        strcmp(role, "desktop") != 0 && strcmp(role, "kiosk") != 0)
+        return out_usage(c,
+                         "unknown role '%s' (terminal, hub, desktop or "
+                         "kiosk)",
                          role);
+    if (cred_file != NULL && strcmp(role, "kiosk") != 0)
+        return out_usage(c, "--credential-file is for --role kiosk only");
     if (tid != NULL && (strlen(tid) > 63 || strpbrk(tid, "=\n") != NULL))
         return out_usage(c, "--terminal-id must be 1-63 characters without "
                             "'=' or line breaks");
@@ -105,6 +112,10 @@ cmd_init(struct cli *c, int argc, char **argv)
                          "parent directories: %s. Check the path and "
                          "permissions",
                          c->home, strerror(errno));
+    cred[0] = '\0';
+    if (cred_file != NULL &&
+        (code = cli_read_credential(c, cred_file, cred, sizeof(cred))) != 0)
+        return code;
     rc = simsync_init(c->home, role, tid, data != NULL ? data_abs : NULL);
     if (rc == SIMSYNC_EEXIST)
         return out_error(c, simsync_exit_code(rc),
@@ -118,8 +129,25 @@ cmd_init(struct cli *c, int argc, char **argv)
         return out_fail(c, NULL, rc, what);
     }
     code = out_node_open(c, &n);
-    if (code != 0)
+    if (code != 0) {
+        secret_wipe(cred, sizeof(cred));
         return code;
+    }
+    if (cred[0] != '\0') {
+        rc = simsync_kiosk_enroll(n, cred);
+        secret_wipe(cred, sizeof(cred));
+        if (rc != SIMSYNC_OK) {
+            code = out_error(c,
+                             rc == SIMSYNC_EINVAL ? CLI_EXIT_USAGE
+                                                  : simsync_exit_code(rc),
+                             "init: the kiosk was made in %s but %s: %s. "
+                             "Give it the right one with 'simsync kiosk "
+                             "enroll --credential-file F'",
+                             c->home, cred_file, simsync_node_errmsg(n));
+            simsync_node_close(n);
+            return code;
+        }
+    }
     rc = simsync_node_id(n, id, sizeof(id));
     if (rc != SIMSYNC_OK) {
         code = out_fail(c, n, rc, "cannot read the new node's ID");
@@ -140,6 +168,13 @@ cmd_init(struct cli *c, int argc, char **argv)
             printf("Serve with 'simsync hub serve --listen HOST:PORT'; "
                    "terminals register with --hub-id %s.\n",
                    id);
+        else if (strcmp(role, "kiosk") == 0)
+            printf("%s\n", cred_file != NULL
+                               ? "Credential stored. Next: 'simsync kiosk "
+                                 "register ...'."
+                               : "Next: 'simsync kiosk enroll "
+                                 "--credential-file F' with the credential "
+                                 "'simsync hub kiosk add' printed.");
         else
             printf("Terminal ID: %s\nNext: 'simsync sim insert FILE', "
                    "then 'simsync register --hub HOST:PORT --hub-id "
@@ -155,7 +190,7 @@ cmd_id(struct cli *c, int argc, char **argv)
 {
     const char *pos[1];
     struct simsync_node *n = NULL;
-    char id[ID_MAX];
+    char id[ID_MAX], key[65];
     size_t npos;
     int rc, code;
 
@@ -172,6 +207,10 @@ cmd_id(struct cli *c, int argc, char **argv)
         out_json_str(stdout, simsync_node_role(n));
         fputs(",\"terminal_id\":", stdout);
         out_json_str(stdout, simsync_node_terminal_id(n));
+        if (simsync_node_key(n, key, sizeof(key)) == SIMSYNC_OK) {
+            fputs(",\"node_key\":", stdout);
+            out_json_str(stdout, key);
+        }
         fputs("}\n", stdout);
     } else {
         printf("%s\n", id);
@@ -277,10 +316,12 @@ int
 cmd_register(struct cli *c, int argc, char **argv)
 {
     const char *hub = NULL, *hub_id = NULL, *classes = NULL, *pos[1];
+    int kiosk = 0;
     const struct cli_opt opts[] = {
         {"--hub", &hub, NULL},
         {"--hub-id", &hub_id, NULL},
         {"--classes", &classes, NULL},
+        {"--kiosk", NULL, &kiosk},
         {NULL, NULL, NULL},
     };
     struct simsync_node *n = NULL;
@@ -301,25 +342,33 @@ cmd_register(struct cli *c, int argc, char **argv)
     code = out_node_open(c, &n);
     if (code != 0)
         return code;
-    if (strcmp(simsync_node_role(n), "hub") == 0) {
-        simsync_node_close(n);
-        return out_error(c, CLI_EXIT_ERROR,
-                         "cannot register: %s is a hub node. Register "
+    if (strcmp(simsync_node_role(n), "hub") == 0 ||
+        strcmp(simsync_node_role(n), "kiosk") == 0) {
+        code = out_error(c, CLI_EXIT_ERROR,
+                         "cannot register: %s is a %s node. Register "
                          "from a terminal's home (--home)",
-                         c->home);
+                         c->home, simsync_node_role(n));
+        simsync_node_close(n);
+        return code;
     }
     recovery_out[0] = '\0';
+    password[0] = '\0';
     code = secret_get(c, SECRET_PIN, 1, pin, sizeof(pin), &have_pin);
-    if (code == 0)
+    if (code == 0 && !kiosk)
         code = secret_get(c, SECRET_PASSWORD, 1, password, sizeof(password),
                           &have_pw);
     if (code == 0)
         code = secret_get(c, SECRET_RECOVERY, 0, recovery, sizeof(recovery),
                           &have_rec);
     if (code == 0) {
-        rc = simsync_register(n, hub, hub_id, classes, pin, password,
-                              have_rec ? recovery : NULL, recovery_out,
-                              sizeof(recovery_out));
+        if (kiosk)
+            rc = simsync_register_kiosk(n, hub, hub_id, classes, pin,
+                                        have_rec ? recovery : NULL,
+                                        recovery_out, sizeof(recovery_out));
+        else
+            rc = simsync_register(n, hub, hub_id, classes, pin, password,
+                                  have_rec ? recovery : NULL, recovery_out,
+                                  sizeof(recovery_out));
         if (rc != SIMSYNC_OK)
             code = out_fail(c, n, rc, "registration failed");
         else

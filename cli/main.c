@@ -36,8 +36,10 @@ static const struct command commands[] = {
      "sim unblock FILE --puk PUK --new-pin PIN",
      "unblock a SIM with its PUK and set a new PIN"},
     {"init", NULL, cmd_init,
-     "init --role terminal|hub|desktop [--terminal-id ID] [--data DIR]",
-     "create a node in the home directory"},
+     "init --role terminal|hub|desktop|kiosk [--terminal-id ID] [--data DIR] "
+     "[--credential-file F]",
+     "create a node in the home directory (a kiosk takes the credential "
+     "the hub issued)"},
     {"id", NULL, cmd_id, "id", "print this node's ID"},
     {"hub", "serve", cmd_hub_serve, "hub serve --listen HOST:PORT",
      "serve as the hub until SIGINT or SIGTERM"},
@@ -45,8 +47,31 @@ static const struct command commands[] = {
      "totals of what the hub holds: subscribers, terminals, items, "
      "tombstones, chunks"},
     {"register", NULL, cmd_register,
-     "register --hub HOST:PORT --hub-id ID [--classes LIST]",
-     "register this terminal for its SIM's subscriber (PIN, password)"},
+     "register --hub HOST:PORT --hub-id ID [--classes LIST] [--kiosk]",
+     "register this terminal for its SIM's subscriber (PIN, password; "
+     "--kiosk: complete a shop kiosk's registration, no password)"},
+    {"hub", "kiosk", cmd_hub_kiosk, "hub kiosk add NAME | list | remove NAME",
+     "issue a shop kiosk credential (printed once), list kiosks, revoke one"},
+    {"hub", "audit", cmd_hub_audit, "hub audit",
+     "every kiosk registration and refusal: time, kiosk, terminal, result"},
+    {"kiosk", "enroll", cmd_kiosk_enroll, "kiosk enroll --credential-file F",
+     "give this kiosk the credential the hub issued (kept 0600)"},
+    {"kiosk", "register", cmd_kiosk_register,
+     "kiosk register --hub HOST:PORT --hub-id ID --sim FILE "
+     "[--subscriber ID] (--terminal PEER | --terminal-id ID --node-key KEY) "
+     "[--save FILE]",
+     "at the shop: check the SIM's PIN and bind the handset to its "
+     "subscriber at the hub, signed by this kiosk (PEER: [tcp:]HOST:PORT "
+     "where the handset runs 'kiosk offer')"},
+    {"kiosk", "send", cmd_kiosk_send,
+     "kiosk send FILE --hub HOST:PORT --hub-id ID",
+     "send a registration saved with 'kiosk register --save'"},
+    {"kiosk", "audit", cmd_kiosk_audit, "kiosk audit",
+     "this kiosk's own audit: every attempt here, PIN refusals included"},
+    {"kiosk", "offer", cmd_kiosk_offer,
+     "kiosk offer --listen ADDR [--timeout SECONDS]",
+     "on the handset: give one kiosk this terminal's ID and node key "
+     "(nothing else)"},
     {"classes", "lazy", cmd_classes_lazy, "classes lazy [LIST|none]",
      "show or set the classes taken as metadata only (contents on demand)"},
     {"ls", NULL, cmd_ls, "ls [CLASSES]",

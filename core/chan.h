@@ -11,11 +11,27 @@
  *
  * On the wire, every message (handshake or not) is a frame: a 4-byte
  * big-endian length, then that many bytes (frame.h). Handshake frames are
- * at most FRAME_MAX_HANDSHAKE bytes; after the handshake each frame holds
- * one AEAD ciphertext (empty associated data) of 1..FRAME_MAX_PLAINTEXT
- * plaintext bytes plus a 16-byte tag. Lengths are checked before any
- * allocation. Nonces count frames, so a replayed, dropped, reordered or
- * altered frame fails with SIMSYNC_ECRYPTO.
+ * at most FRAME_MAX_HANDSHAKE bytes; after the handshake each frame holds a
+ * type byte, in clear but authenticated as the AEAD's associated data, then
+ * one AEAD ciphertext of 1..FRAME_MAX_PLAINTEXT plaintext bytes plus a
+ * 16-byte tag. Lengths are checked before any allocation. Nonces count
+ * frames, so a replayed, dropped, reordered or altered frame fails with
+ * SIMSYNC_ECRYPTO.
+ *
+ * Lanes and credit (for slow links: Bluetooth, USB). A message goes either
+ * in the bulk lane (chan_send, chan_queue: in order, cut into pieces of at
+ * most the link's fragment size, and sent only within the credit the peer
+ * granted) or in the urgent lane (chan_send_urgent, chan_queue_urgent:
+ * small control messages such as a cancel, BUSY or a ping, sent whole, at
+ * the next piece boundary, ahead of any bulk still queued, and outside the
+ * credit). Both sides start with CHAN_INITIAL_CREDIT bulk bytes of credit
+ * towards each other. A sender out of credit asks for more (an ask frame)
+ * and reads from the peer while it waits, keeping what arrives for
+ * chan_recv; the receiver answers with a credit frame for what its window
+ * (the conn's link_window, default CHAN_DEFAULT_WINDOW) has room for once it
+ * has read what came before. So a slow reader holds back a fast sender, the
+ * bytes waiting in a slow link's buffers stay few, and credit frames go
+ * only to a peer that is reading.
  *
  * Ownership: the conn is borrowed. chan_handshake does not close it, even on
  * failure, and chan_free does not close it either: the caller closes the
@@ -30,6 +46,8 @@
  * SIMSYNC_EINVAL and the size check of chan_send (SIMSYNC_ETOOBIG), the
  * stream is out of step (a frame may be half read or half written, or was
  * forged), and every later chan_send / chan_recv returns SIMSYNC_ECLOSED.
+ * One exception: when only sending failed (the peer closed after its last
+ * message), chan_recv still returns what the peer sent before.
  * The caller frees the chan and closes the conn.
  *
  * Threads: a chan is used by one thread at a time.
@@ -49,7 +67,13 @@
 #define CHAN_PROLOGUE "simsync/1" /* followed by SIMSYNC_PROTO_VERSION */
 #define CHAN_TAG_BYTES 16
 /* Largest ciphertext frame body after the handshake. */
-#define CHAN_MAX_FRAME (FRAME_MAX_PLAINTEXT + CHAN_TAG_BYTES)
+#define CHAN_MAX_FRAME (1 + FRAME_MAX_PLAINTEXT + CHAN_TAG_BYTES)
+/* Bulk credit each side starts with, before any credit frame. */
+#define CHAN_INITIAL_CREDIT (64u << 10)
+/* A receiver's window when the link sets none (fast links: TCP). */
+#define CHAN_DEFAULT_WINDOW (16u << 20)
+/* Largest urgent message. */
+#define CHAN_MAX_URGENT 4096u
 
 struct chan;
 
@@ -68,8 +92,12 @@ struct chan_stats {
     uint64_t wire_sent;      /* bytes written after the handshake
                               * (headers + ciphertext + tags) */
     uint64_t wire_recv;      /* bytes read after the handshake */
-    uint64_t frames_sent;    /* messages sent after the handshake */
-    uint64_t frames_recv;    /* messages received after the handshake */
+    uint64_t frames_sent;    /* frames sent after the handshake */
+    uint64_t frames_recv;    /* frames received after the handshake */
+    uint64_t bulk_frames_sent;   /* bulk pieces sent */
+    uint64_t credit_frames_sent; /* credit grants sent */
+    uint64_t credit_waits;       /* times we waited for the peer's credit */
+    uint64_t credit;             /* bulk bytes we may send now */
     size_t buffer_bytes;     /* send + receive buffer memory held now */
 };
 
@@ -98,20 +126,59 @@ int chan_handshake(struct conn *c, int initiator,
                    const uint8_t *expect_peer_pk,
                    struct chan **out) SIMSYNC_MUST_CHECK;
 
-/* Encrypt and send one message of `len` bytes (borrowed for the call).
+/* Encrypt and send one message of `len` bytes (borrowed for the call) in
+ * the bulk lane, after everything queued; returns when all of it is sent
+ * (waiting for credit if needed).
  * Returns SIMSYNC_OK, SIMSYNC_EINVAL (NULL, or len 0), SIMSYNC_ETOOBIG
  * (len > FRAME_MAX_PLAINTEXT; the chan stays usable), SIMSYNC_ECLOSED
  * (link ended, or the chan failed before), SIMSYNC_ETIMEOUT, SIMSYNC_EIO,
- * SIMSYNC_ENOMEM, SIMSYNC_ESTATE (nonce space exhausted). */
+ * SIMSYNC_ENOMEM, SIMSYNC_ESTATE (nonce space exhausted), SIMSYNC_EPROTO
+ * (while waiting for credit: a peer that granted nonsense or sent over
+ * its credit or flooded urgent messages). */
 int chan_send(struct chan *ch, const void *msg, size_t len) SIMSYNC_MUST_CHECK;
 
-/* Receive and decrypt the next message. *msg points into a buffer owned by
- * the chan, valid until the next chan_recv or chan_free; *len is 1..
+/* Send one urgent message (at most CHAN_MAX_URGENT bytes) now, ahead of
+ * any queued bulk, which stays queued. Same returns as chan_send. */
+int chan_send_urgent(struct chan *ch, const void *msg,
+                     size_t len) SIMSYNC_MUST_CHECK;
+
+/* Queue a bulk message without sending: `msg` (malloc'ed, len bytes) is
+ * owned by the chan from the call on when it returns SIMSYNC_OK; on an
+ * error it stays the caller's. */
+int chan_queue(struct chan *ch, uint8_t *msg, size_t len) SIMSYNC_MUST_CHECK;
+/* Queue an urgent message (copied). */
+int chan_queue_urgent(struct chan *ch, const void *msg,
+                      size_t len) SIMSYNC_MUST_CHECK;
+
+/* Send what is queued: urgent messages first, then bulk pieces within the
+ * credit. Before each bulk piece `stop(arg)` (when not NULL) is asked; if
+ * it returns non-zero, chan_flush returns SIMSYNC_EAGAIN with the rest
+ * still queued, so the caller can queue something urgent (a cancel) and
+ * flush again, or chan_discard the bulk. Other returns as chan_send. */
+int chan_flush(struct chan *ch, int (*stop)(void *arg),
+               void *arg) SIMSYNC_MUST_CHECK;
+
+/* Drop the queued bulk messages not yet begun (one already half sent is
+ * finished by the next flush, so the peer's reassembly stays in step). */
+void chan_discard(struct chan *ch);
+
+/* Bytes still queued to send (both lanes). */
+size_t chan_queued(const struct chan *ch);
+
+/* Set the largest bulk piece for this link (0: FRAME_MAX_PLAINTEXT). The
+ * handshake sets it from the conn's link_frag. */
+void chan_set_link(struct chan *ch, size_t frag_bytes);
+
+/* Receive and decrypt the next message (urgent or bulk, whole: pieces are
+ * put together here; credit frames are taken in on the way and credit is
+ * given back). *msg points into a buffer owned by the chan, valid until the
+ * next chan_recv, chan_send, chan_flush or chan_free; *len is 1..
  * FRAME_MAX_PLAINTEXT. On failure *msg is NULL and *len 0.
  * Returns SIMSYNC_OK,
  *   SIMSYNC_ECLOSED  the link ended (before or inside a frame), or the chan
  *                    failed before
- *   SIMSYNC_EPROTO   a frame length of 0, or too short to hold a message
+ *   SIMSYNC_EPROTO   a frame length of 0, or too short to hold a message,
+ *                    an unknown frame type, bulk beyond the credit given
  *   SIMSYNC_ETOOBIG  a frame length over CHAN_MAX_FRAME (nothing allocated)
  *   SIMSYNC_ECRYPTO  the frame failed authentication (tampered, replayed,
  *                    reordered, or a frame was lost)

@@ -1085,7 +1085,8 @@ answer(struct chan *ch, uint64_t job, int ok, const char *reason,
     a.retry_after_s = ok ? 0 : retry_after;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_BACKUP_ANSWER;
     env.backup_answer = &a;
-    return node_send_env(ch, &env);
+    /* BUSY or OK never waits behind bulk on a shared link. */
+    return node_send_env_urgent(ch, &env);
 }
 
 static int

@@ -18,6 +18,7 @@
 #include "crypt.h"
 #include "hub_backup.h"
 #include "hub_sched.h"
+#include "kiosk.h"
 #include "node.h"
 #include "session.h"
 #include "transport.h"
@@ -163,13 +164,15 @@ hub_register(struct simsync_node *n, struct chan *ch,
                               newsub = SIMSYNC__SUBSCRIBER_RECORD__INIT;
     Simsync__Registration *old = NULL, reg = SIMSYNC__REGISTRATION__INIT;
     uint8_t sub[SUB_BYTES];
+    char kiosk[64] = "";
     struct store_txn *txn;
     const void *v;
     size_t vl;
     int rc;
 
     if (!hub_sub_valid(req->subscriber) || !hub_tid_valid(req->terminal_id) ||
-        req->password_hash == NULL || strlen(req->password_hash) == 0 ||
+        req->password_hash == NULL ||
+        (strlen(req->password_hash) == 0 && !req->kiosk) ||
         strlen(req->password_hash) >= 128 || req->n_classes > CLS_COUNT) {
         node_send_error(ch, SIMSYNC_EPROTO, "malformed registration");
         return SIMSYNC_EPROTO;
@@ -184,6 +187,19 @@ hub_register(struct simsync_node *n, struct chan *ch,
                         "this terminal ID is registered with another key");
         return SIMSYNC_EREFUSED;
     }
+    /* Without a password, only a binding a kiosk made for exactly this
+     * subscriber, terminal ID and node key can be completed (FIG 19). */
+    if (req->kiosk && (old == NULL || old->kiosk[0] == '\0')) {
+        if (old)
+            simsync__registration__free_unpacked(old, NULL);
+        hub_log("registration refused: terminal %s has no kiosk binding",
+                req->terminal_id);
+        node_send_error(ch, SIMSYNC_EREFUSED,
+                        "no kiosk registration for this terminal and key");
+        return SIMSYNC_EREFUSED;
+    }
+    if (old != NULL && old->kiosk[0] != '\0')
+        snprintf(kiosk, sizeof(kiosk), "%s", old->kiosk);
     if (old)
         simsync__registration__free_unpacked(old, NULL);
     rc = store_txn_begin(n->st, 1, &txn);
@@ -242,6 +258,7 @@ hub_register(struct simsync_node *n, struct chan *ch,
         reg.n_classes = req->n_classes;
         reg.registered_ms = node_now_ms();
         reg.wrapped_key = in->register_keys->wrapped_key;
+        reg.kiosk = kiosk;
         if (subrec == NULL) {
             newsub.recovery_salt = in->register_keys->recovery_salt;
             newsub.recovery_wrap = in->register_keys->recovery_wrap;
@@ -257,8 +274,9 @@ hub_register(struct simsync_node *n, struct chan *ch,
         env.msg_case = SIMSYNC__ENVELOPE__MSG_REGISTER_DONE;
         env.register_done = &done;
         rc = node_send_env(ch, &env);
-        hub_log("registered terminal %s (%s subscriber)", req->terminal_id,
-                subrec ? "known" : "new");
+        hub_log("registered terminal %s (%s subscriber%s)", req->terminal_id,
+                subrec ? "known" : "new",
+                req->kiosk ? ", completing a kiosk registration" : "");
     } else if (rc == SIMSYNC_EPROTO) {
         node_send_error(ch, rc, "malformed registration keys");
     }
@@ -481,6 +499,20 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
     return rc;
 }
 
+/* A shop kiosk's registration (hub_kiosk.c), logged without the
+ * subscriber. */
+static int
+hub_kiosk(struct simsync_node *n, struct chan *ch,
+          const Simsync__KioskRegister *req)
+{
+    int rc = hub_kiosk_register(n, ch, req);
+
+    hub_log("kiosk registration of terminal %s: %s",
+            hub_tid_valid(req->terminal_id) ? req->terminal_id : "?",
+            simsync_strerror(rc));
+    return rc;
+}
+
 static void *
 hub_conn_main(void *arg)
 {
@@ -501,6 +533,8 @@ hub_conn_main(void *arg)
             rc = hub_sync(hc->n, ch, hc->conn, env->hello, pk);
         else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_REGISTER)
             rc = hub_register(hc->n, ch, env->register_, pk);
+        else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_KIOSK_REGISTER)
+            rc = hub_kiosk(hc->n, ch, env->kiosk_register);
         else
             node_send_error(ch, SIMSYNC_EPROTO, "expected hello or register");
     } else if (rc != SIMSYNC_ECLOSED) {

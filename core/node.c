@@ -193,7 +193,7 @@ simsync_init(const char *home, const char *role, const char *terminal_id,
 
     if (home == NULL || role == NULL ||
         (strcmp(role, "terminal") != 0 && strcmp(role, "hub") != 0 &&
-         strcmp(role, "desktop") != 0))
+         strcmp(role, "desktop") != 0 && strcmp(role, "kiosk") != 0))
         return SIMSYNC_EINVAL;
     if (terminal_id != NULL &&
         (strlen(terminal_id) == 0 || strlen(terminal_id) >= sizeof(tid) ||
@@ -444,10 +444,12 @@ simsync_sim_unblock(const char *file, const char *puk, const char *new_pin)
     return rc;
 }
 
+/* Terminals and desktops hold the subscriber's data; hubs and kiosks
+ * never do. */
 static int
 is_trusted(const struct simsync_node *n)
 {
-    return strcmp(n->role, "hub") != 0;
+    return strcmp(n->role, "terminal") == 0 || strcmp(n->role, "desktop") == 0;
 }
 
 int
@@ -459,7 +461,10 @@ simsync_sim_insert(struct simsync_node *n, const char *file, const char *pin)
     int rc;
 
     if (!is_trusted(n))
-        return node_fail(n, SIMSYNC_ESTATE, "a hub has no SIM slot");
+        return node_fail(n, SIMSYNC_ESTATE,
+                         "a %s has no SIM slot (a kiosk reads a SIM with "
+                         "'simsync kiosk register --sim FILE')",
+                         n->role);
     if (realpath(file, abs) == NULL)
         return node_fail(n, SIMSYNC_ENOSIM, "no SIM file at %s", file);
     rc = sim_open(abs, &s);
@@ -560,8 +565,8 @@ simsync_sim_info(struct simsync_node *n, struct simsync_sim_info *out)
 
 /* ------------------------------------------------------------ wire */
 
-int
-node_send_env(struct chan *ch, const void *env)
+static int
+send_env(struct chan *ch, const void *env, int urgent)
 {
     uint8_t *buf;
     size_t len;
@@ -569,9 +574,23 @@ node_send_env(struct chan *ch, const void *env)
 
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = chan_send(ch, buf, len);
+    /* A control message too big for the urgent lane goes in order. */
+    rc = urgent && len <= CHAN_MAX_URGENT ? chan_send_urgent(ch, buf, len)
+                                          : chan_send(ch, buf, len);
     free(buf);
     return rc;
+}
+
+int
+node_send_env(struct chan *ch, const void *env)
+{
+    return send_env(ch, env, 0);
+}
+
+int
+node_send_env_urgent(struct chan *ch, const void *env)
+{
+    return send_env(ch, env, 1);
 }
 
 int
@@ -626,7 +645,9 @@ node_send_error(struct chan *ch, int code, const char *text)
     int rc = session_error_frame(code, text, &frame, &len);
 
     if (rc == SIMSYNC_OK) {
-        rc = chan_send(ch, frame, len);
+        /* An error ends the exchange: it goes ahead of queued bulk. */
+        rc = len <= CHAN_MAX_URGENT ? chan_send_urgent(ch, frame, len)
+                                    : chan_send(ch, frame, len);
         free(frame);
     }
     return rc;
@@ -811,11 +832,13 @@ password_check_or_set(struct simsync_node *n, const char *password)
     return rc;
 }
 
-int
-simsync_register(struct simsync_node *n, const char *hub_addr,
-                 const char *hub_id, const char *classes, const char *pin,
-                 const char *password, const char *recovery, char *recovery_out,
-                 size_t recovery_len)
+/* Registration, with a terminal password (FIG 10-A) or, with `kiosk`,
+ * completing a binding a shop kiosk made (FIG 19: no password). */
+static int
+register_run(struct simsync_node *n, const char *hub_addr, const char *hub_id,
+             const char *classes, const char *pin, const char *password,
+             int kiosk, const char *recovery, char *recovery_out,
+             size_t recovery_len)
 {
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *rep = NULL;
     Simsync__Register reg = SIMSYNC__REGISTER__INIT;
@@ -853,12 +876,17 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
     if (rc != SIMSYNC_OK)
         return node_fail(n, rc, "the SIM refused the PIN: %s",
                          simsync_strerror(rc));
-    rc = password_check_or_set(n, password);
-    if (rc != SIMSYNC_OK)
-        return rc;
-    rc = crypt_pwhash_str(pwhash, password, strlen(password));
-    if (rc != SIMSYNC_OK)
-        return rc;
+    if (kiosk) {
+        /* The kiosk bound this terminal without a password (FIG 19). */
+        pwhash[0] = '\0';
+    } else {
+        rc = password_check_or_set(n, password);
+        if (rc != SIMSYNC_OK)
+            return rc;
+        rc = crypt_pwhash_str(pwhash, password, strlen(password));
+        if (rc != SIMSYNC_OK)
+            return rc;
+    }
     rc = link_open(n, hub_addr, NULL, hub_id, &l);
     if (rc != SIMSYNC_OK)
         return rc;
@@ -870,6 +898,7 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
     reg.password_hash = pwhash;
     reg.classes = cls_list;
     reg.n_classes = ncls;
+    reg.kiosk = kiosk != 0;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_REGISTER;
     env.register_ = &reg;
     rc = node_send_env(l.ch, &env);
@@ -880,6 +909,13 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
         link_close(&l);
         if (rep)
             simsync__envelope__free_unpacked(rep, NULL);
+        if (kiosk && rc == SIMSYNC_EREFUSED)
+            return node_fail(n, rc,
+                             "the hub holds no kiosk registration of this "
+                             "terminal (%s, this node key) for the SIM's "
+                             "subscriber; have it registered at the shop, "
+                             "or register with a password",
+                             n->terminal_id);
         return node_fail(n, rc, "the hub refused the registration: %s",
                          simsync_strerror(rc));
     }
@@ -985,6 +1021,35 @@ simsync_register(struct simsync_node *n, const char *hub_addr,
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
         node_fail(n, rc, "registration failed: %s", simsync_strerror(rc));
     return rc;
+}
+
+int
+simsync_register(struct simsync_node *n, const char *hub_addr,
+                 const char *hub_id, const char *classes, const char *pin,
+                 const char *password, const char *recovery, char *recovery_out,
+                 size_t recovery_len)
+{
+    return register_run(n, hub_addr, hub_id, classes, pin, password, 0,
+                        recovery, recovery_out, recovery_len);
+}
+
+int
+simsync_register_kiosk(struct simsync_node *n, const char *hub_addr,
+                       const char *hub_id, const char *classes, const char *pin,
+                       const char *recovery, char *recovery_out,
+                       size_t recovery_len)
+{
+    return register_run(n, hub_addr, hub_id, classes, pin, NULL, 1, recovery,
+                        recovery_out, recovery_len);
+}
+
+int
+simsync_node_key(struct simsync_node *n, char *buf, size_t len)
+{
+    if (len < 65)
+        return SIMSYNC_EINVAL;
+    hex_encode(buf, n->ident.sign_pk, 32);
+    return SIMSYNC_OK;
 }
 
 int

@@ -47,6 +47,9 @@ uint64_t node_peer_of(const uint8_t pk[32]);
 
 /* Send one encoded envelope over ch / receive and decode one. */
 int node_send_env(struct chan *ch, const void *env);
+/* The same in the urgent lane (chan.h): for control messages (a BUSY
+ * answer, an error) that must not wait behind queued bulk. */
+int node_send_env_urgent(struct chan *ch, const void *env);
 int node_recv_env(struct chan *ch, void **env);
 /* Receive one envelope that must be of kind `kind` (a Simsync__Envelope
  * msg case): another kind is SIMSYNC_EPROTO; an Error frame becomes its

@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIMSYNC_PROTO_VERSION 1
+#define SIMSYNC_PROTO_VERSION 2
 
 #if defined(__GNUC__)
 #define SIMSYNC_MUST_CHECK __attribute__((warn_unused_result))
@@ -71,10 +71,12 @@ int simsync_exit_code(int err);
  *   datakey.box   the subscriber data key, sealed to this node's key
  *   password      Argon2id hash of the terminal password
  *   erase.pending an erase is wiping this home (see simsync_erase)
+ *   kiosk.credential, kiosk.audit  a kiosk's credential (0600) and its own
+ *                 audit (kiosks only; see simsync_kiosk_register)
  */
 struct simsync_node;
 
-/* Create a node in `home`: role "terminal", "desktop" or "hub".
+/* Create a node in `home`: role "terminal", "desktop", "hub" or "kiosk".
  * terminal_id may be NULL (a random IMEI-like id is made); data_dir NULL
  * means <home>/data. SIMSYNC_EEXIST if home already holds a node. An
  * interrupted erase of home is finished first (simsync_erase_resume). */
@@ -695,6 +697,142 @@ struct simsync_serve_opts {
  * not needed to serve. */
 int simsync_serve(struct simsync_node *n, const struct simsync_serve_opts *o,
                   volatile int *stop) SIMSYNC_MUST_CHECK;
+
+/* ----------------------------------------------------------------- kiosk
+ * A shop registration kiosk (seed 003 FIG 18/19): the hub issues it a
+ * credential; with it the kiosk binds a handset's terminal ID and node key
+ * to the subscriber of a SIM whose PIN it checked, without the terminal
+ * password. Every registration is signed by the kiosk, audited at the hub
+ * and announced to the subscriber's other terminals. The handset then
+ * completes its keys at its first contact (simsync_register_kiosk). The
+ * kiosk holds no user data and no data key. docs/kiosk.md has the design. */
+
+/* Longest credential text, with its NUL. */
+#define SIMSYNC_KIOSK_CRED_MAX 200
+
+/* Hub: issue a credential to kiosk `name` (1-32 of A-Z a-z 0-9 . _ -).
+ * The hub keeps only its public key; the text written to cred (len >=
+ * SIMSYNC_KIOSK_CRED_MAX) is the only copy of the secret: hand it to the
+ * shop. Adding a name that was removed issues a new key. SIMSYNC_EEXIST
+ * when an active kiosk has that name; SIMSYNC_EINVAL for a bad name. */
+int simsync_hub_kiosk_add(struct simsync_node *n, const char *name,
+                          char *cred, size_t len) SIMSYNC_MUST_CHECK;
+/* Hub: revoke kiosk `name`; its registrations are refused from now on
+ * (bindings it made stay). SIMSYNC_ENOTFOUND when no active kiosk has it. */
+int simsync_hub_kiosk_remove(struct simsync_node *n,
+                             const char *name) SIMSYNC_MUST_CHECK;
+struct simsync_kiosk {
+    char name[40];
+    char id[40];          /* fingerprint of the credential's key */
+    uint64_t added_ms;
+    uint64_t removed_ms;  /* 0: active */
+    uint64_t registrations;
+};
+/* Hub: every kiosk ever issued, by name; *out returned (free). */
+int simsync_hub_kiosk_list(struct simsync_node *n, struct simsync_kiosk **out,
+                           size_t *count) SIMSYNC_MUST_CHECK;
+struct simsync_kiosk_audit {
+    uint64_t seq, time_ms;
+    char kiosk[40];          /* as the request named it */
+    char terminal_id[64];
+    char node_id[40];        /* of the node key registered ("" if none) */
+    char subscriber_tag[20]; /* keyed hash of the subscriber, not the ID */
+    int accepted;
+    char detail[200];        /* registered, or why it was refused */
+};
+/* Hub: every kiosk registration and refusal, oldest first; *out returned
+ * (free). */
+int simsync_hub_audit(struct simsync_node *n, struct simsync_kiosk_audit **out,
+                      size_t *count) SIMSYNC_MUST_CHECK;
+
+/* Kiosk: keep the credential text (checked, stored 0600 in the home as
+ * kiosk.credential, replacing any earlier one). SIMSYNC_EINVAL when it is
+ * not a credential; SIMSYNC_ESTATE when the node is not a kiosk. */
+int simsync_kiosk_enroll(struct simsync_node *n,
+                         const char *credential) SIMSYNC_MUST_CHECK;
+
+struct simsync_kiosk_request {
+    const char *hub_addr;   /* HOST:PORT (not needed with save) */
+    const char *hub_id;     /* must be the hub that issued the credential */
+    const char *subscriber; /* typed in (may be NULL: read from the SIM) */
+    const char *sim_file;   /* the SIM in the kiosk's reader (required) */
+    const char *pin;        /* checked by the SIM (3 tries, then blocked) */
+    /* The handset: read over a link from `simsync kiosk offer` (PEER:
+     * [tcp:]HOST:PORT, or another scheme the transports know) ... */
+    const char *terminal_peer;
+    /* ... or typed in: terminal ID and node key (64 hex digits). */
+    const char *terminal_id, *node_key;
+    /* Write the signed request to this file (0600) instead of sending it;
+     * simsync_kiosk_send sends it later (within 24 hours). */
+    const char *save;
+};
+struct simsync_kiosk_result {
+    char kiosk[40];
+    char terminal_id[64];
+    char node_id[40];
+    char subscriber_masked[20]; /* the last 4 digits only */
+    int subscriber_is_new;      /* the handset will create the data key */
+    uint32_t notified;          /* other terminals that get a notice */
+    int saved;                  /* written to req->save, not sent */
+};
+/* Kiosk: check the PIN on the SIM (it must carry req->subscriber when
+ * given), take the handset's terminal ID and node key, sign the
+ * registration with the credential and send it to the hub over the secure
+ * channel (or save it). Every outcome is appended to <home>/kiosk.audit.
+ * Returns SIMSYNC_OK, or SIMSYNC_EPIN / SIMSYNC_EBLOCKED (the SIM refused
+ * the PIN), SIMSYNC_EREFUSED (the hub refused: unknown or removed kiosk,
+ * bad signature, replay, terminal ID taken; or the SIM carries another
+ * subscriber), SIMSYNC_ESTATE (not a kiosk, no credential), SIMSYNC_EINVAL
+ * (bad request), SIMSYNC_ECONNECT / _ECLOSED / _ETIMEOUT (hub or handset
+ * unreachable), SIMSYNC_EPROTO (a handset offer that does not match its
+ * channel key). */
+int simsync_kiosk_register(struct simsync_node *n,
+                           const struct simsync_kiosk_request *req,
+                           struct simsync_kiosk_result *out) SIMSYNC_MUST_CHECK;
+/* Kiosk: its own audit (<home>/kiosk.audit), oldest first: every
+ * registration attempt, PIN refusals included; *out returned (free). */
+struct simsync_kiosk_attempt {
+    uint64_t time_ms;
+    char result[16]; /* registered, refused, failed, saved */
+    char terminal_id[64];
+    char node_id[40];
+    char subscriber_masked[20];
+    char detail[512];
+};
+int simsync_kiosk_attempts(struct simsync_node *n,
+                           struct simsync_kiosk_attempt **out,
+                           size_t *count) SIMSYNC_MUST_CHECK;
+/* Kiosk: send a request saved by simsync_kiosk_register. */
+int simsync_kiosk_send(struct simsync_node *n, const char *hub_addr,
+                       const char *hub_id, const char *file,
+                       struct simsync_kiosk_result *out) SIMSYNC_MUST_CHECK;
+
+/* Handset: this node's public key as 64 hex digits (len >= 65). */
+int simsync_node_key(struct simsync_node *n, char *buf, size_t len);
+
+struct simsync_offer_opts {
+    const char *listen;  /* [tcp:]HOST:PORT */
+    unsigned timeout_s;  /* wait this long for a kiosk (0: 300) */
+    void (*listening)(void *arg, const char *addr); /* may be NULL */
+    void *arg;
+};
+/* Handset: wait for one kiosk on o->listen and give it this terminal's ID
+ * and node key (public data only) over the secure channel. *kiosk_node
+ * (40 bytes, may be NULL) gets the reader's node ID. */
+int simsync_kiosk_offer(struct simsync_node *n,
+                        const struct simsync_offer_opts *o,
+                        char *kiosk_node) SIMSYNC_MUST_CHECK;
+
+/* Handset: complete a binding a kiosk made for this terminal: like
+ * simsync_register (the SIM checks the PIN, the subscriber's data key is
+ * made or unwrapped with the recovery secret) but with no terminal
+ * password. SIMSYNC_EREFUSED when the hub holds no kiosk binding for this
+ * subscriber, terminal ID and node key. */
+int simsync_register_kiosk(struct simsync_node *n, const char *hub_addr,
+                           const char *hub_id, const char *classes,
+                           const char *pin, const char *recovery,
+                           char *recovery_out,
+                           size_t recovery_len) SIMSYNC_MUST_CHECK;
 
 /* Hub administration (on the hub's own home, while it serves or not). */
 struct simsync_schedule {

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config liblmdb-dev libsodium-dev
       libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libzstd-dev
-      libbluetooth-dev libusb-1.0-0-dev python3 clang libclang-rt-14-dev valgrind)
+      libbluetooth-dev libusb-1.0-0-dev python3 jq clang libclang-rt-14-dev valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" \

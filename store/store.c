@@ -20,7 +20,7 @@
 static const char *const db_names[STORE_NDB] = {
     "items",    "journal", "knowledge", "chunks",    "stage",
     "registry", "subs",    "tombs",     "conflicts", "meta", "gens",
-    "sched",    "events",  "jobs",
+    "sched",    "events",  "jobs",      "kiosk",
 };
 
 struct store {

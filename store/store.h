@@ -22,6 +22,8 @@
  *   sched      subscriber|terminal id ("" any) -> ScheduleRecord (hub)
  *   events     subscriber|seq                  -> HistoryEvent (hub)
  *   jobs       subscriber|terminal id|0|job id -> RestoreJob (hub)
+ *   kiosk      'k'|name -> KioskRecord, 'a'|seq -> KioskAudit,
+ *              'n'|nonce -> signing time (hub: shop kiosks, audit, replays)
  *
  * Threads: a store may be shared by threads. Each thread runs at most one
  * transaction at a time (never nest). Map growth waits until no transaction
@@ -54,6 +56,7 @@ enum store_db {
     STORE_SCHED,
     STORE_EVENTS,
     STORE_JOBS,
+    STORE_KIOSK,
     STORE_NDB
 };
 

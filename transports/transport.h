@@ -57,6 +57,12 @@ struct conn {
     size_t max_chunk;      /* when > 0, each send/recv moves at most this */
     int timeout_ms;        /* when > 0, send/recv give SIMSYNC_ETIMEOUT
                             * after this long without progress */
+    /* Link character, set by slow backends (0: the defaults of a fast
+     * link): the largest piece of a bulk message the secure channel sends
+     * at once, and the bulk bytes it lets the peer have in flight towards
+     * it (see chan.h "Lanes and credit"). */
+    size_t link_frag;
+    size_t link_window;
 };
 
 struct listener {

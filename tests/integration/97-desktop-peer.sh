@@ -92,7 +92,7 @@ ok "a node of another subscriber cannot pair (exit 3, nothing pinned)"
 # ---------------------------------------------------------------- serving
 # D leaves mail out: what one side does not sync never travels.
 ss --home "$T/D" classes contacts,browser,archive,apps,pim,settings,rights >/dev/null
-ss --home "$T/D" serve --listen 127.0.0.1:0 >"$T/serve.out" 2>"$T/serve.err" &
+"$SIMSYNC" --home "$T/D" serve --listen 127.0.0.1:0 >"$T/serve.out" 2>"$T/serve.err" &
 BG="$BG $!"
 SERVE=$(wait_match 10 "$T/serve.out" 's/^Serving paired nodes on \(.*\)\.$/\1/p') \
     || { cat "$T/serve.out" "$T/serve.err" >&2; fail "D did not serve"; }

@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "chan.h"
@@ -77,8 +78,10 @@ struct link {
     struct chan *a, *b;
 };
 
+/* A handshaken pair; b's link asks for a bulk window of b_window bytes
+ * (0: the default). */
 static void
-link_open(struct link *l)
+link_open_window(struct link *l, size_t b_window)
 {
     struct side ini, res;
 
@@ -86,6 +89,16 @@ link_open(struct link *l)
     make_identity(&l->ida);
     make_identity(&l->idb);
     make_pair(&l->ca, &l->cb);
+    l->cb->link_window = b_window;
+    if (b_window != 0) {
+        /* Let the socket pair take far more than the window (2 MiB and
+         * up), so only the credit can hold a sender back. */
+        int big = 4 << 20;
+
+        assert_int_equal(setsockopt(conn_pollfd(l->ca), SOL_SOCKET,
+                                    SO_SNDBUF, &big, sizeof(big)),
+                         0);
+    }
     memset(&ini, 0, sizeof(ini));
     memset(&res, 0, sizeof(res));
     ini.conn = l->ca;
@@ -99,6 +112,12 @@ link_open(struct link *l)
     assert_int_equal(res.rc, SIMSYNC_OK);
     l->a = ini.ch;
     l->b = res.ch;
+}
+
+static void
+link_open(struct link *l)
+{
+    link_open_window(l, 0);
 }
 
 static void
@@ -173,18 +192,21 @@ handshake_authenticates_both_nodes_and_messages_flow_both_ways(void **state)
     assert_int_equal(n, 6);
     assert_memory_equal(m, "reply!", 6);
 
-    /* Handshake: 4+32, 4+32+48+48, 4+48+48 bytes on the wire. */
+    /* Handshake: 4+32, 4+32+48+48, 4+48+48 bytes on the wire. After it,
+     * a frame is a 4-byte length, a type byte, the ciphertext and a
+     * 16-byte tag. Small messages need no credit frames. */
     chan_stats(l.a, &st);
     assert_int_equal(st.handshake_sent, 36 + 100);
     assert_int_equal(st.handshake_recv, 132);
     assert_int_equal(st.plain_sent, 10);
-    assert_int_equal(st.wire_sent, 10 + 2 * (4 + 16));
+    assert_int_equal(st.wire_sent, 10 + 2 * (4 + 1 + 16));
     assert_int_equal(st.frames_sent, 2);
     assert_int_equal(st.plain_recv, 6);
-    assert_int_equal(st.wire_recv, 6 + 4 + 16);
+    assert_int_equal(st.wire_recv, 6 + 4 + 1 + 16);
     chan_stats(l.b, &st);
-    assert_int_equal(st.wire_recv, 10 + 2 * (4 + 16));
+    assert_int_equal(st.wire_recv, 10 + 2 * (4 + 1 + 16));
     assert_int_equal(st.frames_recv, 2);
+    assert_int_equal(st.credit_frames_sent, 0);
 
     /* The peer leaving is SIMSYNC_ECLOSED. */
     chan_free(l.a);
@@ -344,6 +366,7 @@ hostile_frame_lengths_are_rejected_before_allocation(void **state)
         {0, SIMSYNC_EPROTO},
         {1, SIMSYNC_EPROTO},
         {CHAN_TAG_BYTES, SIMSYNC_EPROTO},
+        {1 + CHAN_TAG_BYTES, SIMSYNC_EPROTO}, /* a type and a tag only */
         {CHAN_MAX_FRAME + 1, SIMSYNC_ETOOBIG},
         {0x7FFFFFFFu, SIMSYNC_ETOOBIG},
         {0xFFFFFFFFu, SIMSYNC_ETOOBIG},
@@ -390,7 +413,7 @@ truncated_frame_reports_closed(void **state)
         link_open(&l);
         assert_int_equal(chan_send(l.a, "a whole message", 15), SIMSYNC_OK);
         len = read_raw_frame(l.cb, frame, sizeof(frame));
-        assert_int_equal(len, 4 + 15 + 16);
+        assert_int_equal(len, 4 + 1 + 15 + 16);
         assert_int_equal(conn_send_all(l.ca, frame, in_header ? 2 : len - 1),
                          SIMSYNC_OK);
         chan_free(l.a);
@@ -717,6 +740,258 @@ link_cut_at_any_handshake_byte_fails_cleanly(void **state)
     }
 }
 
+/* ---- lanes and credit -------------------------------------------------- */
+
+static uint8_t *
+pattern(size_t len, uint8_t seed)
+{
+    uint8_t *p = malloc(len);
+
+    assert_non_null(p);
+    for (size_t i = 0; i < len; i++)
+        p[i] = (uint8_t)(i * 31 + seed);
+    return p;
+}
+
+struct pieces {
+    struct chan *ch;
+    uint64_t limit; /* stop once this many bulk pieces are out */
+};
+
+static int
+stop_after_pieces(void *arg)
+{
+    struct pieces *p = arg;
+    struct chan_stats st;
+
+    chan_stats(p->ch, &st);
+    return st.bulk_frames_sent >= p->limit;
+}
+
+struct flusher {
+    struct chan *ch;
+    int rc;
+};
+
+static void *
+flush_all(void *arg)
+{
+    struct flusher *f = arg;
+
+    f->rc = chan_flush(f->ch, NULL, NULL);
+    return NULL;
+}
+
+static void
+urgent_message_overtakes_queued_bulk(void **state)
+{
+    enum { N = 3, LEN = 100 * 1024 };
+    struct link l;
+    struct pieces pc;
+    struct flusher fl;
+    struct chan_stats st;
+    pthread_t t;
+    uint8_t *want[N];
+    const uint8_t *m;
+    size_t n;
+
+    (void)state;
+    link_open(&l);
+    chan_set_link(l.a, 8192); /* a slow link: 8 KiB pieces */
+    for (int i = 0; i < N; i++) {
+        want[i] = pattern(LEN, (uint8_t)i);
+        uint8_t *copy = malloc(LEN);
+        assert_non_null(copy);
+        memcpy(copy, want[i], LEN);
+        assert_int_equal(chan_queue(l.a, copy, LEN), SIMSYNC_OK);
+    }
+    /* Four pieces of the first message go out, then the caller stops to
+     * send a cancel. */
+    pc.ch = l.a;
+    pc.limit = 4;
+    assert_int_equal(chan_flush(l.a, stop_after_pieces, &pc), SIMSYNC_EAGAIN);
+    chan_stats(l.a, &st);
+    assert_int_equal(st.bulk_frames_sent, 4);
+    assert_int_equal(chan_queued(l.a), N * LEN - 4 * 8192);
+    assert_int_equal(chan_queue_urgent(l.a, "cancel", 6), SIMSYNC_OK);
+    fl.ch = l.a;
+    assert_int_equal(pthread_create(&t, NULL, flush_all, &fl), 0);
+
+    /* The cancel arrives first, ahead of the rest of the bulk, and the
+     * bulk messages after it are whole and in order. */
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+    assert_int_equal(n, 6);
+    assert_memory_equal(m, "cancel", 6);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+        assert_int_equal(n, LEN);
+        assert_memory_equal(m, want[i], LEN);
+        free(want[i]);
+    }
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(fl.rc, SIMSYNC_OK);
+    assert_int_equal(chan_queued(l.a), 0);
+    link_close(&l);
+}
+
+static int
+stop_without_credit(void *arg)
+{
+    struct chan_stats st;
+
+    chan_stats(arg, &st);
+    return st.credit == 0;
+}
+
+struct receiver {
+    struct chan *ch;
+    size_t len;
+    uint8_t *got;
+    int rc;
+};
+
+static void *
+receive_one(void *arg)
+{
+    struct receiver *r = arg;
+    const uint8_t *m;
+    size_t n;
+
+    r->rc = chan_recv(r->ch, &m, &n);
+    if (r->rc == SIMSYNC_OK) {
+        r->got = malloc(n);
+        memcpy(r->got, m, n);
+        r->len = n;
+    }
+    return NULL;
+}
+
+static void
+credit_holds_back_a_fast_sender(void **state)
+{
+    enum { LEN = 1024 * 1024 };
+    struct link l;
+    struct chan_stats st;
+    struct receiver r;
+    pthread_t t;
+    uint8_t *want = pattern(LEN, 7), *copy = malloc(LEN);
+
+    (void)state;
+    /* b's link wants at most 64 KiB of bulk in flight towards it; the
+     * socket pair itself would take far more. */
+    link_open_window(&l, CHAN_INITIAL_CREDIT);
+    chan_set_link(l.a, 8192);
+    assert_non_null(copy);
+    memcpy(copy, want, LEN);
+    assert_int_equal(chan_queue(l.a, copy, LEN), SIMSYNC_OK);
+    /* b reads nothing yet: a stops as soon as its credit is spent. */
+    assert_int_equal(chan_flush(l.a, stop_without_credit, l.a),
+                     SIMSYNC_EAGAIN);
+    chan_stats(l.a, &st);
+    assert_int_equal(st.credit, 0);
+    assert_int_equal(st.bulk_frames_sent, CHAN_INITIAL_CREDIT / 8192);
+    assert_int_equal(chan_queued(l.a), LEN - CHAN_INITIAL_CREDIT);
+    assert_int_equal(st.wire_sent,
+                     CHAN_INITIAL_CREDIT + st.bulk_frames_sent * (4 + 1 + 16));
+
+    /* Once b reads, it answers a's asks with credit and a finishes,
+     * waiting for credit again and again (16 windows' worth). */
+    r.ch = l.b;
+    r.got = NULL;
+    assert_int_equal(pthread_create(&t, NULL, receive_one, &r), 0);
+    assert_int_equal(chan_flush(l.a, NULL, NULL), SIMSYNC_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(r.rc, SIMSYNC_OK);
+    assert_int_equal(r.len, LEN);
+    assert_memory_equal(r.got, want, LEN);
+    chan_stats(l.a, &st);
+    assert_true(st.credit_waits >= LEN / CHAN_INITIAL_CREDIT - 1);
+    chan_stats(l.b, &st);
+    assert_true(st.credit_frames_sent >= LEN / CHAN_INITIAL_CREDIT - 1);
+    free(r.got);
+    free(want);
+    link_close(&l);
+}
+
+struct talker {
+    struct chan *ch;
+    uint8_t *got;
+    size_t len;
+    int rc;
+};
+
+static void *
+talk_then_receive(void *arg)
+{
+    struct talker *tk = arg;
+    const uint8_t *m;
+    size_t n;
+
+    tk->rc = chan_send(tk->ch, "first", 5);
+    if (tk->rc == SIMSYNC_OK)
+        tk->rc = chan_send_urgent(tk->ch, "busy", 4);
+    if (tk->rc == SIMSYNC_OK)
+        tk->rc = chan_recv(tk->ch, &m, &n);
+    if (tk->rc == SIMSYNC_OK) {
+        tk->got = malloc(n);
+        memcpy(tk->got, m, n);
+        tk->len = n;
+    }
+    return NULL;
+}
+
+static void
+messages_arriving_while_waiting_for_credit_are_kept(void **state)
+{
+    enum { LEN = 128 * 1024 };
+    struct link l;
+    struct talker tk;
+    pthread_t t;
+    const uint8_t *m;
+    size_t n;
+    uint8_t *want = pattern(LEN, 3);
+
+    (void)state;
+    link_open_window(&l, CHAN_INITIAL_CREDIT);
+    chan_set_link(l.a, 8192);
+    tk.ch = l.b;
+    tk.got = NULL;
+    assert_int_equal(pthread_create(&t, NULL, talk_then_receive, &tk), 0);
+    /* a runs out of credit half way and reads b's two messages before
+     * b's credit comes; they wait for a's chan_recv. */
+    assert_int_equal(chan_send(l.a, want, LEN), SIMSYNC_OK);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_int_equal(tk.rc, SIMSYNC_OK);
+    assert_int_equal(tk.len, LEN);
+    assert_memory_equal(tk.got, want, LEN);
+    assert_int_equal(chan_recv(l.a, &m, &n), SIMSYNC_OK);
+    assert_int_equal(n, 5);
+    assert_memory_equal(m, "first", 5);
+    assert_int_equal(chan_recv(l.a, &m, &n), SIMSYNC_OK);
+    assert_int_equal(n, 4);
+    assert_memory_equal(m, "busy", 4);
+    /* Urgent messages have a cap; the chan stays usable. */
+    assert_int_equal(chan_send_urgent(l.a, want, CHAN_MAX_URGENT + 1),
+                     SIMSYNC_ETOOBIG);
+    /* a spent all its credit: even two bytes wait until b reads. */
+    {
+        struct receiver r;
+
+        r.ch = l.b;
+        r.got = NULL;
+        assert_int_equal(pthread_create(&t, NULL, receive_one, &r), 0);
+        assert_int_equal(chan_send(l.a, "ok", 2), SIMSYNC_OK);
+        assert_int_equal(pthread_join(t, NULL), 0);
+        assert_int_equal(r.rc, SIMSYNC_OK);
+        assert_int_equal(r.len, 2);
+        assert_memory_equal(r.got, "ok", 2);
+        free(r.got);
+    }
+    free(tk.got);
+    free(want);
+    link_close(&l);
+}
+
 int
 main(void)
 {
@@ -728,6 +1003,9 @@ main(void)
         cmocka_unit_test(identity_with_mismatched_halves_is_rejected),
         cmocka_unit_test(hostile_frame_lengths_are_rejected_before_allocation),
         cmocka_unit_test(truncated_frame_reports_closed),
+        cmocka_unit_test(urgent_message_overtakes_queued_bulk),
+        cmocka_unit_test(credit_holds_back_a_fast_sender),
+        cmocka_unit_test(messages_arriving_while_waiting_for_credit_are_kept),
         cmocka_unit_test(replayed_reordered_or_altered_frames_fail),
         cmocka_unit_test(garbage_before_handshake_fails_it),
         cmocka_unit_test(other_protocol_version_fails_handshake),
