@@ -692,6 +692,7 @@ usb_gadget_accept(struct listener *base, struct conn **out)
     (void)read(l->notify_fd, &count, sizeof(count));
     (void)usb_wire_link_accept(&l->link, &session);
     conn_init(&gc->base, &transport_usb_gadget);
+    gc->base.link_window = USB_WIRE_RING; /* as usb_host.c */
     gc->l = l;
     l->refs++;
     gc->session = session;

@@ -229,6 +229,9 @@ usb_host_connect(const char *addr, struct conn **out)
     if (uc == NULL)
         return SIMSYNC_ENOMEM;
     conn_init(&uc->base, &transport_usb);
+    /* The secure channel lets the peer have no more bulk bytes in flight
+     * towards us than our ring holds (usb_wire.h, "Buffering"). */
+    uc->base.link_window = USB_WIRE_RING;
     limit = wait_limit_ms();
     for (;;) {
         rc = try_open(uc, vid, pid);

@@ -34,7 +34,9 @@
  * ever (a TCP socket buffers; an endpoint does not). So each end keeps one
  * read posted whenever its receive ring (struct usb_wire_ring) has room for
  * a whole transfer, also while it is sending: a peer's write completes as
- * long as USB_WIRE_RING bytes of unread data are not exceeded. */
+ * long as USB_WIRE_RING bytes of unread data are not exceeded. Both
+ * backends set their conns' link_window to USB_WIRE_RING, so the secure
+ * channel's credit never lets a peer send more bulk than that ahead. */
 #ifndef SIMSYNC_USB_WIRE_H
 #define SIMSYNC_USB_WIRE_H
 
