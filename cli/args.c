@@ -135,6 +135,43 @@ cli_parse(struct cli *c, int argc, char **argv, const struct cli_opt *opts,
 }
 
 int
+cli_take_list(struct cli *c, int *argc, char **argv, const char *name,
+              struct cli_list *list)
+{
+    int i = 0, out = 0;
+
+    list->n = 0;
+    while (i < *argc) {
+        const char *inl, *v;
+
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (!opt_match(argv[i], name, &inl)) {
+            argv[out++] = argv[i++];
+            continue;
+        }
+        v = opt_value(c, *argc, argv, &i, name, inl);
+        if (v == NULL)
+            return -1;
+        if (*v == '\0') {
+            out_usage(c, "%s needs a non-empty value", name);
+            return -1;
+        }
+        if (list->n == CLI_LIST_MAX) {
+            out_usage(c, "%s may be given at most %d times", name,
+                      CLI_LIST_MAX);
+            return -1;
+        }
+        list->v[list->n++] = v;
+        i++;
+    }
+    while (i < *argc)
+        argv[out++] = argv[i++];
+    *argc = out;
+    return 0;
+}
+
+int
 cli_parse_exit(enum cli_parse_result r)
 {
     return r == CLI_PARSE_HELP ? CLI_EXIT_OK : CLI_EXIT_USAGE;
@@ -187,6 +224,18 @@ cli_check_addr(struct cli *c, const char *opt, const char *addr,
         return -1;
     }
     return 0;
+}
+
+int
+cli_check_link(struct cli *c, const char *opt, const char *addr,
+               int listening)
+{
+    char why[256];
+
+    if (simsync_link_check(addr, listening, why, sizeof(why)) == SIMSYNC_OK)
+        return 0;
+    out_usage(c, "%s: %s", opt, why);
+    return -1;
 }
 
 int

@@ -35,6 +35,14 @@ struct cli {
     const char *usage;         /* that command's usage text */
 };
 
+#define CLI_LIST_MAX 8 /* values a repeatable option may take */
+
+/* The values of an option that may be given several times. */
+struct cli_list {
+    const char *v[CLI_LIST_MAX]; /* borrowed from argv, in order */
+    size_t n;
+};
+
 /* A command's own option. Exactly one of value and flag is set. */
 struct cli_opt {
     const char *name;   /* "--hub" */
@@ -60,6 +68,13 @@ enum cli_parse_result {
 enum cli_parse_result cli_parse(struct cli *c, int argc, char **argv,
                                 const struct cli_opt *opts, const char **pos,
                                 size_t min_pos, size_t max_pos, size_t *npos);
+
+/* Before cli_parse: move every "NAME VALUE" and "NAME=VALUE" of an option
+ * that may repeat out of argv[0..*argc) into `list` (values borrowed from
+ * argv, in order), lowering *argc. Stops at "--". Returns 0, or -1 after
+ * reporting a missing or empty value or more than CLI_LIST_MAX of them. */
+int cli_take_list(struct cli *c, int *argc, char **argv, const char *name,
+                  struct cli_list *list);
 
 /* The exit code for a parse that did not return CLI_PARSE_OK: 0 after
  * --help, CLI_EXIT_USAGE after a usage error. */
@@ -87,6 +102,13 @@ int cli_parse_size(const char *s, uint64_t *bytes);
  * returns -1. */
 int cli_check_addr(struct cli *c, const char *opt, const char *addr,
                    unsigned long min_port);
+
+/* Check a peer's link address (HOST:PORT, tcp:HOST:PORT, rfcomm:...; see
+ * docs/links.md) for connecting, or for listening when `listening`.
+ * Returns 0 if well formed, else reports a usage error naming `opt` and
+ * returns -1. */
+int cli_check_link(struct cli *c, const char *opt, const char *addr,
+                   int listening);
 
 /* ------------------------------------------------------------ out.c */
 
@@ -209,6 +231,7 @@ int cmd_pair(struct cli *c, int argc, char **argv);
 int cmd_peers(struct cli *c, int argc, char **argv);
 int cmd_unpair(struct cli *c, int argc, char **argv);
 int cmd_serve(struct cli *c, int argc, char **argv);
+int cmd_listen(struct cli *c, int argc, char **argv);
 
 /* cmd_lazy.c */
 int cmd_classes_lazy(struct cli *c, int argc, char **argv);

@@ -47,7 +47,8 @@ int
 cmd_daemon(struct cli *c, int argc, char **argv)
 {
     const char *psdir = NULL, *edit = NULL, *battery = NULL, *bytes = NULL;
-    const char *every = NULL, *retry = NULL, *listen = NULL, *pos[1];
+    const char *every = NULL, *retry = NULL, *pos[1];
+    struct cli_list listen = {{NULL}, 0};
     const char *ttydir = NULL;
     const struct cli_opt opts[] = {
         {"--power-supply-dir", &psdir, NULL},
@@ -56,7 +57,6 @@ cmd_daemon(struct cli *c, int argc, char **argv)
         {"--backup-after-bytes", &bytes, NULL},
         {"--check-every", &every, NULL},
         {"--retry-after", &retry, NULL},
-        {"--listen", &listen, NULL},
         {"--tty-dir", &ttydir, NULL},
         {NULL, NULL, NULL},
     };
@@ -68,6 +68,8 @@ cmd_daemon(struct cli *c, int argc, char **argv)
     size_t npos;
     int rc, code;
 
+    if (cli_take_list(c, &argc, argv, "--listen", &listen) != 0)
+        return CLI_EXIT_USAGE;
     parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
     if (parsed != CLI_PARSE_OK)
         return cli_parse_exit(parsed);
@@ -84,8 +86,9 @@ cmd_daemon(struct cli *c, int argc, char **argv)
         return code;
     if (every != NULL && v_every == 0)
         return out_usage(c, "--check-every must be at least 1 second");
-    if (listen != NULL && cli_check_addr(c, "--listen", listen, 0) != 0)
-        return CLI_EXIT_USAGE;
+    for (size_t i = 0; i < listen.n; i++)
+        if (cli_check_link(c, "--listen", listen.v[i], 1) != 0)
+            return CLI_EXIT_USAGE;
     memset(&o, 0, sizeof(o));
     o.power_supply_dir = psdir;
     o.busy_after_edit_s = (unsigned)v_edit;
@@ -95,7 +98,9 @@ cmd_daemon(struct cli *c, int argc, char **argv)
     o.retry_after_s = (unsigned)v_retry;
     o.log = log_line;
     o.log_arg = c;
-    o.listen = listen;
+    o.listen = listen.n > 0 ? listen.v[0] : NULL;
+    o.listen_more = listen.n > 1 ? listen.v + 1 : NULL;
+    o.n_listen_more = listen.n > 1 ? listen.n - 1 : 0;
     o.tty_dir = ttydir;
     code = out_node_open(c, &n);
     if (code != 0)

@@ -122,11 +122,11 @@ cmd_pair(struct cli *c, int argc, char **argv)
     if (parsed != CLI_PARSE_OK)
         return cli_parse_exit(parsed);
     if ((listen == NULL) == (peer == NULL))
-        return out_usage(c, "give either --listen HOST:PORT (wait for the "
-                            "other node) or --peer HOST:PORT (reach it)");
-    if (listen != NULL && cli_check_addr(c, "--listen", listen, 0) != 0)
+        return out_usage(c, "give either --listen ADDR (wait for the "
+                            "other node) or --peer ADDR (reach it)");
+    if (listen != NULL && cli_check_link(c, "--listen", listen, 1) != 0)
         return CLI_EXIT_USAGE;
-    if (peer != NULL && cli_check_addr(c, "--peer", peer, 1) != 0)
+    if (peer != NULL && cli_check_link(c, "--peer", peer, 0) != 0)
         return CLI_EXIT_USAGE;
     if (yes && code != NULL)
         return out_usage(c, "--yes and --code exclude each other");
@@ -168,12 +168,14 @@ cmd_pair(struct cli *c, int argc, char **argv)
         printf("Paired with %s %s (node ID %s).\n", p.role, p.terminal_id,
                p.node_id);
         if (peer != NULL)
-            printf("Sync with it by 'simsync sync --peer HOST:PORT' (or "
-                   "'--with %s') while it runs 'simsync serve'.\n",
+            printf("Sync with it by 'simsync sync --peer ADDR' (or "
+                   "'--with %s') while it runs 'simsync serve' or "
+                   "'simsync listen'.\n",
                    p.terminal_id);
         else
-            printf("It may now sync with this node while 'simsync serve' "
-                   "or 'simsync daemon --listen' runs here.\n");
+            printf("It may now sync with this node while 'simsync serve', "
+                   "'simsync listen' or 'simsync daemon --listen' runs "
+                   "here.\n");
     }
     simsync_node_close(n);
     return code_rc;
@@ -274,18 +276,25 @@ serve_log(void *arg, const char *line)
     fprintf(stderr, "%s serve: %s\n", when, line);
 }
 
-int
-cmd_serve(struct cli *c, int argc, char **argv)
+/* Serve the paired nodes on every address of addrs until stopped. */
+static int
+serve_on(struct cli *c, const char *const *addrs, size_t naddrs)
 {
-    const char *listen = NULL;
     struct simsync_serve_opts o;
     struct simsync_node *n = NULL;
-    int rc, code = cli_serve_open(c, argc, argv, &listen, &n);
+    int rc, code;
 
+    for (size_t i = 0; i < naddrs; i++)
+        if (cli_check_link(c, "address", addrs[i], 1) != 0)
+            return CLI_EXIT_USAGE;
+    code = out_node_open(c, &n);
     if (code != 0)
         return code;
+    cli_catch_stop();
     memset(&o, 0, sizeof(o));
-    o.listen = listen;
+    o.listen = addrs[0];
+    o.more = addrs + 1;
+    o.n_more = naddrs - 1;
     o.listening = serve_listening;
     o.log = serve_log;
     o.arg = c;
@@ -294,4 +303,38 @@ cmd_serve(struct cli *c, int argc, char **argv)
         code = out_fail(c, n, rc, "cannot serve");
     simsync_node_close(n);
     return code;
+}
+
+int
+cmd_serve(struct cli *c, int argc, char **argv)
+{
+    struct cli_list listen = {{NULL}, 0};
+    const char *pos[1];
+    const struct cli_opt opts[] = {{NULL, NULL, NULL}};
+    enum cli_parse_result parsed;
+    size_t npos;
+
+    if (cli_take_list(c, &argc, argv, "--listen", &listen) != 0)
+        return CLI_EXIT_USAGE;
+    parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    if (listen.n == 0)
+        return out_usage(c, "--listen ADDR is needed (HOST:PORT, "
+                            "rfcomm:CHANNEL, ...)");
+    return serve_on(c, listen.v, listen.n);
+}
+
+int
+cmd_listen(struct cli *c, int argc, char **argv)
+{
+    const char *pos[CLI_LIST_MAX];
+    const struct cli_opt opts[] = {{NULL, NULL, NULL}};
+    enum cli_parse_result parsed;
+    size_t npos;
+
+    parsed = cli_parse(c, argc, argv, opts, pos, 1, CLI_LIST_MAX, &npos);
+    if (parsed != CLI_PARSE_OK)
+        return cli_parse_exit(parsed);
+    return serve_on(c, pos, npos);
 }

@@ -84,7 +84,7 @@ cmd_sync(struct cli *c, int argc, char **argv)
     memset(&o, 0, sizeof(o));
     if (hub != NULL && cli_check_addr(c, "--hub", hub, 1) != 0)
         return CLI_EXIT_USAGE;
-    if (peer != NULL && cli_check_addr(c, "--peer", peer, 1) != 0)
+    if (peer != NULL && cli_check_link(c, "--peer", peer, 0) != 0)
         return CLI_EXIT_USAGE;
     if (hub != NULL && (peer != NULL || with != NULL))
         return out_usage(c, "sync with the hub (--hub) or with a paired "

@@ -86,7 +86,7 @@ static const struct command commands[] = {
     {"classes", NULL, cmd_classes, "classes [LIST]",
      "show or set the classes this terminal syncs"},
     {"sync", NULL, cmd_sync,
-     "sync [--hub HOST:PORT | --peer HOST:PORT | --with ID] [--allow-delete] "
+     "sync [--hub HOST:PORT | --peer ADDR | --with ID] [--allow-delete] "
      "[--upload-only | --download-only] [--max-bytes SIZE] "
      "[--max-time DURATION]",
      "sync both ways with the hub now, or with a paired node (--peer, "
@@ -113,7 +113,7 @@ static const struct command commands[] = {
     {"daemon", NULL, cmd_daemon,
      "daemon [--power-supply-dir DIR] [--busy-after-edit SECONDS] "
      "[--battery-below PERCENT] [--backup-after-bytes N] "
-     "[--check-every SECONDS] [--retry-after SECONDS] [--listen HOST:PORT] "
+     "[--check-every SECONDS] [--retry-after SECONDS] [--listen ADDR]... "
      "[--tty-dir DIR]",
      "sync by itself as the policy says, stay connected to the hub: "
      "answer its backup requests (OK or BUSY), run restore jobs, back up "
@@ -131,7 +131,7 @@ static const struct command commands[] = {
      "the daemon's decisions: what triggered each sync, how it ended, why "
      "something waits"},
     {"pair", NULL, cmd_pair,
-     "pair --listen HOST:PORT | --peer HOST:PORT [--yes | --code CODE] "
+     "pair --listen ADDR | --peer ADDR [--yes | --code CODE] "
      "[--timeout SECONDS]",
      "pair with another terminal or desktop of the same subscriber: both "
      "show a 6-digit code to compare, then pin each other's key"},
@@ -139,9 +139,13 @@ static const struct command commands[] = {
     {"unpair", NULL, cmd_unpair, "unpair ID",
      "forget a paired node (terminal ID or node ID): its sessions are "
      "refused"},
-    {"serve", NULL, cmd_serve, "serve --listen HOST:PORT",
+    {"serve", NULL, cmd_serve, "serve --listen ADDR [--listen ADDR]...",
      "serve the paired nodes' syncs on this terminal or desktop until "
-     "SIGINT or SIGTERM"},
+     "SIGINT or SIGTERM (ADDR: HOST:PORT, tcp:HOST:PORT, "
+     "rfcomm:[BDADDR:]CHANNEL)"},
+    {"listen", NULL, cmd_listen, "listen ADDR...",
+     "serve the paired nodes on several links at once, e.g. 'listen "
+     "0.0.0.0:7172 rfcomm:3', until SIGINT or SIGTERM"},
     {"backup", "now", cmd_backup_now,
      "backup now [--classes LIST] [--next DURATION]",
      "make a backup generation on the hub now (--next: when the hub "

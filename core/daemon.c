@@ -1589,7 +1589,14 @@ simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
         /* The sessions of paired peers block on their link: they run on
          * the server's own thread, not in this loop (peer_serve.c). */
         struct peer_serve_hooks hooks = {serve_line, serve_applied, d};
-        rc = peer_serve_start(n, o->listen, &hooks, &d->srv);
+        const char *addrs[PEER_SERVE_MAX];
+        size_t naddrs = 0;
+
+        addrs[naddrs++] = o->listen;
+        for (size_t i = 0; i < o->n_listen_more && naddrs < PEER_SERVE_MAX;
+             i++)
+            addrs[naddrs++] = o->listen_more[i];
+        rc = peer_serve_start(n, addrs, naddrs, &hooks, &d->srv);
         if (rc != SIMSYNC_OK) {
             close(d->wake[0]);
             close(d->wake[1]);

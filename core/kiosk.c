@@ -18,6 +18,7 @@
 #include "crypt.h"
 #include "journal.h"
 #include "kiosk.h"
+#include "link.h"
 #include "node.h"
 #include "pbcheck.h"
 #include "session.h"
@@ -323,50 +324,17 @@ kiosk_request_verify(const Simsync__KioskRegister *req, const char *hub_id,
 
 /* ------------------------------------------------------------ links */
 
-/* Split "SCHEME:REST" when SCHEME is a known transport; else TCP. */
-static const struct transport_ops *
-link_ops(const char *addr, const char **rest)
-{
-    const char *colon = strchr(addr, ':');
-    char scheme[16];
-    size_t len = colon ? (size_t)(colon - addr) : strlen(addr);
-    const struct transport_ops *ops = NULL;
-
-    if (len > 0 && len < sizeof(scheme)) {
-        memcpy(scheme, addr, len);
-        scheme[len] = '\0';
-        ops = transport_find(scheme);
-    }
-    if (ops == NULL) {
-        *rest = addr;
-        return &transport_tcp;
-    }
-    *rest = colon ? colon + 1 : "";
-    return ops;
-}
-
+/* Links are the peer code's: tcp:, rfcomm:, usb (transports/link.h). */
 int
 kiosk_connect(const char *addr, struct conn **out)
 {
-    const char *rest;
-    const struct transport_ops *ops = link_ops(addr, &rest);
-
-    *out = NULL;
-    if (ops->connect == NULL)
-        return SIMSYNC_EINVAL;
-    return ops->connect(rest, out);
+    return link_connect(addr, out);
 }
 
 int
 kiosk_listen(const char *addr, struct listener **out)
 {
-    const char *rest;
-    const struct transport_ops *ops = link_ops(addr, &rest);
-
-    *out = NULL;
-    if (ops->listen == NULL)
-        return SIMSYNC_EINVAL;
-    return ops->listen(rest, out);
+    return link_listen(addr, out);
 }
 
 /* Receive one envelope; an Error frame becomes its code with its text in
@@ -599,7 +567,7 @@ simsync_kiosk_offer(struct simsync_node *n, const struct simsync_offer_opts *o,
     if (rc != SIMSYNC_OK)
         return node_fail(n, rc, "cannot listen on %s: %s", o->listen,
                          simsync_strerror(rc));
-    if (listener_addr(l, addr, sizeof(addr)) != SIMSYNC_OK)
+    if (link_listener_addr(l, addr, sizeof(addr)) != SIMSYNC_OK)
         snprintf(addr, sizeof(addr), "%s", o->listen);
     if (o->listening != NULL)
         o->listening(o->arg, addr);

@@ -2,6 +2,7 @@
  * paired peers, and the connecting side of a sync with one. See peer.h
  * for the pairing exchange and docs/peers.md for the design. The serving
  * side is peer_serve.c. */
+#include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "crypt.h"
 #include "hub_sched.h"
+#include "link.h"
 #include "pbcheck.h"
 #include "peer.h"
 #include "transport.h"
@@ -600,6 +602,15 @@ check_pairable(struct simsync_node *n)
     return SIMSYNC_OK;
 }
 
+int
+simsync_link_check(const char *addr, int listening, char *why, size_t why_len)
+{
+    struct link_addr a;
+
+    return link_addr_parse(addr, listening ? LINK_LISTEN : LINK_CONNECT, &a,
+                           why, why_len);
+}
+
 /* Wait up to timeout_ms for one connection on l. */
 static int
 accept_one(struct listener *l, int timeout_ms, struct conn **out)
@@ -646,22 +657,22 @@ simsync_pair(struct simsync_node *n, const struct simsync_pair_opts *o,
         return rc;
     timeout_s = o->timeout_s ? o->timeout_s : PAIR_TIMEOUT_S;
     if (o->peer != NULL) {
-        rc = transport_tcp.connect(o->peer, &c);
+        rc = link_connect(o->peer, &c);
         if (rc != SIMSYNC_OK)
             return node_fail(n, rc,
-                             "cannot reach a pairing node at %s: %s (run "
-                             "'simsync pair --listen HOST:PORT' there "
+                             "cannot reach a pairing node at %s: %s (%s; "
+                             "run 'simsync pair --listen ADDR' there "
                              "first)",
-                             o->peer, simsync_strerror(rc));
+                             o->peer, simsync_strerror(rc), strerror(errno));
         rc = peer_pair_conn(n, c, 1, o->peer, o, out);
         conn_close(c);
         return rc;
     }
-    rc = transport_tcp.listen(o->listen, &l);
+    rc = link_listen(o->listen, &l);
     if (rc != SIMSYNC_OK)
-        return node_fail(n, rc, "cannot listen on %s: %s", o->listen,
-                         simsync_strerror(rc));
-    listener_addr(l, addr, sizeof(addr));
+        return node_fail(n, rc, "cannot listen on %s: %s (%s)", o->listen,
+                         simsync_strerror(rc), strerror(errno));
+    link_listener_addr(l, addr, sizeof(addr));
     if (o->listening != NULL)
         o->listening(o->arg, addr);
     rc = accept_one(l, (int)(timeout_s > 86400 ? 86400000 : timeout_s * 1000),
@@ -898,13 +909,13 @@ peer_connect(struct simsync_node *n, struct peer_target *t, int op,
     }
     if (addr != t->addr_used)
         snprintf(t->addr_used, sizeof(t->addr_used), "%s", addr);
-    rc = transport_tcp.connect(addr, &l->conn);
+    rc = link_connect(addr, &l->conn);
     if (rc != SIMSYNC_OK)
         return node_fail(n, rc,
-                         "cannot reach the peer at %s: %s (is 'simsync "
-                         "serve' or 'simsync daemon --listen' running "
-                         "there?)",
-                         addr, simsync_strerror(rc));
+                         "cannot reach the peer at %s: %s (%s; is 'simsync "
+                         "serve', 'simsync listen' or 'simsync daemon "
+                         "--listen' running there?)",
+                         addr, simsync_strerror(rc), strerror(errno));
     conn_set_timeout(l->conn, PEER_LINK_TIMEOUT_MS);
     rc = chan_handshake(l->conn, 1, &n->ident, pinned ? pin : NULL, &l->ch);
     if (rc != SIMSYNC_OK) {

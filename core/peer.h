@@ -140,8 +140,11 @@ struct peer_serve_hooks {
     void *arg;
 };
 
-/* Serve paired peers on `listen` (HOST:PORT) from a thread of its own, one
- * session at a time: a peer whose key is not pinned here is refused
+#define PEER_SERVE_MAX 8 /* link addresses one server listens on */
+
+/* Serve paired peers on the link addresses addrs[0..naddrs) (link.h:
+ * HOST:PORT, tcp:..., rfcomm:CHANNEL, ...; 1..PEER_SERVE_MAX of them) from
+ * a thread of its own, one session at a time over all of them: a peer whose key is not pinned here is refused
  * (Error EREFUSED); a paired one gets a normal session with this node as
  * responder, after a scan of the class folders. hooks (may be NULL) is
  * copied. The node must be a registered trusted node; its error text is
@@ -149,11 +152,15 @@ struct peer_serve_hooks {
  * node's store, identity, subscriber and classes (read once: `simsync
  * classes` takes effect when serving starts again). *out returned
  * (peer_serve_stop). */
-int peer_serve_start(struct simsync_node *n, const char *listen,
-                     const struct peer_serve_hooks *hooks,
+int peer_serve_start(struct simsync_node *n, const char *const *addrs,
+                     size_t naddrs, const struct peer_serve_hooks *hooks,
                      struct peer_server **out);
-/* The address it listens on ("HOST:PORT"). */
+/* The addresses it listens on, as bound ("127.0.0.1:7172",
+ * "rfcomm:BDADDR:3"), separated by ", ". Valid until peer_serve_stop. */
 const char *peer_serve_addr(const struct peer_server *s);
+/* How many listeners it has, and the bound address of listener i. */
+size_t peer_serve_count(const struct peer_server *s);
+const char *peer_serve_addr_at(const struct peer_server *s, size_t i);
 /* Stop accepting, let a session in flight end, free. NULL-safe. */
 void peer_serve_stop(struct peer_server *s);
 

@@ -18,6 +18,7 @@
  * daemon's own syncs like two `simsync sync` processes on one home: LMDB
  * serialises the writes, and every write re-checks the files it decides
  * on inside its transaction. */
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 
 #include "crypt.h"
 #include "folder.h"
+#include "link.h"
 #include "peer.h"
 #include "session.h"
 #include "transport.h"
@@ -38,10 +40,12 @@
 struct peer_server {
     struct simsync_node *n; /* borrowed */
     struct replica tmpl;    /* keys, store, subscriber, folder (wiped) */
-    struct listener *l;
+    struct listener *l[PEER_SERVE_MAX]; /* owned */
+    size_t nl;
+    char addr_at[PEER_SERVE_MAX][128]; /* each listener's bound address */
     pthread_t th;
     atomic_int stop;
-    char addr[128];
+    char addr[PEER_SERVE_MAX * 130]; /* all of them, ", " between */
     struct peer_serve_hooks hooks;
 };
 
@@ -250,27 +254,49 @@ serve_main(void *arg)
     struct peer_server *ps = arg;
 
     while (!atomic_load(&ps->stop)) {
-        struct pollfd pfd = {listener_pollfd(ps->l), POLLIN, 0};
-        struct conn *c;
+        struct pollfd pfd[PEER_SERVE_MAX];
+        size_t i;
 
-        if (poll(&pfd, 1, 200) <= 0)
+        for (i = 0; i < ps->nl; i++)
+            pfd[i] = (struct pollfd){listener_pollfd(ps->l[i]), POLLIN, 0};
+        if (poll(pfd, (nfds_t)ps->nl, 200) <= 0)
             continue;
-        if (listener_accept(ps->l, &c) != SIMSYNC_OK)
-            continue;
-        serve_conn(ps, c);
-        conn_close(c);
+        /* One session at a time, whichever link it came on. */
+        for (i = 0; i < ps->nl && !atomic_load(&ps->stop); i++) {
+            struct conn *c;
+
+            if (!(pfd[i].revents & POLLIN) ||
+                listener_accept(ps->l[i], &c) != SIMSYNC_OK)
+                continue;
+            serve_conn(ps, c);
+            conn_close(c);
+        }
     }
     return NULL;
 }
 
+static void
+close_listeners(struct peer_server *ps)
+{
+    for (size_t i = 0; i < ps->nl; i++)
+        listener_close(ps->l[i]);
+    ps->nl = 0;
+}
+
 int
-peer_serve_start(struct simsync_node *n, const char *listen,
-                 const struct peer_serve_hooks *hooks, struct peer_server **out)
+peer_serve_start(struct simsync_node *n, const char *const *addrs,
+                 size_t naddrs, const struct peer_serve_hooks *hooks,
+                 struct peer_server **out)
 {
     struct peer_server *ps;
+    size_t used = 0;
     int rc;
 
     *out = NULL;
+    if (addrs == NULL || naddrs == 0 || naddrs > PEER_SERVE_MAX)
+        return node_fail(n, SIMSYNC_EINVAL,
+                         "serving needs 1 to %d addresses to listen on",
+                         PEER_SERVE_MAX);
     if (strcmp(n->role, "hub") == 0)
         return node_fail(n, SIMSYNC_ESTATE,
                          "a hub serves with 'simsync hub serve'; 'simsync "
@@ -290,16 +316,28 @@ peer_serve_start(struct simsync_node *n, const char *listen,
         free(ps);
         return rc;
     }
-    rc = transport_tcp.listen(listen, &ps->l);
-    if (rc != SIMSYNC_OK) {
-        keys_wipe(&ps->tmpl.keys);
-        free(ps);
-        return node_fail(n, rc, "cannot listen on %s: %s", listen,
-                         simsync_strerror(rc));
+    for (ps->nl = 0; ps->nl < naddrs; ps->nl++) {
+        const char *a = addrs[ps->nl];
+        char *at = ps->addr_at[ps->nl];
+
+        rc = link_listen(a, &ps->l[ps->nl]);
+        if (rc != SIMSYNC_OK) {
+            int err = errno;
+
+            close_listeners(ps);
+            keys_wipe(&ps->tmpl.keys);
+            free(ps);
+            return node_fail(n, rc, "cannot listen on %s: %s (%s)", a,
+                             simsync_strerror(rc), strerror(err));
+        }
+        if (link_listener_addr(ps->l[ps->nl], at, sizeof(ps->addr_at[0])) !=
+            SIMSYNC_OK)
+            snprintf(at, sizeof(ps->addr_at[0]), "%s", a);
+        used += (size_t)snprintf(ps->addr + used, sizeof(ps->addr) - used,
+                                 "%s%s", used ? ", " : "", at);
     }
-    listener_addr(ps->l, ps->addr, sizeof(ps->addr));
     if (pthread_create(&ps->th, NULL, serve_main, ps) != 0) {
-        listener_close(ps->l);
+        close_listeners(ps);
         keys_wipe(&ps->tmpl.keys);
         free(ps);
         return node_fail(n, SIMSYNC_ENOMEM, "cannot start the server thread");
@@ -314,6 +352,18 @@ peer_serve_addr(const struct peer_server *s)
     return s->addr;
 }
 
+size_t
+peer_serve_count(const struct peer_server *s)
+{
+    return s->nl;
+}
+
+const char *
+peer_serve_addr_at(const struct peer_server *s, size_t i)
+{
+    return i < s->nl ? s->addr_at[i] : "";
+}
+
 void
 peer_serve_stop(struct peer_server *s)
 {
@@ -321,7 +371,7 @@ peer_serve_stop(struct peer_server *s)
         return;
     atomic_store(&s->stop, 1);
     pthread_join(s->th, NULL);
-    listener_close(s->l);
+    close_listeners(s);
     keys_wipe(&s->tmpl.keys);
     crypt_wipe(&s->tmpl, sizeof(s->tmpl));
     free(s);
@@ -332,18 +382,27 @@ simsync_serve(struct simsync_node *n, const struct simsync_serve_opts *o,
               volatile int *stop)
 {
     struct peer_server *ps;
+    const char *addrs[PEER_SERVE_MAX];
+    size_t naddrs = 0;
     int rc;
 
     n->err[0] = '\0';
     if (o == NULL || o->listen == NULL)
         return node_fail(n, SIMSYNC_EINVAL, "serve needs an address");
+    if (o->n_more >= PEER_SERVE_MAX)
+        return node_fail(n, SIMSYNC_EINVAL,
+                         "serve listens on at most %d addresses at once",
+                         PEER_SERVE_MAX);
+    addrs[naddrs++] = o->listen;
+    for (size_t i = 0; i < o->n_more; i++)
+        addrs[naddrs++] = o->more[i];
     struct peer_serve_hooks hooks = {o->log, NULL, o->arg};
 
-    rc = peer_serve_start(n, o->listen, &hooks, &ps);
+    rc = peer_serve_start(n, addrs, naddrs, &hooks, &ps);
     if (rc != SIMSYNC_OK)
         return rc;
-    if (o->listening != NULL)
-        o->listening(o->arg, peer_serve_addr(ps));
+    for (size_t i = 0; o->listening != NULL && i < peer_serve_count(ps); i++)
+        o->listening(o->arg, peer_serve_addr_at(ps, i));
     while (!*stop)
         (void)poll(NULL, 0, 200);
     peer_serve_stop(ps);

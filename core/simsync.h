@@ -431,13 +431,17 @@ struct simsync_daemon_opts {
     /* One line per decision (may be NULL). */
     void (*log)(void *arg, const char *line);
     void *log_arg;
-    /* Also serve paired peers on this "HOST:PORT" while running, as
+    /* Also serve paired peers on this link address (HOST:PORT, rfcomm:CHANNEL, ...) while running, as
      * simsync_serve does (NULL: no). The first log line then names the
      * address it listens on; serving logs from its own thread. */
     const char *listen;
     /* Where terminal devices are, for user activity (the idle trigger
      * waits for no input on them either); NULL: /dev. */
     const char *tty_dir;
+    /* More link addresses to serve paired peers on, with listen (may be
+     * NULL): e.g. TCP and RFCOMM at once. */
+    const char *const *listen_more;
+    size_t n_listen_more;
 };
 int simsync_daemon(struct simsync_node *n, const struct simsync_daemon_opts *o,
                    volatile int *stop) SIMSYNC_MUST_CHECK;
@@ -627,9 +631,17 @@ struct simsync_peer {
     uint64_t last_sync_ms; /* last complete session with it (0: none) */
 };
 
+/* Check a link address for a peer (docs/links.md): HOST:PORT or
+ * tcp:HOST:PORT, rfcomm:BDADDR[:CHANNEL] to connect, rfcomm:[BDADDR:]CHANNEL
+ * to listen (`listening` non-zero). Returns SIMSYNC_OK, or SIMSYNC_EINVAL
+ * with one sentence in `why` (may be NULL) saying what is wrong. Nothing
+ * is opened. */
+int simsync_link_check(const char *addr, int listening, char *why,
+                       size_t why_len);
+
 struct simsync_pair_opts {
-    const char *listen; /* wait for the other node on "HOST:PORT" ... */
-    const char *peer;   /* ... or connect to it: exactly one of the two */
+    const char *listen; /* wait for the other node on a link address ... */
+    const char *peer;   /* ... or connect to one: exactly one of the two */
     unsigned timeout_s; /* wait at most this long for the other node, and
                          * for its user's answer (0: 300) */
     /* listen: called once listening, with the real address (may be
@@ -681,13 +693,17 @@ int simsync_sync_peer(struct simsync_node *n, const char *addr,
                       struct simsync_sync_report *rep) SIMSYNC_MUST_CHECK;
 
 struct simsync_serve_opts {
-    const char *listen; /* "HOST:PORT" */
+    const char *listen; /* a link address: HOST:PORT, rfcomm:CHANNEL, ... */
     /* Called once listening, with the real address (may be NULL). */
     void (*listening)(void *arg, const char *addr);
     /* One line per connection served, from the server's thread (may be
      * NULL). */
     void (*log)(void *arg, const char *line);
     void *arg;
+    /* More link addresses served at the same time (may be NULL); listening
+     * is called once per address, listen's first. */
+    const char *const *more;
+    size_t n_more;
 };
 /* Serve this trusted node's paired peers until *stop: each session runs
  * as with the hub, this node applying changes by the trusted rules

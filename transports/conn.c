@@ -27,6 +27,7 @@ static const struct transport_ops *const known_transports[] = {
     &transport_mem,
     &transport_usb,
     &transport_usb_gadget,
+    &transport_rfcomm,
 };
 
 const struct transport_ops *

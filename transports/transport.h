@@ -75,8 +75,10 @@ extern const struct transport_ops transport_tcp;
 extern const struct transport_ops transport_mem;
 extern const struct transport_ops transport_usb;        /* usb_host.c */
 extern const struct transport_ops transport_usb_gadget; /* usb_gadget.c */
+extern const struct transport_ops transport_rfcomm; /* rfcomm.c, BlueZ */
 
-/* The ops for a scheme name ("tcp", "mem"), or NULL. */
+/* The ops for a scheme name ("tcp", "mem", "rfcomm"), or NULL. Peer
+ * addresses with a scheme in front are link.h's business. */
 const struct transport_ops *transport_find(const char *scheme);
 
 /* Why the last connect or listen in this thread failed, as one sentence
