@@ -150,10 +150,11 @@ extern volatile int cli_stop;
 extern volatile sig_atomic_t cli_stop_signal;
 void cli_catch_stop(void);
 /* The start of a command that serves until stopped: parse "--listen
- * HOST:PORT" (required, checked), open the node into *n, catch the stop
- * signals. Returns 0 or the exit code. */
+ * HOST:PORT" (required, checked) and, when idle is not NULL, an optional
+ * "--idle-timeout SECONDS" (*idle NULL when absent), open the node into
+ * *n, catch the stop signals. Returns 0 or the exit code. */
 int cli_serve_open(struct cli *c, int argc, char **argv, const char **listen,
-                   struct simsync_node **n);
+                   const char **idle, struct simsync_node **n);
 
 /* The wall clock, in ms since 1970. */
 uint64_t out_now_ms(void);

@@ -222,12 +222,23 @@ cmd_id(struct cli *c, int argc, char **argv)
 int
 cmd_hub_serve(struct cli *c, int argc, char **argv)
 {
-    const char *listen = NULL;
+    const char *listen = NULL, *idle = NULL;
     struct simsync_node *n = NULL;
-    int rc, code = cli_serve_open(c, argc, argv, &listen, &n);
+    unsigned long secs;
+    int rc, code = cli_serve_open(c, argc, argv, &listen, &idle, &n);
 
     if (code != 0)
         return code;
+    if (idle != NULL) {
+        if (cli_parse_ulong(idle, 1, 86400, &secs) != 0 ||
+            simsync_hub_set_idle_timeout(n, (unsigned)secs) != SIMSYNC_OK) {
+            simsync_node_close(n);
+            return out_usage(c,
+                             "--idle-timeout takes seconds, 1 to 86400 "
+                             "(not '%s')",
+                             idle);
+        }
+    }
     fflush(stdout);
     rc = simsync_hub_serve(n, listen, &cli_stop, NULL, 0);
     if (rc != SIMSYNC_OK && rc != SIMSYNC_ESTATE &&

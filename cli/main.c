@@ -41,7 +41,8 @@ static const struct command commands[] = {
      "create a node in the home directory (a kiosk takes the credential "
      "the hub issued)"},
     {"id", NULL, cmd_id, "id", "print this node's ID"},
-    {"hub", "serve", cmd_hub_serve, "hub serve --listen HOST:PORT",
+    {"hub", "serve", cmd_hub_serve,
+     "hub serve --listen HOST:PORT [--idle-timeout SECONDS]",
      "serve as the hub until SIGINT or SIGTERM"},
     {"hub", "stats", cmd_hub_stats, "hub stats",
      "totals of what the hub holds: subscribers, terminals, items, "

@@ -14,18 +14,29 @@
 void
 out_json_str(FILE *f, const char *s)
 {
-    const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
+    const char *str = s != NULL ? s : "";
+    size_t len = strlen(str);
 
     fputc('"', f);
-    for (; *p != '\0'; p++) {
-        if (*p == '"' || *p == '\\') {
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)str[i];
+        size_t n = simsync_utf8_seq_len(str + i, len - i);
+
+        if (c == '"' || c == '\\') {
             fputc('\\', f);
-            fputc(*p, f);
-        } else if (*p < 0x20 || *p == 0x7f) {
-            fprintf(f, "\\u%04x", (unsigned)*p);
+            fputc(c, f);
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", (unsigned)c);
+        } else if (n == 0) {
+            /* A name is bytes; JSON is UTF-8: a byte that is no UTF-8
+             * becomes U+FFFD, so the output stays valid JSON. */
+            fputs("\\ufffd", f);
         } else {
-            fputc(*p, f); /* UTF-8 passes through unchanged */
+            fwrite(str + i, 1, n, f); /* UTF-8 passes through unchanged */
+            i += n;
+            continue;
         }
+        i++;
     }
     fputc('"', f);
 }
@@ -240,11 +251,12 @@ cli_catch_stop(void)
 
 int
 cli_serve_open(struct cli *c, int argc, char **argv, const char **listen,
-               struct simsync_node **n)
+               const char **idle, struct simsync_node **n)
 {
     const char *pos[1];
     const struct cli_opt opts[] = {
         {"--listen", listen, NULL},
+        {idle != NULL ? "--idle-timeout" : NULL, idle, NULL},
         {NULL, NULL, NULL},
     };
     enum cli_parse_result parsed;
@@ -253,6 +265,8 @@ cli_serve_open(struct cli *c, int argc, char **argv, const char **listen,
 
     *listen = NULL;
     *n = NULL;
+    if (idle != NULL)
+        *idle = NULL;
     parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
     if (parsed != CLI_PARSE_OK)
         return cli_parse_exit(parsed);

@@ -1119,9 +1119,14 @@ scan_class(struct replica *r, int cls, int dfd, int allow_mass_delete,
     }
     if (rc == SIMSYNC_OK)
         rc = run_batches(r, cls, BATCH_TOMBSTONES, moved_del, nmoved, 1, stats);
-    /* The mass-delete guard counts deletions, not renames. */
+    /* The mass-delete guard counts deletions, not renames. A folder left
+     * with no file at all deletes nothing without a confirmation once it
+     * held two items or more, however few: an emptied folder (storage not
+     * mounted, a tool that cleared it) looks the same as one the user
+     * emptied. Deleting the one last item of a class stays a plain edit. */
     if (rc == SIMSYNC_OK && ndel > 0 && !allow_mass_delete &&
-        (ndel > MASS_DELETE_MAX || (live_count > 2 && ndel * 2 > live_count))) {
+        (ndel > MASS_DELETE_MAX || (files.n == 0 && ndel >= 2) ||
+         (live_count > 2 && ndel * 2 > live_count))) {
         stats->guarded += ndel;
         result = SIMSYNC_EMASSDEL;
     } else if (rc == SIMSYNC_OK) {

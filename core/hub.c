@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypt.h"
@@ -23,15 +26,139 @@
 #include "session.h"
 #include "transport.h"
 
-#define HUB_MAX_CONNS 512
+/* Connections served at once, at most; the open-file limit (raised to its
+ * hard value at serve) may make it fewer: HUB_FD_RESERVE descriptors stay
+ * for the store, the scheduler and the listener. */
+#define HUB_MAX_CONNS 4096
+#define HUB_FD_RESERVE 64
+#define HUB_IDLE_DEFAULT_MS 120000
 
+/* One accepted connection. Until its first message has arrived it is
+ * *greeting*: it sits in the greeting list (oldest first), where the
+ * accept loop closes it once it is older than the idle timeout, however
+ * slowly it trickles bytes, or sooner when the hub is full and a new
+ * client needs its place. Nobody authenticated is ever closed that way. */
 struct hub_conn {
     struct simsync_node *n;
     struct conn *conn;
+    long long accepted_ms;        /* mono_ms() at accept */
+    int greeting;                 /* in the greeting list (hub_lock) */
+    int cut;                      /* shut down by the accept loop */
+    struct hub_conn *prev, *next; /* greeting list links (hub_lock) */
 };
 
 static pthread_mutex_t hub_lock = PTHREAD_MUTEX_INITIALIZER;
 static int hub_active;
+static struct hub_conn *greet_head, *greet_tail; /* under hub_lock */
+
+/* A clock for deadlines that the wall clock's jumps do not move. */
+static long long
+mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Take hc out of the greeting list (hub_lock held). */
+static void
+greet_unlink(struct hub_conn *hc)
+{
+    if (!hc->greeting)
+        return;
+    if (hc->prev)
+        hc->prev->next = hc->next;
+    else
+        greet_head = hc->next;
+    if (hc->next)
+        hc->next->prev = hc->prev;
+    else
+        greet_tail = hc->prev;
+    hc->prev = hc->next = NULL;
+    hc->greeting = 0;
+}
+
+/* Shut a greeting connection down: its thread's blocked read returns
+ * SIMSYNC_ECLOSED, and the thread cleans up as after any failure
+ * (hub_lock held, so the thread cannot have closed the conn yet). */
+static void
+greet_cut(struct hub_conn *hc)
+{
+    int fd = conn_pollfd(hc->conn);
+
+    if (fd >= 0)
+        (void)shutdown(fd, SHUT_RDWR);
+    hc->cut = 1;
+}
+
+/* Cut greeting connections older than idle_ms; with `evict`, also the
+ * oldest one not cut yet. Returns how many were cut. */
+static int
+greet_sweep(long long now, int idle_ms, int evict)
+{
+    int cut = 0;
+
+    pthread_mutex_lock(&hub_lock);
+    for (struct hub_conn *hc = greet_head; hc != NULL; hc = hc->next) {
+        if (hc->cut)
+            continue;
+        if (now - hc->accepted_ms >= idle_ms || evict) {
+            greet_cut(hc);
+            cut++;
+            evict = 0;
+        } else {
+            break; /* the rest are younger */
+        }
+    }
+    pthread_mutex_unlock(&hub_lock);
+    return cut;
+}
+
+int
+simsync_hub_set_idle_timeout(struct simsync_node *n, unsigned seconds)
+{
+    if (n == NULL || seconds == 0 || seconds > 86400)
+        return SIMSYNC_EINVAL;
+    n->hub_idle_ms = (int)seconds * 1000;
+    return SIMSYNC_OK;
+}
+
+static int
+idle_ms_of(const struct simsync_node *n)
+{
+    return n->hub_idle_ms > 0 ? n->hub_idle_ms : HUB_IDLE_DEFAULT_MS;
+}
+
+/* How many connections this process can hold: raise the soft open-file
+ * limit to the hard one, keep HUB_FD_RESERVE for everything else. */
+static int
+conn_limit(void)
+{
+    struct rlimit rl;
+    long long room;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 256;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t want = rl.rlim_max;
+
+        if (want == RLIM_INFINITY || want > 65536)
+            want = 65536;
+        if (want > rl.rlim_cur) {
+            struct rlimit up = {want, rl.rlim_max};
+
+            if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+                rl.rlim_cur = want;
+        }
+    }
+    room = rl.rlim_cur == RLIM_INFINITY
+               ? HUB_MAX_CONNS
+               : (long long)rl.rlim_cur - HUB_FD_RESERVE;
+    if (room > HUB_MAX_CONNS)
+        room = HUB_MAX_CONNS;
+    return room < 16 ? 16 : (int)room;
+}
 
 static void hub_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -513,6 +640,38 @@ hub_kiosk(struct simsync_node *n, struct chan *ch,
     return rc;
 }
 
+/* After a failure the hub has queued an Error frame, but the peer may be
+ * in the middle of sending a batch of chunks: closing with its data
+ * unread would reset the connection and the peer would see "link closed"
+ * instead of the reason. So: no more sending (FIN after the Error), then
+ * read and drop what still comes, for at most HUB_DRAIN_MS or
+ * HUB_DRAIN_BYTES, until the peer closes. */
+#define HUB_DRAIN_MS 5000
+#define HUB_DRAIN_BYTES (32u << 20)
+
+static void
+drain_before_close(struct conn *c)
+{
+    uint8_t buf[16384];
+    long long end = mono_ms() + HUB_DRAIN_MS;
+    size_t total = 0;
+    int fd = conn_pollfd(c);
+
+    if (fd < 0 || shutdown(fd, SHUT_WR) != 0)
+        return;
+    while (total < HUB_DRAIN_BYTES) {
+        long long left = end - mono_ms();
+        size_t n = 0;
+
+        if (left <= 0)
+            break;
+        conn_set_timeout(c, (int)left);
+        if (conn_recv(c, buf, sizeof(buf), &n) != SIMSYNC_OK || n == 0)
+            break;
+        total += n;
+    }
+}
+
 static void *
 hub_conn_main(void *arg)
 {
@@ -522,12 +681,17 @@ hub_conn_main(void *arg)
     uint8_t pk[32];
     int rc;
 
-    conn_set_timeout(hc->conn, 120000);
+    conn_set_timeout(hc->conn, idle_ms_of(hc->n));
     rc = chan_handshake(hc->conn, 0, &hc->n->ident, NULL, &ch);
     if (rc == SIMSYNC_OK)
         rc = chan_peer_key(ch, pk);
     if (rc == SIMSYNC_OK)
         rc = node_recv_env(ch, (void **)&env);
+    pthread_mutex_lock(&hub_lock);
+    greet_unlink(hc);
+    if (hc->cut && rc != SIMSYNC_OK)
+        rc = SIMSYNC_ETIMEOUT; /* cut by the accept loop */
+    pthread_mutex_unlock(&hub_lock);
     if (rc == SIMSYNC_OK) {
         if (env->msg_case == SIMSYNC__ENVELOPE__MSG_HELLO)
             rc = hub_sync(hc->n, ch, hc->conn, env->hello, pk);
@@ -537,11 +701,14 @@ hub_conn_main(void *arg)
             rc = hub_kiosk(hc->n, ch, env->kiosk_register);
         else
             node_send_error(ch, SIMSYNC_EPROTO, "expected hello or register");
-    } else if (rc != SIMSYNC_ECLOSED) {
+    } else if (rc != SIMSYNC_ECLOSED && rc != SIMSYNC_ETIMEOUT) {
         hub_log("connection failed: %s", simsync_strerror(rc));
     }
     if (env)
         simsync__envelope__free_unpacked(env, NULL);
+    if (rc != SIMSYNC_OK && rc != SIMSYNC_ECLOSED && rc != SIMSYNC_ETIMEOUT &&
+        ch != NULL)
+        drain_before_close(hc->conn);
     chan_free(ch);
     conn_close(hc->conn);
     free(hc);
@@ -630,7 +797,7 @@ simsync_hub_serve(struct simsync_node *n, const char *listen_addr,
 {
     struct listener *l;
     char addr[128];
-    int rc;
+    int rc, max_conns;
 
     if (strcmp(n->role, "hub") != 0)
         return node_fail(n, SIMSYNC_ESTATE,
@@ -649,46 +816,67 @@ simsync_hub_serve(struct simsync_node *n, const char *listen_addr,
     listener_addr(l, addr, sizeof(addr));
     if (bound_addr != NULL)
         snprintf(bound_addr, bound_len, "%s", addr);
+    max_conns = conn_limit();
     hub_log("listening on %s", addr);
+    hub_log("up to %d connections, idle timeout %d s", max_conns,
+            idle_ms_of(n) / 1000);
     while (!*stop) {
         struct pollfd pfd = {listener_pollfd(l), POLLIN, 0};
         struct hub_conn *hc;
         pthread_t th;
         pthread_attr_t attr;
         struct conn *c;
+        int full;
 
+        (void)greet_sweep(mono_ms(), idle_ms_of(n), 0);
         if (poll(&pfd, 1, 200) <= 0)
             continue;
         rc = listener_accept(l, &c);
-        if (rc != SIMSYNC_OK)
+        if (rc != SIMSYNC_OK) {
+            /* Out of descriptors (or a transient error): make room by
+             * dropping the oldest greeting connection, and do not spin. */
+            (void)greet_sweep(mono_ms(), idle_ms_of(n), 1);
+            usleep(10000);
             continue;
+        }
         pthread_mutex_lock(&hub_lock);
-        if (hub_active >= HUB_MAX_CONNS) {
-            pthread_mutex_unlock(&hub_lock);
+        full = hub_active >= max_conns;
+        pthread_mutex_unlock(&hub_lock);
+        /* Full: a connection still greeting gives up its place; when
+         * every place is held by authenticated peers, the new one waits
+         * for the next try. */
+        if (full && greet_sweep(mono_ms(), idle_ms_of(n), 1) == 0) {
             conn_close(c);
             continue;
         }
-        hub_active++;
-        pthread_mutex_unlock(&hub_lock);
-        hc = malloc(sizeof(*hc));
+        hc = calloc(1, sizeof(*hc));
         if (hc == NULL) {
             conn_close(c);
-            pthread_mutex_lock(&hub_lock);
-            hub_active--;
-            pthread_mutex_unlock(&hub_lock);
             continue;
         }
         hc->n = n;
         hc->conn = c;
+        hc->accepted_ms = mono_ms();
+        pthread_mutex_lock(&hub_lock);
+        hub_active++;
+        hc->greeting = 1;
+        hc->prev = greet_tail;
+        if (greet_tail)
+            greet_tail->next = hc;
+        else
+            greet_head = hc;
+        greet_tail = hc;
+        pthread_mutex_unlock(&hub_lock);
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         pthread_attr_setstacksize(&attr, 1u << 20);
         if (pthread_create(&th, &attr, hub_conn_main, hc) != 0) {
-            conn_close(c);
-            free(hc);
             pthread_mutex_lock(&hub_lock);
+            greet_unlink(hc);
             hub_active--;
             pthread_mutex_unlock(&hub_lock);
+            conn_close(c);
+            free(hc);
         }
         pthread_attr_destroy(&attr);
     }

@@ -485,6 +485,10 @@ hub_backup(struct simsync_node *n, struct chan *ch,
         node_send_error(ch, rc, "malformed or incomplete backup");
     else if (rc == SIMSYNC_ESTATE)
         node_send_error(ch, rc, "another generation was committed meanwhile");
+    else if (rc == SIMSYNC_ENOSPC)
+        node_send_error(ch, rc, "the hub has no space left");
+    else if (rc == SIMSYNC_EIO || rc == SIMSYNC_ENOMEM)
+        node_send_error(ch, rc, "the hub could not store the backup");
     if (rc == SIMSYNC_OK)
         *gen_out = u.gen;
     /* The scheduler writes the history of the backups it asked for. */

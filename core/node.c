@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,11 +16,14 @@
 #include "node.h"
 #include "pbcheck.h"
 #include "peer.h"
+#include "pwguard.h"
 #include "session.h"
 #include "sim.h"
 #include "transport.h"
 
 /* ------------------------------------------------------------ helpers */
+
+static void keep_peer_error(const char *text);
 
 int
 node_fail(struct simsync_node *n, int code, const char *fmt, ...)
@@ -613,6 +617,7 @@ node_recv_env(struct chan *ch, void **out)
     }
     if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR) {
         int code = session_peer_error(env->error->code);
+        keep_peer_error(env->error->text);
         simsync__envelope__free_unpacked(env, NULL);
         return code;
     }
@@ -804,7 +809,141 @@ node_sub_key(const struct simsync_node *n, uint8_t out[SUB_BYTES])
     sub_key_terminal(n->subscriber, out);
 }
 
+/* ------------------------------------------------------------ peer errors */
+
+/* The text of the last Error frame received on this thread (see
+ * node_peer_error). */
+static _Thread_local char peer_err[160];
+
+const char *
+node_peer_error(void)
+{
+    return peer_err;
+}
+
+/* Keep the peer's error text, as printable ASCII only: it comes from the
+ * other side and goes to a person's terminal. */
+static void
+keep_peer_error(const char *text)
+{
+    size_t o = 0;
+
+    for (; text != NULL && *text != '\0' && o + 1 < sizeof(peer_err); text++)
+        peer_err[o++] = (*text >= 0x20 && *text < 0x7f) ? *text : '?';
+    peer_err[o] = '\0';
+}
+
 /* ------------------------------------------------------------ register */
+
+/* The base wait of the password guard: config key password_delay_ms (tests
+ * set it low), else PWGUARD_DEFAULT_BASE_MS. */
+static uint64_t
+password_base_delay(const struct simsync_node *n)
+{
+    char path[PATH_MAX + 64], text[PATH_MAX + 256], v[32], *end;
+    unsigned long long ms;
+
+    if (path_in(n, "config", path, sizeof(path)) != SIMSYNC_OK ||
+        file_get(path, text, sizeof(text), NULL) != SIMSYNC_OK ||
+        kv_get(text, "password_delay_ms", v, sizeof(v)) != SIMSYNC_OK)
+        return PWGUARD_DEFAULT_BASE_MS;
+    errno = 0;
+    ms = strtoull(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || ms > PWGUARD_MAX_WAIT_MS)
+        return PWGUARD_DEFAULT_BASE_MS;
+    return ms;
+}
+
+/* Write the guard state over the locked file fd. */
+static int
+guard_save(int fd, const struct pwguard *g)
+{
+    char text[PWGUARD_TEXT_MAX];
+    size_t len;
+
+    if (pwguard_format(g, text, sizeof(text)) != SIMSYNC_OK)
+        return SIMSYNC_EINVAL;
+    len = strlen(text);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, len, 0) != (ssize_t)len ||
+        fsync(fd) != 0)
+        return errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
+    return SIMSYNC_OK;
+}
+
+/* Check `password` against the stored hash under the guard (pwguard.h):
+ * <home>/password.guard is locked for the whole check, so programs run at
+ * once take turns and share one count. */
+static int
+password_check_guarded(struct simsync_node *n, const char *hash,
+                       const char *password)
+{
+    char path[PATH_MAX + 64], text[PWGUARD_TEXT_MAX + 1];
+    struct pwguard g;
+    uint64_t now = node_now_ms(), wait = 0;
+    ssize_t got;
+    int fd, rc, parse_rc;
+
+    path_in(n, "password.guard", path, sizeof(path));
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return node_fail(n, SIMSYNC_EIO, "cannot open %s: %s", path,
+                         strerror(errno));
+    if (flock(fd, LOCK_EX) != 0) {
+        close(fd);
+        return node_fail(n, SIMSYNC_EIO, "cannot lock %s", path);
+    }
+    got = pread(fd, text, sizeof(text) - 1, 0);
+    text[got > 0 ? got : 0] = '\0';
+    parse_rc = pwguard_parse(text, &g);
+    switch (pwguard_check(&g, now, &wait)) {
+    case PWGUARD_LOCKED:
+        close(fd);
+        return node_fail(n, SIMSYNC_EPASSWORD,
+                         "%s: the terminal password is locked; nothing was "
+                         "checked. Erase this terminal ('simsync erase') and "
+                         "set it up again",
+                         parse_rc == SIMSYNC_OK
+                             ? "too many wrong terminal passwords"
+                             : "the password guard file is damaged");
+    case PWGUARD_WAIT:
+        close(fd);
+        return node_fail(n, SIMSYNC_EPASSWORD,
+                         "after %u wrong terminal password%s, wait %llu s "
+                         "before the next attempt (nothing was checked)",
+                         (unsigned)g.failures, g.failures == 1 ? "" : "s",
+                         (unsigned long long)(wait + 999) / 1000);
+    case PWGUARD_TRY:
+        break;
+    }
+    if (crypt_pwhash_verify(hash, password, strlen(password)) == SIMSYNC_OK) {
+        if (g.failures > 0) {
+            pwguard_succeeded(&g);
+            rc = guard_save(fd, &g);
+        } else {
+            rc = SIMSYNC_OK;
+        }
+        close(fd);
+        return rc;
+    }
+    pwguard_failed(&g, now, password_base_delay(n));
+    rc = guard_save(fd, &g);
+    close(fd);
+    if (rc != SIMSYNC_OK)
+        return node_fail(n, rc, "cannot record the failed attempt in %s",
+                         path);
+    if (g.failures >= PWGUARD_MAX_FAILURES)
+        return node_fail(n, SIMSYNC_EPASSWORD,
+                         "wrong terminal password (%u in a row): the terminal "
+                         "password is now locked",
+                         (unsigned)g.failures);
+    pwguard_check(&g, now, &wait);
+    return node_fail(n, SIMSYNC_EPASSWORD,
+                     "wrong terminal password (%u in a row; %d left before "
+                     "the lockout; the next attempt in %llu s)",
+                     (unsigned)g.failures,
+                     PWGUARD_MAX_FAILURES - (int)g.failures,
+                     (unsigned long long)(wait + 999) / 1000);
+}
 
 static int
 password_check_or_set(struct simsync_node *n, const char *password)
@@ -818,12 +957,8 @@ password_check_or_set(struct simsync_node *n, const char *password)
                          "$SIMSYNC_PASSWORD or a prompt)");
     path_in(n, "password", path, sizeof(path));
     rc = file_get(path, hash, sizeof(hash), NULL);
-    if (rc == SIMSYNC_OK) {
-        rc = crypt_pwhash_verify(hash, password, strlen(password));
-        return rc == SIMSYNC_OK
-                   ? SIMSYNC_OK
-                   : node_fail(n, SIMSYNC_EPASSWORD, "wrong terminal password");
-    }
+    if (rc == SIMSYNC_OK)
+        return password_check_guarded(n, hash, password);
     if (rc != SIMSYNC_ENOTFOUND)
         return rc;
     rc = crypt_pwhash_str(hash, password, strlen(password));
@@ -901,6 +1036,7 @@ register_run(struct simsync_node *n, const char *hub_addr, const char *hub_id,
     reg.kiosk = kiosk != 0;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_REGISTER;
     env.register_ = &reg;
+    peer_err[0] = '\0';
     rc = node_send_env(l.ch, &env);
     if (rc == SIMSYNC_OK)
         rc = node_recv_kind(l.ch, SIMSYNC__ENVELOPE__MSG_REGISTER_REPLY,
@@ -916,8 +1052,9 @@ register_run(struct simsync_node *n, const char *hub_addr, const char *hub_id,
                              "subscriber; have it registered at the shop, "
                              "or register with a password",
                              n->terminal_id);
-        return node_fail(n, rc, "the hub refused the registration: %s",
-                         simsync_strerror(rc));
+        return node_fail(n, rc, "the hub refused the registration: %s%s%s",
+                         simsync_strerror(rc), peer_err[0] ? ": " : "",
+                         peer_err);
     }
     if (rep->register_reply->subscriber_is_new) {
         crypt_random(datakey, sizeof(datakey));
@@ -1243,9 +1380,23 @@ time_left(const struct node_sync_opts *o, int sending, uint64_t t0,
  * applied a batch we received, and when a phase ends; the sync stops there
  * before sending anything more. So a stopped sync never leaves sent data
  * unacknowledged, and each sync makes at least one batch of progress. A
- * time limit also bounds each wait for the peer. */
+ * time limit also bounds each wait for the peer. The SIM is checked at the
+ * same points and before each received message is applied: a SIM taken
+ * out (or swapped) during the sync stops it there, so nothing more moves
+ * without the bound SIM, and nothing is left half applied. */
+/* The sync stops because the bound SIM left (check_sim_binding failed). */
 static int
-pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
+sim_gone(struct simsync_node *n)
+{
+    return node_fail(n, SIMSYNC_EREFUSED,
+                     "the bound SIM was taken out or changed during the "
+                     "sync; it stopped after the last whole batch, and what "
+                     "was moved is kept");
+}
+
+static int
+pump_limited(struct simsync_node *n, struct link *l, struct session *s,
+             const struct node_sync_opts *o)
 {
     const struct session_stats *st = session_get_stats(s);
     uint64_t t0 = node_now_ms(), phase_t0 = t0, now, mark = 0, phases = 0;
@@ -1267,6 +1418,8 @@ pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
             mark = st->batches_acked + st->batches_recv + phases;
             if (over_limit(o, st, sending, t0, phase_t0, now))
                 return SIMSYNC_EAGAIN;
+            if (check_sim_binding(n) != SIMSYNC_OK)
+                return sim_gone(n);
         }
         while ((rc = session_output(s, &frame, &len)) == SIMSYNC_OK) {
             rc = chan_send(l->ch, frame, len);
@@ -1283,6 +1436,9 @@ pump_limited(struct link *l, struct session *s, const struct node_sync_opts *o)
             return SIMSYNC_EAGAIN;
         if (rc != SIMSYNC_OK)
             return rc;
+        /* Nothing received is applied once the SIM is gone. */
+        if (check_sim_binding(n) != SIMSYNC_OK)
+            return sim_gone(n);
         rc = session_input(s, msg, len);
         if (rc != SIMSYNC_OK) {
             /* Tell the peer why before giving up. */
@@ -1415,7 +1571,7 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
     cfg.batch_bytes = batch_for(o->max_bytes, o->up_max_bytes);
     rc = session_new(&cfg, &s);
     if (rc == SIMSYNC_OK)
-        rc = pump_limited(&l, s, o);
+        rc = pump_limited(n, &l, s, o);
     if (s != NULL) {
         const struct session_stats *ss = session_get_stats(s);
         rep->sent_items = ss->sent_items;
@@ -1427,6 +1583,12 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
         rep->applied = ss->apply.applied;
         rep->conflicts = ss->apply.conflicts;
         rep->purged = ss->purged;
+        if (rc != SIMSYNC_OK && session_peer_failed(s))
+            node_fail(n, rc,
+                      "sync with the %s failed: the %s reports: %s "
+                      "(what was committed is kept)",
+                      o->peer != NULL ? "peer" : "hub",
+                      o->peer != NULL ? "peer" : "hub", simsync_strerror(rc));
     }
     chan_stats(l.ch, &cs);
     rep->wire_sent = cs.wire_sent;

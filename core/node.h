@@ -21,6 +21,9 @@ struct simsync_node {
     /* Hello.batch_bytes for the sync being opened (a limited download);
      * node_sync sets it around its Hello. */
     uint64_t sync_batch_bytes;
+    /* Hub: how long a connection may stay silent, and how long it may take
+     * from accept to its first message (0: HUB_IDLE_DEFAULT_MS). */
+    int hub_idle_ms;
     struct chan_identity ident;
     uint64_t replica; /* node key + store epoch */
     struct store *st;
@@ -55,6 +58,10 @@ int node_recv_env(struct chan *ch, void **env);
  * msg case): another kind is SIMSYNC_EPROTO; an Error frame becomes its
  * code, as in node_recv_env. */
 int node_recv_kind(struct chan *ch, int kind, void **env);
+/* The text of the last Error frame node_recv_env turned into a code on
+ * this thread (printable ASCII, at most 159 characters; it comes from the
+ * peer), or "". Valid until the next node_recv_env on the thread. */
+const char *node_peer_error(void);
 /* Send an Error frame (for a peer we give up on). */
 int node_send_error(struct chan *ch, int code, const char *text);
 

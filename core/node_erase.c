@@ -51,7 +51,7 @@ static const char *const node_files[] = {
     "binding",     "binding.tmp", "sim",         "sim.tmp",
     "backup.lock", "daemon.lock", "daemon.sock", "daemon.log",
     "daemon.log.1", "policy",     "policy.tmp",  "erase.unregistering",
-    "config.tmp",   "config",
+    "password.guard", "config.tmp", "config",
 };
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))

@@ -299,8 +299,12 @@ replica_open_meta(const struct replica *r, int cls,
                       r->keys.seal);
     if (rc == SIMSYNC_OK) {
         *meta = simsync__item_meta__unpack(NULL, len, plain);
+        /* A string field with a NUL inside reads as its part before the
+         * NUL: such a record packs back smaller than it came. Refuse it
+         * rather than write under a name the sender did not send. */
         if (*meta == NULL || (*meta)->name == NULL ||
-            !replica_name_ok((*meta)->name))
+            !replica_name_ok((*meta)->name) ||
+            simsync__item_meta__get_packed_size(*meta) != len)
             rc = SIMSYNC_EPROTO;
     }
     if (rc == SIMSYNC_OK) {

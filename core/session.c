@@ -33,6 +33,7 @@ struct outq {
 
 struct session {
     struct session_cfg cfg;
+    int peer_failed; /* ended by the peer's Error frame */
     enum phase_kind phases[2];
     int nphases; /* 1 or 2 (see enum session_dirs) */
     int phase;   /* 0, 1, or nphases when finished */
@@ -891,6 +892,12 @@ session_get_stats(const struct session *s)
 }
 
 int
+session_peer_failed(const struct session *s)
+{
+    return s->peer_failed;
+}
+
+int
 session_peer_error(uint32_t code)
 {
     /* Known codes pass through; anything else is a protocol error. */
@@ -915,6 +922,7 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
     if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR) {
         rc = session_peer_error(env->error->code);
         s->st = ST_FAILED;
+        s->peer_failed = 1;
         simsync__envelope__free_unpacked(env, NULL);
         return rc;
     }

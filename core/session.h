@@ -89,6 +89,10 @@ const struct session_stats *session_get_stats(const struct session *s);
  * received from this node (raised when a send phase completes). */
 uint64_t session_ack_peer(uint64_t peer);
 
+/* 1 when the session ended with the peer's Error frame (the failure is
+ * the peer's: e.g. SIMSYNC_ENOSPC means the peer's disk is full). */
+int session_peer_failed(const struct session *s);
+
 /* The local code for an Error frame's code (unknown codes: EPROTO). */
 int session_peer_error(uint32_t code);
 

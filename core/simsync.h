@@ -57,6 +57,11 @@ enum simsync_err {
 /* A short, fixed English description of `err`. Never NULL. */
 const char *simsync_strerror(int err);
 
+/* The length (1..4) of the well-formed UTF-8 sequence at the start of
+ * s[0..len), 0 when there is none (names are bytes; printers that must
+ * emit UTF-8, such as --json, check with this). */
+size_t simsync_utf8_seq_len(const char *s, size_t len);
+
 /* The process exit code documented for `err` (table above). */
 int simsync_exit_code(int err);
 
@@ -883,6 +888,12 @@ struct simsync_hub_stats {
 };
 int simsync_hub_stats(struct simsync_node *n,
                       struct simsync_hub_stats *out) SIMSYNC_MUST_CHECK;
+
+/* Hub: close a connection that sends nothing for `seconds` (1..86400), or
+ * that has not finished its handshake and first message `seconds` after it
+ * was accepted (a client trickling bytes is no exception). Default 120.
+ * Returns SIMSYNC_OK or SIMSYNC_EINVAL (out of range). */
+int simsync_hub_set_idle_timeout(struct simsync_node *n, unsigned seconds);
 
 int simsync_hub_serve(struct simsync_node *n, const char *listen,
                       volatile int *stop, char *bound_addr,

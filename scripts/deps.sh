@@ -5,6 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config liblmdb-dev libsodium-dev
       libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libzstd-dev
       libbluetooth-dev libusb-1.0-0-dev python3 jq clang libclang-rt-14-dev valgrind
+      lmdb-utils
       # tests/vm: QEMU, the initramfs tools, and the libraries the guest's
       # BlueZ and D-Bus programs are copied with
       qemu-system-x86 cpio kmod libglib2.0-0 libdbus-1-3 libasound2 libdw1

@@ -2,7 +2,8 @@
 # Every unit test under valgrind memcheck: no invalid access, no use of
 # uninitialised memory, no definite leak. Uses the build in build/ (run
 # scripts/test.sh or cmake first). The randomized simulation runs 3 seeds
-# here (SIMSYNC_SIM_SEEDS to change); the sanitizer build runs more.
+# here (SIMSYNC_SIM_SEEDS to change); the sanitizer build runs more. The
+# fault loops stop at call 25 here (SIMSYNC_FAULT_MAX; 0: every call).
 # Usage: scripts/valgrind.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,7 @@ for t in "$build"/tests/test_*; do
     [ -x "$t" ] || continue
     count=$((count + 1))
     if ! SIMSYNC_SIM_SEEDS=${SIMSYNC_SIM_SEEDS:-3} SIMSYNC_SOURCE_DIR=$PWD \
+        SIMSYNC_FAULT_MAX=${SIMSYNC_FAULT_MAX:-25} \
         valgrind -q --error-exitcode=99 --leak-check=full \
         --errors-for-leak-kinds=definite "$t" >"$build/valgrind.out" 2>&1; then
         echo "valgrind: $(basename "$t") FAILED:" >&2

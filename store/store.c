@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <lmdb.h>
 
 #include "crypt.h"
@@ -16,6 +17,8 @@
 
 #define DEFAULT_MAP (64u << 20)
 #define GROW_RETRIES 16
+/* Below this much free space, a failed write is taken for a full disk. */
+#define DISK_FULL_BYTES (1u << 20)
 
 static const char *const db_names[STORE_NDB] = {
     "items",    "journal", "knowledge", "chunks",    "stage",
@@ -47,6 +50,12 @@ void
 store_fault_fail_nth(long n)
 {
     atomic_store(&fault_countdown, n);
+}
+
+long
+store_fault_pending(void)
+{
+    return atomic_load(&fault_countdown);
 }
 
 static int
@@ -285,11 +294,29 @@ store_txn_begin(struct store *st, int readonly, struct store_txn **out)
     return SIMSYNC_OK;
 }
 
-int
-store_txn_commit(struct store_txn *t)
+/* LMDB reports a write that stopped short as EIO, which is what a disk
+ * that fills up in the middle of a commit gives: when the store's file
+ * system has (almost) no room left, call it by its name. */
+static int
+disk_full(struct store *st)
+{
+    const char *path = NULL;
+    struct statvfs vfs;
+
+    if (mdb_env_get_path(st->env, &path) != 0 || path == NULL ||
+        statvfs(path, &vfs) != 0)
+        return 0;
+    return (unsigned long long)vfs.f_bavail * vfs.f_frsize < DISK_FULL_BYTES;
+}
+
+/* Commit as store_txn_commit; *map_full is set when the map (not the
+ * disk) was what ran out, the one case that growing the map cures. */
+static int
+txn_commit(struct store_txn *t, int *map_full)
 {
     int rc;
 
+    *map_full = 0;
     if (t == NULL)
         return SIMSYNC_EINVAL;
     if (t->failed) {
@@ -302,8 +329,19 @@ store_txn_commit(struct store_txn *t)
         rc = mdb_txn_commit(t->txn);
     }
     pthread_rwlock_unlock(&t->st->grow_lock);
+    *map_full = rc == MDB_MAP_FULL;
+    if (rc == EIO && disk_full(t->st))
+        rc = ENOSPC;
     free(t);
     return map_err(rc);
+}
+
+int
+store_txn_commit(struct store_txn *t)
+{
+    int map_full;
+
+    return txn_commit(t, &map_full);
 }
 
 void
@@ -323,18 +361,23 @@ store_write(struct store *st, int (*fn)(struct store_txn *, void *), void *arg)
     int rc;
 
     for (int i = 0; i < GROW_RETRIES; i++) {
+        int map_full;
+
         rc = store_txn_begin(st, 0, &t);
         if (rc != SIMSYNC_OK)
             return rc;
         rc = fn(t, arg);
         if (rc == SIMSYNC_OK) {
-            rc = store_txn_commit(t);
+            rc = txn_commit(t, &map_full);
         } else {
+            map_full = t->failed;
             if (t->failed)
                 rc = SIMSYNC_ENOSPC;
             store_txn_abort(t);
         }
-        if (rc != SIMSYNC_ENOSPC)
+        /* A full disk (ENOSPC from a write) is not cured by a larger
+         * map: it goes back to the caller at once. */
+        if (!map_full)
             return rc;
         rc = store_grow(st);
         if (rc != SIMSYNC_OK)

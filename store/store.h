@@ -81,13 +81,16 @@ size_t store_map_size(struct store *st);
 int store_txn_begin(struct store *st, int readonly,
                     struct store_txn **out) SIMSYNC_MUST_CHECK;
 /* Commit; the txn is freed whatever the result. SIMSYNC_ENOSPC when the
- * map is full (call store_grow, then redo the work), SIMSYNC_EIO. */
+ * map is full (call store_grow, then redo the work) or the disk is,
+ * SIMSYNC_EIO. */
 int store_txn_commit(struct store_txn *txn) SIMSYNC_MUST_CHECK;
 void store_txn_abort(struct store_txn *txn); /* NULL-safe */
 
 /* Run fn(txn, arg) in a write transaction and commit. When the map fills
  * up (in fn or at commit) the transaction is aborted, the map doubled and
  * fn run again, up to a limit. fn must therefore be safe to re-run.
+ * A full disk is no full map: SIMSYNC_ENOSPC then comes back at once,
+ * with nothing committed and the map as it was.
  * Returns fn's error, or the commit's. */
 int store_write(struct store *st, int (*fn)(struct store_txn *, void *),
                 void *arg) SIMSYNC_MUST_CHECK;
@@ -128,6 +131,10 @@ int store_scan(struct store_txn *txn, enum store_db db, const void *seek,
 /* Fault injection for tests: the Nth put/commit from now fails with
  * SIMSYNC_EIO (0 disables). Process-wide. */
 void store_fault_fail_nth(long n);
+/* The calls still to go before the armed fault (0: none armed, or it has
+ * fired). A fault loop arms call N, runs its workload, and stops once a
+ * run leaves this above 0: the workload makes fewer than N calls. */
+long store_fault_pending(void);
 
 /* Big-endian helpers for keys. */
 static inline void

@@ -2,7 +2,8 @@
  *
  * This is the single door all transport bytes go through, so it is where the
  * byte counters live and where tests inject faults: cut the link once N bytes
- * have passed (conn_fault_cut_after), force short reads and writes
+ * have passed (conn_fault_cut_after), fail the Nth call of the process
+ * (conn_fault_fail_nth), force short reads and writes
  * (conn_fault_max_chunk), and bound each call with an inactivity timeout
  * (conn_set_timeout). Backends know nothing of any of this.
  *
@@ -15,6 +16,7 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -128,6 +130,32 @@ cut_link(struct conn *c)
     errno = saved;
 }
 
+static atomic_long fault_countdown;
+
+void
+conn_fault_fail_nth(long n)
+{
+    atomic_store(&fault_countdown, n);
+}
+
+long
+conn_fault_pending(void)
+{
+    return atomic_load(&fault_countdown);
+}
+
+/* Is this call the armed one? */
+static int
+fault_hit(void)
+{
+    long n = atomic_load(&fault_countdown);
+
+    while (n > 0)
+        if (atomic_compare_exchange_weak(&fault_countdown, &n, n - 1))
+            return n == 1;
+    return 0;
+}
+
 static int
 cut_reached(const struct conn *c)
 {
@@ -212,6 +240,11 @@ conn_send(struct conn *c, const void *buf, size_t len, size_t *nsent)
     rc = limit_request(c, &want);
     if (rc != SIMSYNC_OK || want == 0)
         return rc;
+    if (fault_hit()) {
+        cut_link(c);
+        c->last_errno = EIO;
+        return SIMSYNC_EIO;
+    }
     if (c->timeout_ms > 0)
         rc = send_timed(c, buf, want, &n);
     else
@@ -242,6 +275,11 @@ conn_recv(struct conn *c, void *buf, size_t len, size_t *nread)
     rc = limit_request(c, &want);
     if (rc != SIMSYNC_OK || want == 0)
         return rc;
+    if (fault_hit()) {
+        cut_link(c);
+        c->last_errno = EIO;
+        return SIMSYNC_EIO;
+    }
     if (c->timeout_ms > 0) {
         rc = wait_ready(c, POLLIN, c->timeout_ms);
         if (rc != SIMSYNC_OK)

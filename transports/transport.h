@@ -106,6 +106,12 @@ void conn_close(struct conn *c); /* NULL-safe */
 void conn_fault_cut_after(struct conn *c, long long after);
 /* Every send/recv moves at most `n` bytes (0 = no limit). */
 void conn_fault_max_chunk(struct conn *c, size_t n);
+/* Process-wide, for fault loops: the Nth conn_send or conn_recv call from
+ * now (on any conn, any thread) fails with SIMSYNC_EIO and cuts that link,
+ * as a dying socket would; 0 disarms. conn_fault_pending() is the calls
+ * still to go (0: none armed, or it has fired). */
+void conn_fault_fail_nth(long n);
+long conn_fault_pending(void);
 /* Per-call inactivity timeout in milliseconds (0 = wait forever). */
 void conn_set_timeout(struct conn *c, int ms);
 

@@ -14,6 +14,11 @@
  *                                       terminal made (32 zero bytes), drop
  *                                       its pieces and chunk list as a real
  *                                       forget does
+ *   hubtamper HUB_HOME swap             exchange the generations (records
+ *                                       and manifest pieces) of the two
+ *                                       subscribers that have any: a hub
+ *                                       serving another subscriber's
+ *                                       backups
  *
  * The store is HUB_HOME/store, opened as node.c opens it. The hub may be
  * running: LMDB lets another process write to the same environment, and
@@ -47,8 +52,9 @@ usage(void)
     fprintf(stderr,
             "usage: %s HUB_HOME chunk\n"
             "       %s HUB_HOME drop-latest\n"
-            "       %s HUB_HOME fake-forget GEN\n",
-            prog, prog, prog);
+            "       %s HUB_HOME fake-forget GEN\n"
+            "       %s HUB_HOME swap\n",
+            prog, prog, prog, prog);
 }
 
 /* The subscriber part of a key, as hex, for messages. */
@@ -414,6 +420,100 @@ cmd_fake_forget(struct store *st, const char *home, uint64_t gen)
     return rc == SIMSYNC_OK ? 0 : EXIT_NOTHING;
 }
 
+/* ------------------------------------------------------------ swap */
+
+/* Every generations entry, copied: keys and values. */
+struct swap_edit {
+    struct keylist keys;
+    void **vals;
+    size_t *lens;
+    uint8_t sub[2][SUB_BYTES]; /* the two subscribers */
+};
+
+static void
+swap_clear(struct swap_edit *e)
+{
+    for (size_t i = 0; i < e->keys.n && e->vals != NULL; i++)
+        free(e->vals[i]);
+    free(e->vals);
+    free(e->lens);
+    keylist_clear(&e->keys);
+    e->vals = NULL;
+    e->lens = NULL;
+}
+
+static int
+swap_fn(struct store_txn *txn, void *arg)
+{
+    struct swap_edit *e = arg;
+    size_t nsubs = 0;
+    const void *v;
+    size_t vl;
+    int rc;
+
+    swap_clear(e);
+    rc = find_prefixed(txn, (const uint8_t *)"", 0, &e->keys);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    for (size_t i = 0; i < e->keys.n; i++) {
+        const uint8_t *k = e->keys.k[i];
+        if (nsubs > 0 && memcmp(k, e->sub[nsubs - 1], SUB_BYTES) == 0)
+            continue;
+        if (nsubs == 2)
+            return SIMSYNC_EINVAL; /* a third subscriber */
+        memcpy(e->sub[nsubs++], k, SUB_BYTES);
+    }
+    if (nsubs != 2)
+        return SIMSYNC_ENOTFOUND;
+    e->vals = calloc(e->keys.n, sizeof(*e->vals));
+    e->lens = calloc(e->keys.n, sizeof(*e->lens));
+    if (e->vals == NULL || e->lens == NULL)
+        return SIMSYNC_ENOMEM;
+    for (size_t i = 0; rc == SIMSYNC_OK && i < e->keys.n; i++) {
+        rc = store_get(txn, STORE_GENS, e->keys.k[i], GEN_KEY_BYTES, &v, &vl);
+        if (rc == SIMSYNC_OK && (e->vals[i] = malloc(vl ? vl : 1)) == NULL)
+            rc = SIMSYNC_ENOMEM;
+        if (rc == SIMSYNC_OK) {
+            memcpy(e->vals[i], v, vl);
+            e->lens[i] = vl;
+        }
+    }
+    if (rc == SIMSYNC_OK)
+        rc = delete_all(txn, &e->keys);
+    for (size_t i = 0; rc == SIMSYNC_OK && i < e->keys.n; i++) {
+        uint8_t *k = e->keys.k[i];
+        int which = memcmp(k, e->sub[0], SUB_BYTES) == 0 ? 1 : 0;
+        memcpy(k, e->sub[which], SUB_BYTES);
+        rc = store_put(txn, STORE_GENS, k, GEN_KEY_BYTES, e->vals[i],
+                       e->lens[i]);
+    }
+    return rc;
+}
+
+static int
+cmd_swap(struct store *st, const char *home)
+{
+    struct swap_edit e;
+    char a[2 * SUB_BYTES + 1], b[2 * SUB_BYTES + 1];
+    int rc;
+
+    memset(&e, 0, sizeof(e));
+    rc = store_write(st, swap_fn, &e);
+    if (rc == SIMSYNC_OK) {
+        sub_hex(e.sub[0], a);
+        sub_hex(e.sub[1], b);
+        printf("swapped %zu generation entries of subscribers %s and %s\n",
+               e.keys.n, a, b);
+    } else {
+        fprintf(stderr,
+                "%s: swapping generations in %s/store failed: %s (it needs "
+                "exactly two subscribers with generations)\n",
+                prog, home, simsync_strerror(rc));
+    }
+    swap_clear(&e);
+    return rc == SIMSYNC_OK ? 0 : EXIT_NOTHING;
+}
+
 /* ------------------------------------------------------------ main */
 
 int
@@ -429,7 +529,8 @@ main(int argc, char **argv)
         usage();
         return EXIT_USAGE;
     }
-    if (strcmp(argv[2], "chunk") == 0 || strcmp(argv[2], "drop-latest") == 0) {
+    if (strcmp(argv[2], "chunk") == 0 || strcmp(argv[2], "drop-latest") == 0 ||
+        strcmp(argv[2], "swap") == 0) {
         if (argc != 3) {
             usage();
             return EXIT_USAGE;
@@ -472,6 +573,8 @@ main(int argc, char **argv)
         code = cmd_chunk(st, argv[1]);
     else if (strcmp(argv[2], "drop-latest") == 0)
         code = cmd_drop_latest(st, argv[1]);
+    else if (strcmp(argv[2], "swap") == 0)
+        code = cmd_swap(st, argv[1]);
     else
         code = cmd_fake_forget(st, argv[1], gen);
     store_close(st);

@@ -8,7 +8,7 @@
  *   linkshim --listen HOST:PORT --to HOST:PORT [--port-file FILE]
  *            [--rate BYTES_PER_SEC] [--cut-after BYTES]
  *            [--cut-dir up|down|both] [--cut-all] [--cut-step BYTES] [--fragment N]
- *            [--delay-ms MS] [--once] [--log FILE]
+ *            [--delay-ms MS] [--once] [--log FILE] [--record PREFIX]
  *
  *   --listen HOST:PORT    accept clients here; port 0 picks a free port.
  *   --to HOST:PORT        every accepted client gets its own connection to
@@ -41,6 +41,9 @@
  *                         when that connection ends.
  *   --log FILE            append "conn N up BYTES down BYTES cut yes|no" to
  *                         FILE when connection N ends (BYTES: delivered).
+ *   --record PREFIX       write the bytes relayed on connection N to
+ *                         PREFIX.N.up and PREFIX.N.down (appended as they
+ *                         are delivered), e.g. to replay a session later.
  *   -h, --help            print the usage and exit 0.
  *
  *   "linkshim: listening on HOST:PORT" goes to stderr when ready. Exit
@@ -109,6 +112,7 @@ struct options {
     char to_port[PORT_MAX];     /* --to, port part */
     const char *port_file;      /* --port-file, or NULL; borrowed from argv */
     const char *log_file;       /* --log, or NULL; borrowed from argv */
+    const char *record;         /* --record prefix, or NULL; borrowed */
     uint64_t rate;              /* --rate in bytes/s; 0: unlimited */
     bool cut;                   /* --cut-after was given */
     uint64_t cut_after;         /* --cut-after */
@@ -241,7 +245,7 @@ static const char usage_text[] =
     "Usage: linkshim --listen HOST:PORT --to HOST:PORT [--port-file FILE]\n"
     "                [--rate BYTES_PER_SEC] [--cut-after BYTES] [--cut-step BYTES]\n"
     "                [--cut-dir up|down|both] [--cut-all] [--fragment N]\n"
-    "                [--delay-ms MS] [--once] [--log FILE]\n"
+    "                [--delay-ms MS] [--once] [--log FILE] [--record PREFIX]\n"
     "\n"
     "A TCP proxy that damages the link on purpose, for tests. Each client\n"
     "accepted on --listen gets its own connection to --to; \"up\" is client\n"
@@ -265,6 +269,8 @@ static const char usage_text[] =
     "  --once                serve one client; exit when it is done\n"
     "  --log FILE            append \"conn N up BYTES down BYTES cut yes|no\"\n"
     "                        to FILE as each connection ends\n"
+    "  --record PREFIX       write connection N's relayed bytes to\n"
+    "                        PREFIX.N.up and PREFIX.N.down\n"
     "  -h, --help            show this help\n"
     "\n"
     "Prints \"linkshim: listening on HOST:PORT\" on stderr when ready.\n"
@@ -351,6 +357,7 @@ enum opt_id {
     OPT_DELAY,
     OPT_ONCE,
     OPT_LOG,
+    OPT_RECORD,
     OPT_HELP
 };
 
@@ -373,6 +380,7 @@ static const struct opt_spec opt_specs[] = {
     {"--delay-ms", OPT_DELAY, true},
     {"--once", OPT_ONCE, false},
     {"--log", OPT_LOG, true},
+    {"--record", OPT_RECORD, true},
     {"--help", OPT_HELP, false},
     {"-h", OPT_HELP, false},
 };
@@ -399,6 +407,9 @@ apply_option(struct options *o, const struct opt_spec *spec, const char *val,
         return 0;
     case OPT_LOG:
         o->log_file = val;
+        return 0;
+    case OPT_RECORD:
+        o->record = val;
         return 0;
     case OPT_RATE:
         if (parse_number(spec->name, val, UINT64_MAX / 2, &num) != 0)
@@ -763,6 +774,30 @@ dir_fill(struct shim *s, struct conn *c, int d, int64_t now)
     return 0;
 }
 
+/* --record: append the `n` bytes at `buf`, just delivered in direction `d`
+ * of connection c, to PREFIX.ID.up|down. A failure is reported and the
+ * relay goes on. */
+static void
+record_bytes(const struct shim *s, const struct conn *c, int d,
+             const unsigned char *buf, size_t n)
+{
+    char path[4096];
+    FILE *f;
+
+    if (s->opt.record == NULL || n == 0)
+        return;
+    if (snprintf(path, sizeof(path), "%s.%lu.%s", s->opt.record, c->id,
+                 d == UP ? "up" : "down") >= (int)sizeof(path)) {
+        say("--record %s: name too long", s->opt.record);
+        return;
+    }
+    f = fopen(path, "ab");
+    if (f == NULL || fwrite(buf, 1, n, f) != n)
+        say("--record %s: %s", path, strerror(errno));
+    if (f != NULL && fclose(f) != 0)
+        say("--record %s: %s", path, strerror(errno));
+}
+
 /* Write what direction `d` may write now; pass a FIN on when the source is
  * finished and the ring empty; start the cut when its count is reached.
  * Returns 0, or -1 when the destination failed (reported). */
@@ -786,6 +821,7 @@ dir_flush(struct shim *s, struct conn *c, int d, int64_t now)
                 to == SERVER ? "server" : "client", strerror(errno));
             return -1;
         }
+        record_bytes(s, c, d, dr->ring + dr->head, (size_t)w);
         dir_consume(dr, (size_t)w);
         if (s->opt.rate != 0)
             dr->tokens -= (double)w;
