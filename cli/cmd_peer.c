@@ -26,11 +26,13 @@ pair_listening(void *arg, const char *addr)
 {
     struct pair_ui *ui = arg;
     FILE *f = ui->c->json ? stderr : stdout;
+    /* A USB gadget is reached from the desktop as "usb". */
+    const char *peer = strncmp(addr, "usb-gadget", 10) == 0 ? "usb" : addr;
 
     fprintf(f,
             "Waiting for the other node on %s: run 'simsync pair --peer "
             "%s' there.\n",
-            addr, addr);
+            addr, peer);
     fflush(f);
 }
 

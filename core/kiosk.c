@@ -499,9 +499,9 @@ read_offer(struct simsync_node *n, const char *peer, char *tid, size_t tlen,
     rc = kiosk_connect(peer, &c);
     if (rc != SIMSYNC_OK)
         return node_fail(n, rc,
-                         "cannot reach the handset at %s: %s (run 'simsync "
-                         "kiosk offer --listen ADDR' on it first)",
-                         peer, simsync_strerror(rc));
+                         "cannot reach the handset at %s: %s (%s; run "
+                         "'simsync kiosk offer --listen ADDR' on it first)",
+                         peer, simsync_strerror(rc), link_strerror(errno));
     conn_set_timeout(c, LINK_TIMEOUT_MS);
     rc = chan_handshake(c, 1, &n->ident, NULL, &ch);
     if (rc == SIMSYNC_OK)
@@ -565,8 +565,8 @@ simsync_kiosk_offer(struct simsync_node *n, const struct simsync_offer_opts *o,
     timeout_s = o->timeout_s ? o->timeout_s : OFFER_TIMEOUT_S;
     rc = kiosk_listen(o->listen, &l);
     if (rc != SIMSYNC_OK)
-        return node_fail(n, rc, "cannot listen on %s: %s", o->listen,
-                         simsync_strerror(rc));
+        return node_fail(n, rc, "cannot listen on %s: %s (%s)", o->listen,
+                         simsync_strerror(rc), link_strerror(errno));
     if (link_listener_addr(l, addr, sizeof(addr)) != SIMSYNC_OK)
         snprintf(addr, sizeof(addr), "%s", o->listen);
     if (o->listening != NULL)

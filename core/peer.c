@@ -663,7 +663,8 @@ simsync_pair(struct simsync_node *n, const struct simsync_pair_opts *o,
                              "cannot reach a pairing node at %s: %s (%s; "
                              "run 'simsync pair --listen ADDR' there "
                              "first)",
-                             o->peer, simsync_strerror(rc), strerror(errno));
+                             o->peer, simsync_strerror(rc),
+                             link_strerror(errno));
         rc = peer_pair_conn(n, c, 1, o->peer, o, out);
         conn_close(c);
         return rc;
@@ -671,7 +672,7 @@ simsync_pair(struct simsync_node *n, const struct simsync_pair_opts *o,
     rc = link_listen(o->listen, &l);
     if (rc != SIMSYNC_OK)
         return node_fail(n, rc, "cannot listen on %s: %s (%s)", o->listen,
-                         simsync_strerror(rc), strerror(errno));
+                         simsync_strerror(rc), link_strerror(errno));
     link_listener_addr(l, addr, sizeof(addr));
     if (o->listening != NULL)
         o->listening(o->arg, addr);
@@ -915,7 +916,7 @@ peer_connect(struct simsync_node *n, struct peer_target *t, int op,
                          "cannot reach the peer at %s: %s (%s; is 'simsync "
                          "serve', 'simsync listen' or 'simsync daemon "
                          "--listen' running there?)",
-                         addr, simsync_strerror(rc), strerror(errno));
+                         addr, simsync_strerror(rc), link_strerror(errno));
     conn_set_timeout(l->conn, PEER_LINK_TIMEOUT_MS);
     rc = chan_handshake(l->conn, 1, &n->ident, pinned ? pin : NULL, &l->ch);
     if (rc != SIMSYNC_OK) {

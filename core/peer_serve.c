@@ -328,7 +328,7 @@ peer_serve_start(struct simsync_node *n, const char *const *addrs,
             keys_wipe(&ps->tmpl.keys);
             free(ps);
             return node_fail(n, rc, "cannot listen on %s: %s (%s)", a,
-                             simsync_strerror(rc), strerror(err));
+                             simsync_strerror(rc), link_strerror(err));
         }
         if (link_listener_addr(ps->l[ps->nl], at, sizeof(ps->addr_at[0])) !=
             SIMSYNC_OK)

@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,6 +27,8 @@
 static const struct transport_ops *const known_transports[] = {
     &transport_tcp,
     &transport_mem,
+    &transport_usb,
+    &transport_usb_gadget,
     &transport_rfcomm,
 };
 
@@ -41,6 +45,24 @@ transport_find(const char *scheme)
             return known_transports[i];
     }
     return NULL;
+}
+
+static _Thread_local char last_error[256];
+
+const char *
+transport_error(void)
+{
+    return last_error;
+}
+
+void
+transport_set_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    (void)vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    va_end(ap);
 }
 
 void

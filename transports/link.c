@@ -11,6 +11,7 @@
 
 #include "link.h"
 #include "rfcomm.h"
+#include "usb_wire.h"
 
 typedef int (*check_fn)(const char *rest, enum link_use use, char *why,
                         size_t why_len);
@@ -138,14 +139,18 @@ static int
 check_usb_gadget(const char *rest, enum link_use use, char *why,
                  size_t why_len)
 {
+    char udc[128];
+
     if (use == LINK_CONNECT) {
         say(why, why_len,
             "'usb-gadget' is the handset's side and is listened on; "
             "connect to a handset with 'usb[:VID:PID]'");
         return SIMSYNC_EINVAL;
     }
-    if (rest[0] != '\0') {
-        say(why, why_len, "'usb-gadget' takes nothing after it, not '%s'",
+    if (usb_wire_parse_gadget_addr(rest, udc, sizeof(udc)) != 0) {
+        say(why, why_len,
+            "'usb-gadget:%s' does not name a USB device controller (a name "
+            "in /sys/class/udc, e.g. usb-gadget:dummy_udc.0)",
             rest);
         return SIMSYNC_EINVAL;
     }
@@ -157,8 +162,8 @@ check_usb_gadget(const char *rest, enum link_use use, char *why,
 static const struct scheme schemes[] = {
     {"tcp", &transport_tcp, check_tcp, 0},
     {"rfcomm", &transport_rfcomm, check_rfcomm, 0},
-    {"usb", NULL, check_usb, 1},
-    {"usb-gadget", NULL, check_usb_gadget, 1},
+    {"usb", &transport_usb, check_usb, 1},
+    {"usb-gadget", &transport_usb_gadget, check_usb_gadget, 1},
 };
 
 int
@@ -209,6 +214,14 @@ link_addr_parse(const char *addr, enum link_use use, struct link_addr *out,
     return SIMSYNC_OK;
 }
 
+const char *
+link_strerror(int err)
+{
+    const char *why = transport_error();
+
+    return why[0] != '\0' ? why : strerror(err);
+}
+
 int
 link_connect(const char *addr, struct conn **out)
 {
@@ -221,6 +234,7 @@ link_connect(const char *addr, struct conn **out)
         errno = EINVAL;
         return SIMSYNC_EINVAL;
     }
+    transport_set_error("%s", "");
     return a.ops->connect(a.rest, out);
 }
 
@@ -236,6 +250,7 @@ link_listen(const char *addr, struct listener **out)
         errno = EINVAL;
         return SIMSYNC_EINVAL;
     }
+    transport_set_error("%s", "");
     return a.ops->listen(a.rest, out);
 }
 

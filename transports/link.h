@@ -9,8 +9,10 @@
  *   rfcomm:[BDADDR:]CHANNEL  Bluetooth RFCOMM, listening (on the adapter
  *                            BDADDR, or on every adapter); channel 0 takes
  *                            a free one
- *   usb[:VID:PID]            USB, the desktop side       (reserved)
- *   usb-gadget               USB, the handset side       (reserved)
+ *   usb[:VID:PID]            USB, the desktop side: the handset with the
+ *                            simsync interface, or the device VID:PID
+ *   usb-gadget[:UDC]         USB, the handset side: a gadget on the USB
+ *                            device controller UDC (default: the first)
  *
  * An address without a known scheme is TCP, as it always was, so a host
  * named like a scheme must be written "tcp:rfcomm:7000". A scheme that is
@@ -48,6 +50,11 @@ enum link_use {
  * form is expected. Nothing is resolved or opened. */
 int link_addr_parse(const char *addr, enum link_use use, struct link_addr *out,
                     char *why, size_t why_len);
+
+/* Why the last link_connect or link_listen in this thread failed, for a
+ * message: the backend's own sentence (transport_error) when it left one,
+ * else strerror(err). */
+const char *link_strerror(int err);
 
 /* Connect to the link address `addr`. *out returned to the caller (close
  * with conn_close). Returns what the backend's connect returns:

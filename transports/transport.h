@@ -73,11 +73,21 @@ struct listener {
 /* Backends. */
 extern const struct transport_ops transport_tcp;
 extern const struct transport_ops transport_mem;
+extern const struct transport_ops transport_usb;        /* usb_host.c */
+extern const struct transport_ops transport_usb_gadget; /* usb_gadget.c */
 extern const struct transport_ops transport_rfcomm; /* rfcomm.c, BlueZ */
 
 /* The ops for a scheme name ("tcp", "mem", "rfcomm"), or NULL. Peer
  * addresses with a scheme in front are link.h's business. */
 const struct transport_ops *transport_find(const char *scheme);
+
+/* Why the last connect or listen in this thread failed, as one sentence
+ * for a person ("no USB device with the simsync interface ..."), or ""
+ * when the backend left none. Backends set it with transport_set_error
+ * (printf format); the text stays until the next set in this thread. */
+const char *transport_error(void);
+void transport_set_error(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
 
 /* Initialise the base fields of a freshly allocated conn. */
 void conn_init(struct conn *c, const struct transport_ops *ops);

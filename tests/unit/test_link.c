@@ -127,18 +127,19 @@ rfcomm_parser_fields(void **state)
 }
 
 static void
-usb_reserved(void **state)
+usb_addresses(void **state)
 {
     (void)state;
-    /* Well formed, but no backend in this build yet. */
-    refused("usb", LINK_CONNECT, "not built");
-    refused("usb:1d6b:0104", LINK_CONNECT, "not built");
-    refused("usb-gadget", LINK_LISTEN, "not built");
+    parses_to("usb", LINK_CONNECT, "usb", "");
+    parses_to("usb:1d6b:0104", LINK_CONNECT, "usb", "1d6b:0104");
+    parses_to("usb-gadget", LINK_LISTEN, "usb-gadget", "");
+    parses_to("usb-gadget:dummy_udc.0", LINK_LISTEN, "usb-gadget",
+              "dummy_udc.0");
     refused("usb:1d6b", LINK_CONNECT, "usb:VID:PID");
     refused("usb:1d6b:01045", LINK_CONNECT, "usb:VID:PID");
     refused("usb", LINK_LISTEN, "usb-gadget");
     refused("usb-gadget", LINK_CONNECT, "usb[:VID:PID]");
-    refused("usb-gadget:1", LINK_LISTEN, "takes nothing");
+    refused("usb-gadget:../x", LINK_LISTEN, "USB device controller");
     /* Not a scheme: a TCP host that happens to start with "usb". */
     parses_to("usbhost:7000", LINK_CONNECT, "tcp", "usbhost:7000");
 }
@@ -172,7 +173,7 @@ dial_and_listen_through_links(void **state)
     a = (struct conn *)1;
     assert_int_equal(link_connect("rfcomm:nowhere", &a), SIMSYNC_EINVAL);
     assert_null(a);
-    assert_int_equal(link_connect("usb", &a), SIMSYNC_EINVAL);
+    assert_int_equal(link_connect("usb:zz", &a), SIMSYNC_EINVAL);
     assert_int_equal(link_listen("rfcomm:99", &l), SIMSYNC_EINVAL);
     assert_null(l);
     assert_int_equal(link_connect(NULL, &a), SIMSYNC_EINVAL);
@@ -236,7 +237,7 @@ main(void)
         cmocka_unit_test(tcp_forms),
         cmocka_unit_test(rfcomm_forms),
         cmocka_unit_test(rfcomm_parser_fields),
-        cmocka_unit_test(usb_reserved),
+        cmocka_unit_test(usb_addresses),
         cmocka_unit_test(dial_and_listen_through_links),
         cmocka_unit_test(rfcomm_writes_at_most_8k),
         cmocka_unit_test(rfcomm_unreachable),

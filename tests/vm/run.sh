@@ -18,8 +18,11 @@
 # stock kernel; kvm where it can).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-simsync=${1:?usage: run.sh PATH/TO/simsync}
+simsync=${1:?usage: run.sh PATH/TO/simsync [TEST-PROGRAM...]}
 simsync=$(readlink -f "$simsync")
+shift
+extra=()
+for p in "$@"; do extra+=("$(readlink -f "$p")"); done
 
 for tool in qemu-system-x86_64 cpio depmod modprobe dpkg-deb apt-get gzip; do
     if ! command -v "$tool" >/dev/null 2>&1 &&
@@ -50,7 +53,7 @@ else
     trap 'rm -rf "$work"' EXIT
 fi
 t0=$(date +%s)
-"$here/mkinitramfs.sh" "$work/initramfs.cpio.gz" "$simsync"
+"$here/mkinitramfs.sh" "$work/initramfs.cpio.gz" "$simsync" ${extra[@]+"${extra[@]}"}
 
 kernel=$(ls "$CACHE"/root/boot/vmlinuz-* | head -n1)
 case ${SIMSYNC_VM_ACCEL:-tcg} in
