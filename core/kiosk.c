@@ -80,47 +80,6 @@ home_path(const struct simsync_node *n, const char *name, char *buf, size_t len)
     return r < 0 || (size_t)r >= len ? SIMSYNC_EINVAL : SIMSYNC_OK;
 }
 
-/* Write a small file atomically, mode 0600. */
-static int
-put_private(const char *path, const void *data, size_t len)
-{
-    char tmp[PATH_MAX + 16];
-    int fd, rc = SIMSYNC_OK;
-
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0)
-        return errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
-    if (fchmod(fd, 0600) != 0 || write(fd, data, len) != (ssize_t)len ||
-        fsync(fd) != 0)
-        rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
-    close(fd);
-    if (rc == SIMSYNC_OK && rename(tmp, path) != 0)
-        rc = SIMSYNC_EIO;
-    if (rc != SIMSYNC_OK)
-        unlink(tmp);
-    return rc;
-}
-
-/* Read a small file (fewer than cap bytes) into buf; *len its size. */
-static int
-get_small(const char *path, void *buf, size_t cap, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    ssize_t r;
-
-    if (fd < 0)
-        return errno == ENOENT ? SIMSYNC_ENOTFOUND : SIMSYNC_EIO;
-    r = read(fd, buf, cap);
-    close(fd);
-    if (r < 0)
-        return SIMSYNC_EIO;
-    if ((size_t)r == cap)
-        return SIMSYNC_ETOOBIG;
-    *len = (size_t)r;
-    return SIMSYNC_OK;
-}
-
 static int
 tid_ok(const char *s)
 {
@@ -397,7 +356,7 @@ simsync_kiosk_enroll(struct simsync_node *n, const char *credential)
     if (rc == SIMSYNC_OK) {
         size_t len = strlen(text);
         text[len] = '\n';
-        rc = put_private(path, text, len + 1);
+        rc = node_file_put(path, text, len + 1);
     }
     crypt_wipe(text, sizeof(text));
     if (rc != SIMSYNC_OK)
@@ -421,7 +380,7 @@ cred_load(struct simsync_node *n, struct kiosk_cred *c)
                          n->role);
     rc = home_path(n, "kiosk.credential", path, sizeof(path));
     if (rc == SIMSYNC_OK)
-        rc = get_small(path, text, sizeof(text) - 1, &len);
+        rc = node_file_get(path, text, sizeof(text), &len);
     if (rc == SIMSYNC_ENOTFOUND)
         return node_fail(n, SIMSYNC_ESTATE,
                          "this kiosk has no credential; give it the one "
@@ -802,7 +761,7 @@ simsync_kiosk_register(struct simsync_node *n,
         size_t len;
         rc = record_pack(&req.base, &buf, &len);
         if (rc == SIMSYNC_OK) {
-            rc = put_private(q->save, buf, len);
+            rc = node_file_put(q->save, buf, len);
             free(buf);
         }
         if (rc != SIMSYNC_OK)
@@ -844,7 +803,7 @@ simsync_kiosk_send(struct simsync_node *n, const char *hub_addr,
                          "than %s",
                          hub_id);
     }
-    rc = get_small(file, buf, sizeof(buf), &len);
+    rc = node_file_get(file, buf, sizeof(buf), &len);
     if (rc != SIMSYNC_OK) {
         crypt_wipe(&cred, sizeof(cred));
         return node_fail(n, rc, "cannot read the saved request %s: %s", file,

@@ -117,9 +117,8 @@ path_in(const struct simsync_node *n, const char *name, char *buf, size_t len)
     return SIMSYNC_OK;
 }
 
-/* Write a small file atomically with mode 0600. */
-static int
-file_put(const char *path, const void *data, size_t len)
+int
+node_file_put(const char *path, const void *data, size_t len)
 {
     char tmp[PATH_MAX + 16];
     int fd, rc = SIMSYNC_OK;
@@ -128,7 +127,9 @@ file_put(const char *path, const void *data, size_t len)
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
-    if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0)
+    /* fchmod: a temporary file left by a crash may have another mode. */
+    if (fchmod(fd, 0600) != 0 || write(fd, data, len) != (ssize_t)len ||
+        fsync(fd) != 0)
         rc = errno == ENOSPC ? SIMSYNC_ENOSPC : SIMSYNC_EIO;
     close(fd);
     if (rc == SIMSYNC_OK && rename(tmp, path) != 0)
@@ -138,9 +139,8 @@ file_put(const char *path, const void *data, size_t len)
     return rc;
 }
 
-/* Read a small file (at most cap bytes) into buf, NUL-terminated. */
-static int
-file_get(const char *path, void *buf, size_t cap, size_t *len)
+int
+node_file_get(const char *path, void *buf, size_t cap, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     ssize_t r;
@@ -226,7 +226,7 @@ simsync_init(const char *home, const char *role, const char *terminal_id,
     if (rc != SIMSYNC_OK)
         return rc;
     snprintf(path, sizeof(path), "%s/node.key", home);
-    rc = file_put(path, sk, sizeof(sk));
+    rc = node_file_put(path, sk, sizeof(sk));
     crypt_wipe(sk, sizeof(sk));
     if (rc != SIMSYNC_OK)
         return rc;
@@ -234,7 +234,7 @@ simsync_init(const char *home, const char *role, const char *terminal_id,
         uint8_t pepper[32];
         crypt_random(pepper, sizeof(pepper));
         snprintf(path, sizeof(path), "%s/hub.pepper", home);
-        rc = file_put(path, pepper, sizeof(pepper));
+        rc = node_file_put(path, pepper, sizeof(pepper));
         if (rc != SIMSYNC_OK)
             return rc;
     }
@@ -250,7 +250,7 @@ simsync_init(const char *home, const char *role, const char *terminal_id,
         snprintf(text, sizeof(text), "role=%s\nterminal_id=%s\n", role, tid);
     }
     snprintf(path, sizeof(path), "%s/config", home);
-    return file_put(path, text, strlen(text));
+    return node_file_put(path, text, strlen(text));
 }
 
 static int
@@ -260,7 +260,7 @@ load_binding(struct simsync_node *n)
     int rc;
 
     path_in(n, "binding", path, sizeof(path));
-    rc = file_get(path, text, sizeof(text), NULL);
+    rc = node_file_get(path, text, sizeof(text), NULL);
     if (rc == SIMSYNC_ENOTFOUND)
         return SIMSYNC_OK;
     if (rc != SIMSYNC_OK)
@@ -295,7 +295,7 @@ node_save_binding(struct simsync_node *n)
              "hub=%s\nhub_key=%s\nsubscriber=%s\nclasses=%s\nlazy=%s\n",
              n->hub_addr, hex, n->subscriber, cls, lazy);
     path_in(n, "binding", path, sizeof(path));
-    return file_put(path, text, strlen(text));
+    return node_file_put(path, text, strlen(text));
 }
 
 int
@@ -321,7 +321,7 @@ simsync_node_open(const char *home, struct simsync_node **out)
         return SIMSYNC_ENOMEM;
     snprintf(n->home, sizeof(n->home), "%s", home);
     path_in(n, "config", path, sizeof(path));
-    rc = file_get(path, text, sizeof(text), NULL);
+    rc = node_file_get(path, text, sizeof(text), NULL);
     if (rc == SIMSYNC_ENOTFOUND)
         rc = SIMSYNC_ESTATE;
     if (rc == SIMSYNC_OK &&
@@ -337,7 +337,7 @@ simsync_node_open(const char *home, struct simsync_node **out)
          * notice a file that is too long. */
         uint8_t key[sizeof(n->ident.sign_sk) + 2];
         path_in(n, "node.key", path, sizeof(path));
-        rc = file_get(path, key, sizeof(key), &len);
+        rc = node_file_get(path, key, sizeof(key), &len);
         if (rc == SIMSYNC_OK && len != sizeof(n->ident.sign_sk))
             rc = SIMSYNC_EPROTO;
         if (rc == SIMSYNC_OK) {
@@ -349,7 +349,7 @@ simsync_node_open(const char *home, struct simsync_node **out)
     if (rc == SIMSYNC_OK && strcmp(n->role, "hub") == 0) {
         uint8_t buf[33];
         path_in(n, "hub.pepper", path, sizeof(path));
-        rc = file_get(path, buf, sizeof(buf), &len);
+        rc = node_file_get(path, buf, sizeof(buf), &len);
         if (rc == SIMSYNC_OK && len != 32)
             rc = SIMSYNC_EPROTO;
         if (rc == SIMSYNC_OK)
@@ -494,7 +494,7 @@ simsync_sim_insert(struct simsync_node *n, const char *file, const char *pin)
         return node_fail(n, rc, "cannot read the subscriber ID from the SIM");
     snprintf(text, sizeof(text), "file=%s\nsubscriber=%s\n", abs, sub);
     path_in(n, "sim", path, sizeof(path));
-    return file_put(path, text, strlen(text));
+    return node_file_put(path, text, strlen(text));
 }
 
 int
@@ -519,7 +519,7 @@ inserted_subscriber(struct simsync_node *n, char sub[16], char *file,
     int rc;
 
     path_in(n, "sim", path, sizeof(path));
-    rc = file_get(path, text, sizeof(text), NULL);
+    rc = node_file_get(path, text, sizeof(text), NULL);
     if (rc == SIMSYNC_ENOTFOUND)
         return node_fail(n, SIMSYNC_ENOSIM,
                          "no SIM inserted; run 'simsync sim insert FILE'");
@@ -762,7 +762,7 @@ datakey_load(struct simsync_node *n, uint8_t key[32])
     int rc;
 
     path_in(n, "datakey.box", path, sizeof(path));
-    rc = file_get(path, box, sizeof(box), &len);
+    rc = node_file_get(path, box, sizeof(box), &len);
     if (rc == SIMSYNC_ENOTFOUND)
         return node_fail(n, SIMSYNC_ESTATE,
                          "this terminal is not registered; run "
@@ -844,7 +844,7 @@ password_base_delay(const struct simsync_node *n)
     unsigned long long ms;
 
     if (path_in(n, "config", path, sizeof(path)) != SIMSYNC_OK ||
-        file_get(path, text, sizeof(text), NULL) != SIMSYNC_OK ||
+        node_file_get(path, text, sizeof(text), NULL) != SIMSYNC_OK ||
         kv_get(text, "password_delay_ms", v, sizeof(v)) != SIMSYNC_OK)
         return PWGUARD_DEFAULT_BASE_MS;
     errno = 0;
@@ -956,14 +956,14 @@ password_check_or_set(struct simsync_node *n, const char *password)
                          "a terminal password is needed (--password-file, "
                          "$SIMSYNC_PASSWORD or a prompt)");
     path_in(n, "password", path, sizeof(path));
-    rc = file_get(path, hash, sizeof(hash), NULL);
+    rc = node_file_get(path, hash, sizeof(hash), NULL);
     if (rc == SIMSYNC_OK)
         return password_check_guarded(n, hash, password);
     if (rc != SIMSYNC_ENOTFOUND)
         return rc;
     rc = crypt_pwhash_str(hash, password, strlen(password));
     if (rc == SIMSYNC_OK)
-        rc = file_put(path, hash, strlen(hash) + 1);
+        rc = node_file_put(path, hash, strlen(hash) + 1);
     return rc;
 }
 
@@ -1147,7 +1147,7 @@ register_run(struct simsync_node *n, const char *hub_addr, const char *hub_id,
         snprintf(n->subscriber, sizeof(n->subscriber), "%s", sub);
         n->classes = mask;
         path_in(n, "datakey.box", path, sizeof(path));
-        rc = file_put(path, box, sizeof(box));
+        rc = node_file_put(path, box, sizeof(box));
         if (rc == SIMSYNC_OK)
             rc = node_save_binding(n);
         if (rc == SIMSYNC_OK)

@@ -48,6 +48,14 @@ void node_id_of(const uint8_t pk[32], char out[NODE_ID_LEN]);
 /* 64-bit peer id of a key, for resume cursors. Never 0. */
 uint64_t node_peer_of(const uint8_t pk[32]);
 
+/* Write a small file atomically (temporary file, fsync, rename) with mode
+ * 0600. Returns SIMSYNC_OK, SIMSYNC_ENOSPC or SIMSYNC_EIO. */
+int node_file_put(const char *path, const void *data, size_t len);
+/* Read a small file of fewer than cap bytes into buf, NUL-terminated; *len
+ * (may be NULL) its size. Returns SIMSYNC_OK, SIMSYNC_ENOTFOUND,
+ * SIMSYNC_ETOOBIG (cap bytes or more) or SIMSYNC_EIO. */
+int node_file_get(const char *path, void *buf, size_t cap, size_t *len);
+
 /* Send one encoded envelope over ch / receive and decode one. */
 int node_send_env(struct chan *ch, const void *env);
 /* The same in the urgent lane (chan.h): for control messages (a BUSY
