@@ -313,33 +313,6 @@ sdp_register(struct rfcomm_listener *l)
 
 /* ------------------------------------------------------------ conns */
 
-/* connect(2) that survives EINTR (see tcp.c). 0, or -1 with errno. */
-static int
-connect_fd(int fd, const struct sockaddr *sa, socklen_t salen)
-{
-    struct pollfd pfd;
-    int err = 0;
-    socklen_t err_len = sizeof(err);
-
-    if (connect(fd, sa, salen) == 0)
-        return 0;
-    if (errno != EINTR)
-        return -1;
-    pfd.fd = fd;
-    pfd.events = POLLOUT;
-    while (poll(&pfd, 1, -1) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0)
-        return -1;
-    if (err != 0) {
-        errno = err;
-        return -1;
-    }
-    return 0;
-}
-
 /* Returns SIMSYNC_OK, SIMSYNC_EINVAL (malformed address), SIMSYNC_ECONNECT
  * (no Bluetooth here, the peer does not answer or refuses, no simsync SDP
  * record there) or SIMSYNC_ENOMEM. */
@@ -372,7 +345,7 @@ rfcomm_connect(const char *addr, struct conn **out)
     fd = socket(AF_BLUETOOTH, SOCK_STREAM | SOCK_CLOEXEC, BTPROTO_RFCOMM);
     if (fd < 0)
         return SIMSYNC_ECONNECT; /* no Bluetooth in this kernel */
-    if (connect_fd(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    if (sock_connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
         close_keep_errno(fd);
         return SIMSYNC_ECONNECT;
     }

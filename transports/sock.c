@@ -5,6 +5,7 @@
  * dials, accepts or pairs it, sets its own options, and hands the fd over to
  * sock_conn_new(). */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -126,4 +127,30 @@ sock_close(struct conn *c)
         (void)close(s->fd);
     free(s);
     errno = saved;
+}
+
+int
+sock_connect(int fd, const struct sockaddr *sa, socklen_t salen)
+{
+    struct pollfd pfd;
+    int err = 0;
+    socklen_t err_len = sizeof(err);
+
+    if (connect(fd, sa, salen) == 0)
+        return 0;
+    if (errno != EINTR)
+        return -1;
+    pfd.fd = fd;
+    pfd.events = POLLOUT;
+    while (poll(&pfd, 1, -1) < 0) {
+        if (errno != EINTR)
+            return -1;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0)
+        return -1;
+    if (err != 0) {
+        errno = err;
+        return -1;
+    }
+    return 0;
 }

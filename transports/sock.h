@@ -16,6 +16,7 @@
 #define SIMSYNC_SOCK_H
 
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "transport.h"
 
@@ -45,5 +46,10 @@ void sock_close(struct conn *c);
  * block), SIMSYNC_ECLOSED (the link is gone) or SIMSYNC_EIO (anything
  * else). */
 int sock_io_error(int err);
+
+/* connect(2) the socket fd to sa, finishing a connect interrupted by a
+ * signal by waiting for the socket to be writable and reading SO_ERROR.
+ * Returns 0, or -1 with errno set. */
+int sock_connect(int fd, const struct sockaddr *sa, socklen_t salen);
 
 #endif /* SIMSYNC_SOCK_H */

@@ -153,35 +153,6 @@ resolve(const struct tcp_addr *a, int passive, struct addrinfo **res)
     }
 }
 
-/* connect(2) that survives EINTR: an interrupted connect carries on in the
- * background, so wait for it to settle and read its outcome. Returns 0, or
- * -1 with errno set. */
-static int
-connect_fd(int fd, const struct sockaddr *sa, socklen_t salen)
-{
-    struct pollfd pfd;
-    int err = 0;
-    socklen_t err_len = sizeof(err);
-
-    if (connect(fd, sa, salen) == 0)
-        return 0;
-    if (errno != EINTR)
-        return -1;
-    pfd.fd = fd;
-    pfd.events = POLLOUT;
-    while (poll(&pfd, 1, -1) < 0) {
-        if (errno != EINTR)
-            return -1;
-    }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0)
-        return -1;
-    if (err != 0) {
-        errno = err;
-        return -1;
-    }
-    return 0;
-}
-
 /* Close fd without letting close(2) overwrite the errno we want to report. */
 static void
 close_keep_errno(int fd)
@@ -235,7 +206,7 @@ tcp_connect(const char *addr, struct conn **out)
             rc = SIMSYNC_EIO;
             continue;
         }
-        if (connect_fd(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+        if (sock_connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
             break;
         err = errno;
         rc = SIMSYNC_ECONNECT;
