@@ -1009,7 +1009,7 @@ classify(struct replica *r, int cls, struct flist *files, struct scan_work *w,
          struct glist *gone, uint64_t *live_count, uint64_t *unchanged)
 {
     struct store_txn *txn;
-    struct store_cursor *cur;
+    struct store_cursor *cur = NULL;
     uint8_t prefix[SUB_BYTES + 1];
     const uint8_t *k, *v;
     size_t kl, vl;

@@ -129,22 +129,31 @@ local_source(struct replica *r, struct store_txn *txn, int cls,
     return ok;
 }
 
+/* Whether change c is a rename whose content this node holds (*found 1,
+ * the old name in src). Returns SIMSYNC_OK, or SIMSYNC_ENOMEM: running out
+ * of memory is not "no local source", which would hide the error. A meta
+ * that does not open is no local source; its apply refuses it. */
 static int
 change_local_source(struct replica *r, struct store_txn *txn,
-                    const Simsync__Change *c, char *src, size_t srclen)
+                    const Simsync__Change *c, char *src, size_t srclen,
+                    int *found)
 {
     Simsync__ItemMeta *meta = NULL;
-    int ok;
+    int rc;
 
+    *found = 0;
     if (!r->trusted || c->version->n_chunks == 0 ||
-        c->item_id.len != ITEM_ID_BYTES ||
-        replica_open_meta(r, (int)c->cls, c->item_id.data, c->version, &meta) !=
-            SIMSYNC_OK)
-        return 0;
-    ok = local_source(r, txn, (int)c->cls, meta->moved_from, c->version, src,
-                      srclen);
+        c->item_id.len != ITEM_ID_BYTES)
+        return SIMSYNC_OK;
+    rc = replica_open_meta(r, (int)c->cls, c->item_id.data, c->version, &meta);
+    if (rc == SIMSYNC_ENOMEM)
+        return rc;
+    if (rc != SIMSYNC_OK)
+        return SIMSYNC_OK;
+    *found = local_source(r, txn, (int)c->cls, meta->moved_from, c->version,
+                          src, srclen);
     simsync__item_meta__free_unpacked(meta, NULL);
-    return ok;
+    return SIMSYNC_OK;
 }
 
 int
@@ -165,15 +174,19 @@ replica_missing_chunks(struct replica *r, Simsync__Change *const *ch, size_t n,
         Simsync__ItemRecord *rec = NULL;
         const Simsync__Version *v = ch[i]->version;
         char srcname[PATH_MAX];
+        int local = 0, need;
 
         if (v->n_chunks == 0)
             continue;
         rc = item_get(txn, r->sub, (int)ch[i]->cls, ch[i]->item_id.data, &rec);
         if (rc == SIMSYNC_ENOTFOUND)
             rc = SIMSYNC_OK;
-        if (rc == SIMSYNC_OK && wanted(r, rec, v) &&
-            !replica_lazy_skip(r, (int)ch[i]->cls, rec) &&
-            !change_local_source(r, txn, ch[i], srcname, sizeof(srcname))) {
+        need = rc == SIMSYNC_OK && wanted(r, rec, v) &&
+               !replica_lazy_skip(r, (int)ch[i]->cls, rec);
+        if (need)
+            rc = change_local_source(r, txn, ch[i], srcname, sizeof(srcname),
+                                     &local);
+        if (need && rc == SIMSYNC_OK && !local) {
             for (size_t j = 0; rc == SIMSYNC_OK && j < v->n_chunks; j++) {
                 uint8_t key[SUB_BYTES + CHUNK_ID_BYTES];
                 const void *val;

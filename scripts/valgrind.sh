@@ -3,7 +3,8 @@
 # uninitialised memory, no definite leak. Uses the build in build/ (run
 # scripts/test.sh or cmake first). The randomized simulation runs 3 seeds
 # here (SIMSYNC_SIM_SEEDS to change); the sanitizer build runs more. The
-# fault loops stop at call 25 here (SIMSYNC_FAULT_MAX; 0: every call).
+# fault loops (store, transport, allocation) stop at call 25 here
+# (SIMSYNC_FAULT_MAX; 0: every call).
 # Usage: scripts/valgrind.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

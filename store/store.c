@@ -443,6 +443,9 @@ store_cursor_open(struct store_txn *t, enum store_db db,
     struct store_cursor *c;
     int rc;
 
+    if (out == NULL)
+        return SIMSYNC_EINVAL;
+    *out = NULL; /* a caller may close it on any error path */
     if ((unsigned)db >= STORE_NDB)
         return SIMSYNC_EINVAL;
     c = calloc(1, sizeof(*c));

@@ -109,7 +109,10 @@ int store_del(struct store_txn *txn, enum store_db db, const void *key,
 
 /* Cursors iterate in key order. store_cursor_seek positions at the first
  * key >= `key` and returns it; store_cursor_next moves one forward. Both
- * return SIMSYNC_ENOTFOUND past the end. Key/value pointers as store_get. */
+ * return SIMSYNC_ENOTFOUND past the end. Key/value pointers as store_get.
+ * store_cursor_open sets *out to NULL first, so a failed open may be
+ * closed like an open one; it returns SIMSYNC_ENOMEM, SIMSYNC_EINVAL or
+ * LMDB's error mapped. */
 int store_cursor_open(struct store_txn *txn, enum store_db db,
                       struct store_cursor **out);
 int store_cursor_seek(struct store_cursor *cur, const void *key, size_t klen,

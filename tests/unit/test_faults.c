@@ -13,6 +13,19 @@
  * side on a thread, as a hub connection thread runs) and fails the Nth
  * conn_send or conn_recv (conn_fault_fail_nth), which also cuts that link.
  *
+ * The allocation loops are this file built again as test_faults_alloc
+ * (SIMSYNC_ALLOC_FAULTS, tests/CMakeLists.txt), linked with --wrap for
+ * malloc, calloc, realloc, strdup and posix_memalign so that each call
+ * libsimsync's own code makes goes through alloc_fault.c. They fail the
+ * Nth of them, once with the sessions joined directly and once through the
+ * channel on a link (which adds the handshake, chan and the transport).
+ * Allocations inside shared libraries (liblmdb, libprotobuf-c's unpack,
+ * libzstd, libsodium, the C library's realpath, fopen, opendir) are not
+ * seen: --wrap rewrites only the references of the objects it links. A
+ * failing run must also report the failure: ENOMEM, or on a link ECLOSED
+ * when the failure was at the other end. Leaks on those error paths show
+ * under ASan (LeakSanitizer) and valgrind.
+ *
  * After each failing run:
  *   - nothing half-written: every file in B's folder is byte for byte A's
  *     current version or the base version of that name, and no temp file
@@ -48,6 +61,10 @@
 #include "node.h"
 #include "session.h"
 #include "transport.h"
+
+#ifdef SIMSYNC_ALLOC_FAULTS
+#include "alloc_fault.h"
+#endif
 
 #define SLOT_A 0x41ull   /* the hub's knowledge slot for A */
 #define SLOT_B 0x42ull   /* ... for B */
@@ -335,7 +352,9 @@ sync_one(struct world *w, struct replica *t, uint64_t slot, int linked)
         struct chan *ch = NULL;
         pthread_t th;
 
-        assert_int_equal(transport_mem_pair(&c[0], &c[1]), SIMSYNC_OK);
+        rc = transport_mem_pair(&c[0], &c[1]);
+        if (rc != SIMSYNC_OK) /* the allocation loop fails it too */
+            return rc;
         conn_set_timeout(c[0], 20000);
         conn_set_timeout(c[1], 20000);
         h.c = c[1];
@@ -502,36 +521,81 @@ template_make(struct loop *L)
     world_close(&w);
 }
 
+/* What a loop fails: the Nth LMDB put/commit, conn send/recv, or (in the
+ * test_faults_alloc build) allocation of libsimsync's own code. */
+enum fault_kind { FAULT_STORE, FAULT_CONN, FAULT_ALLOC };
+
+static const char *const kind_name[] = {"store", "transport", "allocation"};
+
+static void
+fault_arm(enum fault_kind kind, long n)
+{
+    switch (kind) {
+    case FAULT_STORE:
+        store_fault_fail_nth(n);
+        break;
+    case FAULT_CONN:
+        conn_fault_fail_nth(n);
+        break;
+    case FAULT_ALLOC:
+#ifdef SIMSYNC_ALLOC_FAULTS
+        alloc_fault_fail_nth(n);
+#else
+        fail_msg("allocation faults need the test_faults_alloc build");
+#endif
+        break;
+    }
+}
+
+static long
+fault_pending(enum fault_kind kind)
+{
+    switch (kind) {
+    case FAULT_STORE:
+        return store_fault_pending();
+    case FAULT_CONN:
+        return conn_fault_pending();
+    case FAULT_ALLOC:
+#ifdef SIMSYNC_ALLOC_FAULTS
+        return alloc_fault_pending();
+#endif
+        break;
+    }
+    return 0;
+}
+
 /* One N: copy the template, arm the fault, run, check, run clean, check.
  * Returns 1 if the fault fired (the loop goes on), 0 if the workload made
  * fewer than n calls. */
 static int
-one_run(struct loop *L, long n, int linked, uint64_t *covered)
+one_run(struct loop *L, long n, enum fault_kind kind, int linked,
+        uint64_t *covered)
 {
     struct folder_copy got;
     struct world w;
-    char dir[PATH_MAX + 16], what[64];
+    char dir[PATH_MAX + 16], what[80];
     int rc, fired;
 
     snprintf(dir, sizeof(dir), "%s.run", L->template);
     run("rm -rf '%s' && cp -a '%s' '%s'", dir, L->template, dir);
     world_open(&w, dir);
-    if (linked)
-        conn_fault_fail_nth(n);
-    else
-        store_fault_fail_nth(n);
+    fault_arm(kind, n); /* armed around the workload only */
     rc = workload(&w, linked);
-    fired = (linked ? conn_fault_pending() : store_fault_pending()) == 0;
-    conn_fault_fail_nth(0);
-    store_fault_fail_nth(0);
+    fired = fault_pending(kind) == 0;
+    fault_arm(kind, 0);
     if (!fired) {
         assert_int_equal(rc, SIMSYNC_OK);
         world_close(&w);
         run("rm -rf '%s'", dir);
         return 0;
     }
-    snprintf(what, sizeof(what), "%s fault at call %ld",
-             linked ? "transport" : "store", n);
+    snprintf(what, sizeof(what), "%s fault at call %ld%s", kind_name[kind], n,
+             kind == FAULT_ALLOC ? (linked ? " (linked)" : " (direct)") : "");
+    /* A failed allocation is reported, not swallowed: ENOMEM, or on a link
+     * the peer's end closing when the failure was on its side. */
+    if (kind == FAULT_ALLOC && rc != SIMSYNC_ENOMEM &&
+        !(linked && rc == SIMSYNC_ECLOSED))
+        fail_msg("%s: the workload returned %s", what, simsync_strerror(rc));
     /* Nothing half-written; A untouched. */
     folder_read(w.b.data_dir, &got);
     folder_check(&got, &L->want, &L->base, 0, what);
@@ -566,7 +630,7 @@ fault_max(void)
 }
 
 static void
-fault_loop(int linked)
+fault_loop(enum fault_kind kind, int linked)
 {
     struct loop L;
     uint64_t covered = 0;
@@ -575,11 +639,17 @@ fault_loop(int linked)
     memset(&L, 0, sizeof(L));
     template_make(&L);
     for (n = 1; max == 0 || n <= max; n++)
-        if (!one_run(&L, n, linked, &covered))
+        if (!one_run(&L, n, kind, linked, &covered))
             break;
-    printf("# %s fault loop: %ld failing runs (%s), %llu covered entries "
+#ifdef SIMSYNC_ALLOC_FAULTS
+    if (kind == FAULT_ALLOC && !(max != 0 && n > max))
+        printf("# the last run made %ld allocations\n", alloc_fault_calls());
+#endif
+    printf("# %s fault loop%s: %ld failing runs (%s), %llu covered entries "
            "checked\n",
-           linked ? "transport" : "store", n - 1,
+           kind_name[kind],
+           kind == FAULT_ALLOC ? (linked ? " (linked)" : " (direct)") : "",
+           n - 1,
            max != 0 && n > max ? "capped by SIMSYNC_FAULT_MAX"
                                : "every call of the workload",
            (unsigned long long)covered);
@@ -590,26 +660,50 @@ fault_loop(int linked)
     assert_true(n - 1 >= (max != 0 && max < 20 ? max : 20));
 }
 
+#ifndef SIMSYNC_ALLOC_FAULTS
 static void
 store_fault_at_every_call_keeps_invariants(void **state)
 {
     (void)state;
-    fault_loop(0);
+    fault_loop(FAULT_STORE, 0);
 }
 
 static void
 transport_fault_at_every_call_keeps_invariants(void **state)
 {
     (void)state;
-    fault_loop(1);
+    fault_loop(FAULT_CONN, 1);
 }
+#else
+/* The sessions joined directly: scans, applies, the store, the codec. */
+static void
+alloc_fault_at_every_call_keeps_invariants(void **state)
+{
+    (void)state;
+    fault_loop(FAULT_ALLOC, 0);
+}
+
+/* Through the secure channel on an in-memory link, the hub's end on its
+ * own thread: adds the handshake, chan, the transport and node_pump. */
+static void
+alloc_fault_on_a_linked_sync_keeps_invariants(void **state)
+{
+    (void)state;
+    fault_loop(FAULT_ALLOC, 1);
+}
+#endif
 
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+#ifndef SIMSYNC_ALLOC_FAULTS
         cmocka_unit_test(store_fault_at_every_call_keeps_invariants),
         cmocka_unit_test(transport_fault_at_every_call_keeps_invariants),
+#else
+        cmocka_unit_test(alloc_fault_at_every_call_keeps_invariants),
+        cmocka_unit_test(alloc_fault_on_a_linked_sync_keeps_invariants),
+#endif
     };
 
     if (crypt_init() != SIMSYNC_OK)
