@@ -808,6 +808,7 @@ folder_refresh(struct replica *r, struct store_txn *txn, int cls,
     struct stat st;
     uint8_t h[32];
     int rc = SIMSYNC_OK, have = folder_stat(r, cls, name, &st) == SIMSYNC_OK;
+    int same = 0;
 
     *changed = 0;
     if (rec != NULL && live(rec) && have && folder_stat_matches(rec, &st))
@@ -816,10 +817,18 @@ folder_refresh(struct replica *r, struct store_txn *txn, int cls,
         return SIMSYNC_OK; /* lazy: the content is on the hub only */
     if ((rec == NULL || !live(rec)) && !have)
         return SIMSYNC_OK; /* nothing there, nothing known: no change */
-    if (rec != NULL && live(rec) && have &&
-        file_hash(r, cls, name, rec->versions[0], h) == SIMSYNC_OK &&
-        rec->versions[0]->content_hash.len == 32 &&
-        memcmp(h, rec->versions[0]->content_hash.data, 32) == 0) {
+    if (rec != NULL && live(rec) && have) {
+        /* Out of memory is no answer to "same content?": a touched file
+         * must not be taken for an edit because the hash could not be
+         * made. (A file gone or unreadable meanwhile reads as changed.) */
+        int hrc = file_hash(r, cls, name, rec->versions[0], h);
+
+        if (hrc == SIMSYNC_ENOMEM)
+            return hrc;
+        same = hrc == SIMSYNC_OK && rec->versions[0]->content_hash.len == 32 &&
+               memcmp(h, rec->versions[0]->content_hash.data, 32) == 0;
+    }
+    if (same) {
         /* Touched, not edited (or the content of a remote item came
          * back): refresh the stat cache only. */
         folder_stat_fill(rec, &st);
