@@ -261,10 +261,12 @@ pick_udc(struct usb_gadget_listener *l)
     if (d == NULL)
         return -1;
     while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.' || strlen(e->d_name) >= sizeof(l->udc))
+        size_t len = strlen(e->d_name);
+
+        if (e->d_name[0] == '.' || len >= sizeof(l->udc))
             continue;
         if (l->udc[0] == '\0' || strcmp(e->d_name, l->udc) < 0)
-            snprintf(l->udc, sizeof(l->udc), "%s", e->d_name);
+            memcpy(l->udc, e->d_name, len + 1); /* fits: checked above */
     }
     closedir(d);
     return l->udc[0] != '\0' ? 0 : -1;
