@@ -62,8 +62,9 @@ static const struct command commands[] = {
      "[--subscriber ID] (--terminal PEER | --terminal-id ID --node-key KEY) "
      "[--save FILE]",
      "at the shop: check the SIM's PIN and bind the handset to its "
-     "subscriber at the hub, signed by this kiosk (PEER: [tcp:]HOST:PORT "
-     "where the handset runs 'kiosk offer')"},
+     "subscriber at the hub, signed by this kiosk (PEER: the link address, "
+     "[tcp:]HOST:PORT, rfcomm:BDADDR[:CHANNEL] or usb[:VID:PID], where the "
+     "handset runs 'kiosk offer')"},
     {"kiosk", "send", cmd_kiosk_send,
      "kiosk send FILE --hub HOST:PORT --hub-id ID",
      "send a registration saved with 'kiosk register --save'"},
