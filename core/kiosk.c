@@ -33,18 +33,6 @@
 
 /* ------------------------------------------------------------ helpers */
 
-static void
-hex_put(char *out, const uint8_t *in, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[in[i] >> 4];
-        out[2 * i + 1] = hx[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int
 hex_val(char ch)
 {
@@ -70,14 +58,6 @@ hex_get(uint8_t *out, size_t n, const char *in, size_t inlen)
         out[i] = (uint8_t)(hi << 4 | lo);
     }
     return SIMSYNC_OK;
-}
-
-static int
-home_path(const struct simsync_node *n, const char *name, char *buf, size_t len)
-{
-    int r = snprintf(buf, len, "%s/%s", n->home, name);
-
-    return r < 0 || (size_t)r >= len ? SIMSYNC_EINVAL : SIMSYNC_OK;
 }
 
 static int
@@ -143,7 +123,7 @@ kiosk_cred_format(const struct kiosk_cred *c, char *buf, size_t len)
 
     if (!kiosk_name_valid(c->name) || !hub_id_valid(c->hub_id))
         return SIMSYNC_EINVAL;
-    hex_put(seed, c->seed, 32);
+    node_hex_encode(seed, c->seed, 32);
     r = snprintf(buf, len, CRED_PREFIX "%s:%s:%s", c->name, c->hub_id, seed);
     crypt_wipe(seed, sizeof(seed));
     if (r < 0 || (size_t)r >= len) {
@@ -352,7 +332,7 @@ simsync_kiosk_enroll(struct simsync_node *n, const char *credential)
     rc = kiosk_cred_format(&c, text, sizeof(text));
     crypt_wipe(&c, sizeof(c));
     if (rc == SIMSYNC_OK)
-        rc = home_path(n, "kiosk.credential", path, sizeof(path));
+        rc = node_path_in(n, "kiosk.credential", path, sizeof(path));
     if (rc == SIMSYNC_OK) {
         size_t len = strlen(text);
         text[len] = '\n';
@@ -378,7 +358,7 @@ cred_load(struct simsync_node *n, struct kiosk_cred *c)
                          "this node is a %s, not a kiosk (make one with "
                          "'simsync init --role kiosk --credential-file F')",
                          n->role);
-    rc = home_path(n, "kiosk.credential", path, sizeof(path));
+    rc = node_path_in(n, "kiosk.credential", path, sizeof(path));
     if (rc == SIMSYNC_OK)
         rc = node_file_get(path, text, sizeof(text), &len);
     if (rc == SIMSYNC_ENOTFOUND)
@@ -407,7 +387,7 @@ kiosk_audit_local(struct simsync_node *n, const char *result,
     char path[PATH_MAX + 32], line[600];
     int fd, len;
 
-    if (home_path(n, "kiosk.audit", path, sizeof(path)) != SIMSYNC_OK)
+    if (node_path_in(n, "kiosk.audit", path, sizeof(path)) != SIMSYNC_OK)
         return;
     len =
         snprintf(line, sizeof(line), "%llu\t%s\t%s\t%s\t%s\t%s\n",
@@ -857,7 +837,7 @@ simsync_kiosk_attempts(struct simsync_node *n,
     if (!is_kiosk(n))
         return node_fail(n, SIMSYNC_ESTATE, "this node is a %s, not a kiosk",
                          n->role);
-    if (home_path(n, "kiosk.audit", path, sizeof(path)) != SIMSYNC_OK)
+    if (node_path_in(n, "kiosk.audit", path, sizeof(path)) != SIMSYNC_OK)
         return SIMSYNC_EINVAL;
     f = fopen(path, "re");
     if (f == NULL)

@@ -78,8 +78,8 @@ node_peer_of(const uint8_t pk[32])
     return v ? v : 1;
 }
 
-static void
-hex_encode(char *out, const uint8_t *in, size_t n)
+void
+node_hex_encode(char *out, const uint8_t *in, size_t n)
 {
     static const char hx[] = "0123456789abcdef";
 
@@ -104,8 +104,9 @@ hex_decode(uint8_t *out, size_t n, const char *in)
     return SIMSYNC_OK;
 }
 
-static int
-path_in(const struct simsync_node *n, const char *name, char *buf, size_t len)
+int
+node_path_in(const struct simsync_node *n, const char *name, char *buf,
+             size_t len)
 {
     size_t hl = strlen(n->home), nl = strlen(name);
 
@@ -259,7 +260,7 @@ load_binding(struct simsync_node *n)
     char path[PATH_MAX + 64], text[2048], v[256];
     int rc;
 
-    path_in(n, "binding", path, sizeof(path));
+    node_path_in(n, "binding", path, sizeof(path));
     rc = node_file_get(path, text, sizeof(text), NULL);
     if (rc == SIMSYNC_ENOTFOUND)
         return SIMSYNC_OK;
@@ -286,7 +287,7 @@ node_save_binding(struct simsync_node *n)
 {
     char path[PATH_MAX + 64], text[2048], hex[65], cls[128], lazy[128];
 
-    hex_encode(hex, n->hub_pk, 32);
+    node_hex_encode(hex, n->hub_pk, 32);
     class_mask_format(n->classes, cls, sizeof(cls));
     lazy[0] = '\0';
     if (n->lazy != 0)
@@ -294,7 +295,7 @@ node_save_binding(struct simsync_node *n)
     snprintf(text, sizeof(text),
              "hub=%s\nhub_key=%s\nsubscriber=%s\nclasses=%s\nlazy=%s\n",
              n->hub_addr, hex, n->subscriber, cls, lazy);
-    path_in(n, "binding", path, sizeof(path));
+    node_path_in(n, "binding", path, sizeof(path));
     return node_file_put(path, text, strlen(text));
 }
 
@@ -320,7 +321,7 @@ simsync_node_open(const char *home, struct simsync_node **out)
     if (n == NULL)
         return SIMSYNC_ENOMEM;
     snprintf(n->home, sizeof(n->home), "%s", home);
-    path_in(n, "config", path, sizeof(path));
+    node_path_in(n, "config", path, sizeof(path));
     rc = node_file_get(path, text, sizeof(text), NULL);
     if (rc == SIMSYNC_ENOTFOUND)
         rc = SIMSYNC_ESTATE;
@@ -336,7 +337,7 @@ simsync_node_open(const char *home, struct simsync_node **out)
         /* One byte more than a key, for file_get's terminator and to
          * notice a file that is too long. */
         uint8_t key[sizeof(n->ident.sign_sk) + 2];
-        path_in(n, "node.key", path, sizeof(path));
+        node_path_in(n, "node.key", path, sizeof(path));
         rc = node_file_get(path, key, sizeof(key), &len);
         if (rc == SIMSYNC_OK && len != sizeof(n->ident.sign_sk))
             rc = SIMSYNC_EPROTO;
@@ -348,7 +349,7 @@ simsync_node_open(const char *home, struct simsync_node **out)
     }
     if (rc == SIMSYNC_OK && strcmp(n->role, "hub") == 0) {
         uint8_t buf[33];
-        path_in(n, "hub.pepper", path, sizeof(path));
+        node_path_in(n, "hub.pepper", path, sizeof(path));
         rc = node_file_get(path, buf, sizeof(buf), &len);
         if (rc == SIMSYNC_OK && len != 32)
             rc = SIMSYNC_EPROTO;
@@ -357,7 +358,7 @@ simsync_node_open(const char *home, struct simsync_node **out)
         crypt_wipe(buf, sizeof(buf));
     }
     if (rc == SIMSYNC_OK) {
-        path_in(n, "store", path, sizeof(path));
+        node_path_in(n, "store", path, sizeof(path));
         rc = store_open(path, 0, &n->st);
     }
     if (rc == SIMSYNC_OK)
@@ -493,7 +494,7 @@ simsync_sim_insert(struct simsync_node *n, const char *file, const char *pin)
     if (rc != SIMSYNC_OK)
         return node_fail(n, rc, "cannot read the subscriber ID from the SIM");
     snprintf(text, sizeof(text), "file=%s\nsubscriber=%s\n", abs, sub);
-    path_in(n, "sim", path, sizeof(path));
+    node_path_in(n, "sim", path, sizeof(path));
     return node_file_put(path, text, strlen(text));
 }
 
@@ -502,7 +503,7 @@ simsync_sim_remove(struct simsync_node *n)
 {
     char path[PATH_MAX + 64];
 
-    path_in(n, "sim", path, sizeof(path));
+    node_path_in(n, "sim", path, sizeof(path));
     if (unlink(path) != 0 && errno != ENOENT)
         return SIMSYNC_EIO;
     return SIMSYNC_OK;
@@ -518,7 +519,7 @@ inserted_subscriber(struct simsync_node *n, char sub[16], char *file,
     struct sim_status st;
     int rc;
 
-    path_in(n, "sim", path, sizeof(path));
+    node_path_in(n, "sim", path, sizeof(path));
     rc = node_file_get(path, text, sizeof(text), NULL);
     if (rc == SIMSYNC_ENOTFOUND)
         return node_fail(n, SIMSYNC_ENOSIM,
@@ -761,7 +762,7 @@ datakey_load(struct simsync_node *n, uint8_t key[32])
     size_t len;
     int rc;
 
-    path_in(n, "datakey.box", path, sizeof(path));
+    node_path_in(n, "datakey.box", path, sizeof(path));
     rc = node_file_get(path, box, sizeof(box), &len);
     if (rc == SIMSYNC_ENOTFOUND)
         return node_fail(n, SIMSYNC_ESTATE,
@@ -843,7 +844,7 @@ password_base_delay(const struct simsync_node *n)
     char path[PATH_MAX + 64], text[PATH_MAX + 256], v[32], *end;
     unsigned long long ms;
 
-    if (path_in(n, "config", path, sizeof(path)) != SIMSYNC_OK ||
+    if (node_path_in(n, "config", path, sizeof(path)) != SIMSYNC_OK ||
         node_file_get(path, text, sizeof(text), NULL) != SIMSYNC_OK ||
         kv_get(text, "password_delay_ms", v, sizeof(v)) != SIMSYNC_OK)
         return PWGUARD_DEFAULT_BASE_MS;
@@ -883,7 +884,7 @@ password_check_guarded(struct simsync_node *n, const char *hash,
     ssize_t got;
     int fd, rc, parse_rc;
 
-    path_in(n, "password.guard", path, sizeof(path));
+    node_path_in(n, "password.guard", path, sizeof(path));
     fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0)
         return node_fail(n, SIMSYNC_EIO, "cannot open %s: %s", path,
@@ -955,7 +956,7 @@ password_check_or_set(struct simsync_node *n, const char *password)
         return node_fail(n, SIMSYNC_EINVAL,
                          "a terminal password is needed (--password-file, "
                          "$SIMSYNC_PASSWORD or a prompt)");
-    path_in(n, "password", path, sizeof(path));
+    node_path_in(n, "password", path, sizeof(path));
     rc = node_file_get(path, hash, sizeof(hash), NULL);
     if (rc == SIMSYNC_OK)
         return password_check_guarded(n, hash, password);
@@ -1061,7 +1062,7 @@ register_run(struct simsync_node *n, const char *hub_addr, const char *hub_id,
         if (recovery == NULL) {
             uint8_t rnd[16];
             crypt_random(rnd, sizeof(rnd));
-            hex_encode(genrec, rnd, sizeof(rnd));
+            node_hex_encode(genrec, rnd, sizeof(rnd));
             recovery = genrec;
             if (recovery_out != NULL && recovery_len > strlen(genrec))
                 memcpy(recovery_out, genrec, strlen(genrec) + 1);
@@ -1146,7 +1147,7 @@ register_run(struct simsync_node *n, const char *hub_addr, const char *hub_id,
         snprintf(n->hub_addr, sizeof(n->hub_addr), "%s", hub_addr);
         snprintf(n->subscriber, sizeof(n->subscriber), "%s", sub);
         n->classes = mask;
-        path_in(n, "datakey.box", path, sizeof(path));
+        node_path_in(n, "datakey.box", path, sizeof(path));
         rc = node_file_put(path, box, sizeof(box));
         if (rc == SIMSYNC_OK)
             rc = node_save_binding(n);
@@ -1185,7 +1186,7 @@ simsync_node_key(struct simsync_node *n, char *buf, size_t len)
 {
     if (len < 65)
         return SIMSYNC_EINVAL;
-    hex_encode(buf, n->ident.sign_pk, 32);
+    node_hex_encode(buf, n->ident.sign_pk, 32);
     return SIMSYNC_OK;
 }
 
