@@ -20,7 +20,6 @@
  * reached (no adapter here, paging failed, refused, no SDP server or no
  * simsync record there) SIMSYNC_ECONNECT with errno holding the cause;
  * a listener that cannot bind SIMSYNC_EIO. */
-#define _GNU_SOURCE /* accept4 */
 
 #include <errno.h>
 #include <poll.h>
@@ -183,16 +182,6 @@ rfcomm_addr_parse(const char *s, enum link_use use, struct rfcomm_addr *out,
     return SIMSYNC_OK;
 }
 
-/* Close fd without letting close(2) overwrite the errno we report. */
-static void
-close_keep_errno(int fd)
-{
-    int saved = errno;
-
-    (void)close(fd);
-    errno = saved;
-}
-
 /* --------------------------------------------------------------- SDP */
 
 static void
@@ -346,7 +335,7 @@ rfcomm_connect(const char *addr, struct conn **out)
     if (fd < 0)
         return SIMSYNC_ECONNECT; /* no Bluetooth in this kernel */
     if (sock_connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close_keep_errno(fd);
+        sock_close_keep_errno(fd);
         return SIMSYNC_ECONNECT;
     }
     return rfcomm_conn_new(fd, out);
@@ -395,7 +384,7 @@ rfcomm_listen(const char *addr, struct listener **out)
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
         listen(fd, RFCOMM_BACKLOG) != 0 ||
         getsockname(fd, (struct sockaddr *)&sa, &sa_len) != 0) {
-        close_keep_errno(fd);
+        sock_close_keep_errno(fd);
         return SIMSYNC_EIO;
     }
     l = calloc(1, sizeof(*l));
@@ -419,32 +408,14 @@ static int
 rfcomm_accept(struct listener *base, struct conn **out)
 {
     struct rfcomm_listener *l = (struct rfcomm_listener *)base;
-    int fd;
+    int fd, rc;
 
     if (out == NULL)
         return SIMSYNC_EINVAL;
     *out = NULL;
-    for (;;) {
-        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            break;
-        switch (errno) {
-        case EINTR:
-        case ECONNABORTED: /* gone before we took it: the next one */
-        case EPROTO:
-        case EHOSTDOWN:
-        case EHOSTUNREACH:
-            continue;
-        case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-        case EWOULDBLOCK:
-#endif
-            return SIMSYNC_EAGAIN;
-        default:
-            base->last_errno = errno;
-            return SIMSYNC_EIO;
-        }
-    }
+    rc = sock_accept(l->fd, &fd, &base->last_errno);
+    if (rc != SIMSYNC_OK)
+        return rc;
     return rfcomm_conn_new(fd, out);
 }
 

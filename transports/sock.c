@@ -4,6 +4,7 @@
  * (see sock.h). Nothing here knows how the socket was made: the backend
  * dials, accepts or pairs it, sets its own options, and hands the fd over to
  * sock_conn_new(). */
+#define _GNU_SOURCE /* accept4 */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -153,4 +154,47 @@ sock_connect(int fd, const struct sockaddr *sa, socklen_t salen)
         return -1;
     }
     return 0;
+}
+
+int
+sock_accept(int lfd, int *fd, int *last_errno)
+{
+    int nfd;
+
+    for (;;) {
+        nfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (nfd >= 0)
+            break;
+        switch (errno) {
+        case EINTR:
+        case ECONNABORTED:
+        case EPROTO:
+        case ENETDOWN:
+        case ENETUNREACH:
+        case EHOSTDOWN:
+        case EHOSTUNREACH:
+        case ENONET:
+        case ENOPROTOOPT:
+            continue;
+        case EAGAIN:
+#if EWOULDBLOCK != EAGAIN
+        case EWOULDBLOCK:
+#endif
+            return SIMSYNC_EAGAIN;
+        default:
+            *last_errno = errno;
+            return SIMSYNC_EIO;
+        }
+    }
+    *fd = nfd;
+    return SIMSYNC_OK;
+}
+
+void
+sock_close_keep_errno(int fd)
+{
+    int saved = errno;
+
+    (void)close(fd);
+    errno = saved;
 }

@@ -52,4 +52,16 @@ int sock_io_error(int err);
  * Returns 0, or -1 with errno set. */
 int sock_connect(int fd, const struct sockaddr *sa, socklen_t salen);
 
+/* accept4(2) one connection on the listening socket lfd (close-on-exec),
+ * skipping pending connections that died before they were taken (and, on
+ * Linux, network errors of the new socket that surface here). Returns
+ * SIMSYNC_OK with *fd set, SIMSYNC_EAGAIN (non-blocking listener, none
+ * pending) or SIMSYNC_EIO (e.g. out of fds) with the errno in
+ * *last_errno. */
+int sock_accept(int lfd, int *fd, int *last_errno);
+
+/* close(2) fd and leave errno as it was, for error paths that report the
+ * errno of an earlier call. */
+void sock_close_keep_errno(int fd);
+
 #endif /* SIMSYNC_SOCK_H */

@@ -20,7 +20,6 @@
  * The errno of a failed system call is kept in last_errno of the conn or
  * listener. When connect or listen fail there is no object to keep it in, so
  * errno is left holding the cause on return. */
-#define _GNU_SOURCE /* accept4 */
 
 #include <errno.h>
 #include <netdb.h>
@@ -153,16 +152,6 @@ resolve(const struct tcp_addr *a, int passive, struct addrinfo **res)
     }
 }
 
-/* Close fd without letting close(2) overwrite the errno we want to report. */
-static void
-close_keep_errno(int fd)
-{
-    int saved = errno;
-
-    (void)close(fd);
-    errno = saved;
-}
-
 /* Wrap a connected fd (owned from here on) in a conn. */
 static int
 conn_from_fd(int fd, struct conn **out)
@@ -284,35 +273,11 @@ static int
 tcp_accept(struct listener *base, struct conn **out)
 {
     struct tcp_listener *l = (struct tcp_listener *)base;
-    int fd;
+    int fd, rc;
 
-    for (;;) {
-        fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
-        if (fd >= 0)
-            break;
-        switch (errno) {
-        case EINTR:
-        /* The pending connection died before we took it, or (Linux) a
-         * network error of the new socket surfaced here: try the next. */
-        case ECONNABORTED:
-        case EPROTO:
-        case ENETDOWN:
-        case ENETUNREACH:
-        case EHOSTDOWN:
-        case EHOSTUNREACH:
-        case ENONET:
-        case ENOPROTOOPT:
-            continue;
-        case EAGAIN:
-#if EWOULDBLOCK != EAGAIN
-        case EWOULDBLOCK:
-#endif
-            return SIMSYNC_EAGAIN;
-        default:
-            base->last_errno = errno;
-            return SIMSYNC_EIO;
-        }
-    }
+    rc = sock_accept(l->fd, &fd, &base->last_errno);
+    if (rc != SIMSYNC_OK)
+        return rc;
     return conn_from_fd(fd, out);
 }
 
@@ -360,7 +325,7 @@ tcp_listener_close(struct listener *base)
     if (l == NULL)
         return;
     if (l->fd >= 0)
-        close_keep_errno(l->fd);
+        sock_close_keep_errno(l->fd);
     free(l);
 }
 
