@@ -38,6 +38,25 @@ crypt_equal(const void *a, const void *b, size_t len)
     return sodium_memcmp(a, b, len) == 0;
 }
 
+void
+crypt_hex_encode(char *out, const uint8_t *in, size_t n)
+{
+    (void)sodium_bin2hex(out, 2 * n + 1, in, n);
+}
+
+int
+crypt_hex_decode(uint8_t *out, size_t n, const char *in, size_t inlen)
+{
+    size_t got = 0;
+    const char *end = NULL;
+
+    if (inlen != 2 * n ||
+        sodium_hex2bin(out, n, in, inlen, NULL, &got, &end) != 0 || got != n ||
+        end != in + inlen)
+        return SIMSYNC_EINVAL;
+    return SIMSYNC_OK;
+}
+
 int
 crypt_hash(uint8_t *out, size_t outlen, const void *in, size_t inlen,
            const uint8_t *key, size_t keylen)

@@ -33,6 +33,13 @@ void crypt_wipe(void *buf, size_t len);
 /* 1 when the `len` bytes at a and b are equal, else 0; constant time. */
 int crypt_equal(const void *a, const void *b, size_t len);
 
+/* Lower-case hex of in[0..n) into out (2n + 1 bytes, NUL-terminated). */
+void crypt_hex_encode(char *out, const uint8_t *in, size_t n);
+/* Exactly 2n hex digits (either case) in in[0..inlen) into out[0..n).
+ * Returns SIMSYNC_OK, or SIMSYNC_EINVAL for any other length or a
+ * character that is not a hex digit (out is then undefined). */
+int crypt_hex_decode(uint8_t *out, size_t n, const char *in, size_t inlen);
+
 /* BLAKE2b. outlen in 16..64, keylen 0 (unkeyed) or 16..64. */
 int crypt_hash(uint8_t *out, size_t outlen, const void *in, size_t inlen,
                const uint8_t *key, size_t keylen);

@@ -34,33 +34,6 @@
 /* ------------------------------------------------------------ helpers */
 
 static int
-hex_val(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Exactly 2n hex digits in `in` (inlen bytes) into out. */
-static int
-hex_get(uint8_t *out, size_t n, const char *in, size_t inlen)
-{
-    if (inlen != 2 * n)
-        return SIMSYNC_EINVAL;
-    for (size_t i = 0; i < n; i++) {
-        int hi = hex_val(in[2 * i]), lo = hex_val(in[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return SIMSYNC_EINVAL;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return SIMSYNC_OK;
-}
-
-static int
 tid_ok(const char *s)
 {
     size_t len = s ? strlen(s) : 0;
@@ -123,7 +96,7 @@ kiosk_cred_format(const struct kiosk_cred *c, char *buf, size_t len)
 
     if (!kiosk_name_valid(c->name) || !hub_id_valid(c->hub_id))
         return SIMSYNC_EINVAL;
-    node_hex_encode(seed, c->seed, 32);
+    crypt_hex_encode(seed, c->seed, 32);
     r = snprintf(buf, len, CRED_PREFIX "%s:%s:%s", c->name, c->hub_id, seed);
     crypt_wipe(seed, sizeof(seed));
     if (r < 0 || (size_t)r >= len) {
@@ -169,7 +142,7 @@ kiosk_cred_parse(const char *text, struct kiosk_cred *out)
     memcpy(out->name, name, nl);
     memcpy(out->hub_id, hub, hl);
     if (!kiosk_name_valid(out->name) || !hub_id_valid(out->hub_id) ||
-        hex_get(out->seed, 32, seed, sl) != SIMSYNC_OK) {
+        crypt_hex_decode(out->seed, 32, seed, sl) != SIMSYNC_OK) {
         crypt_wipe(out, sizeof(*out));
         return SIMSYNC_EINVAL;
     }
@@ -669,7 +642,8 @@ simsync_kiosk_register(struct simsync_node *n,
                              "--terminal-id must be 1-63 printable "
                              "characters without blanks");
         uint8_t xpk[32];
-        if (hex_get(pk, 32, q->node_key, strlen(q->node_key)) != SIMSYNC_OK)
+        if (crypt_hex_decode(pk, 32, q->node_key, strlen(q->node_key)) !=
+            SIMSYNC_OK)
             return node_fail(n, SIMSYNC_EINVAL,
                              "--node-key must be 64 hex digits (the "
                              "handset shows it with 'simsync id --json')");

@@ -78,32 +78,6 @@ node_peer_of(const uint8_t pk[32])
     return v ? v : 1;
 }
 
-void
-node_hex_encode(char *out, const uint8_t *in, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[in[i] >> 4];
-        out[2 * i + 1] = hx[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int
-hex_decode(uint8_t *out, size_t n, const char *in)
-{
-    if (strlen(in) != 2 * n)
-        return SIMSYNC_EPROTO;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(in + 2 * i, "%2x", &v) != 1)
-            return SIMSYNC_EPROTO;
-        out[i] = (uint8_t)v;
-    }
-    return SIMSYNC_OK;
-}
-
 int
 node_path_in(const struct simsync_node *n, const char *name, char *buf,
              size_t len)
@@ -268,7 +242,7 @@ load_binding(struct simsync_node *n)
         return rc;
     if (kv_get(text, "hub", n->hub_addr, sizeof(n->hub_addr)) != SIMSYNC_OK ||
         kv_get(text, "hub_key", v, sizeof(v)) != SIMSYNC_OK ||
-        hex_decode(n->hub_pk, 32, v) != SIMSYNC_OK ||
+        crypt_hex_decode(n->hub_pk, 32, v, strlen(v)) != SIMSYNC_OK ||
         kv_get(text, "subscriber", n->subscriber, sizeof(n->subscriber)) !=
             SIMSYNC_OK ||
         kv_get(text, "classes", v, sizeof(v)) != SIMSYNC_OK ||
@@ -287,7 +261,7 @@ node_save_binding(struct simsync_node *n)
 {
     char path[PATH_MAX + 64], text[2048], hex[65], cls[128], lazy[128];
 
-    node_hex_encode(hex, n->hub_pk, 32);
+    crypt_hex_encode(hex, n->hub_pk, 32);
     class_mask_format(n->classes, cls, sizeof(cls));
     lazy[0] = '\0';
     if (n->lazy != 0)
@@ -1062,7 +1036,7 @@ register_run(struct simsync_node *n, const char *hub_addr, const char *hub_id,
         if (recovery == NULL) {
             uint8_t rnd[16];
             crypt_random(rnd, sizeof(rnd));
-            node_hex_encode(genrec, rnd, sizeof(rnd));
+            crypt_hex_encode(genrec, rnd, sizeof(rnd));
             recovery = genrec;
             if (recovery_out != NULL && recovery_len > strlen(genrec))
                 memcpy(recovery_out, genrec, strlen(genrec) + 1);
@@ -1186,7 +1160,7 @@ simsync_node_key(struct simsync_node *n, char *buf, size_t len)
 {
     if (len < 65)
         return SIMSYNC_EINVAL;
-    node_hex_encode(buf, n->ident.sign_pk, 32);
+    crypt_hex_encode(buf, n->ident.sign_pk, 32);
     return SIMSYNC_OK;
 }
 

@@ -48,8 +48,6 @@ void node_id_of(const uint8_t pk[32], char out[NODE_ID_LEN]);
 /* 64-bit peer id of a key, for resume cursors. Never 0. */
 uint64_t node_peer_of(const uint8_t pk[32]);
 
-/* Lower-case hex of in[0..n) into out (2n + 1 bytes, NUL-terminated). */
-void node_hex_encode(char *out, const uint8_t *in, size_t n);
 /* "<home>/name" into buf. Returns SIMSYNC_OK or SIMSYNC_EINVAL (too
  * long). */
 int node_path_in(const struct simsync_node *n, const char *name, char *buf,

@@ -92,48 +92,6 @@ valid_digits(const char *s, size_t min, size_t max)
     return n >= min;
 }
 
-static void
-hex_encode(char *out, const uint8_t *in, size_t len)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 0x0f];
-    }
-    out[2 * len] = '\0';
-}
-
-static int
-hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-/* Decode exactly 2 * outlen lower-case hex characters. */
-static int
-hex_decode(uint8_t *out, size_t outlen, const char *in, size_t inlen)
-{
-    size_t i;
-    int hi, lo;
-
-    if (inlen != 2 * outlen)
-        return SIMSYNC_EPROTO;
-    for (i = 0; i < outlen; i++) {
-        hi = hex_value(in[2 * i]);
-        lo = hex_value(in[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return SIMSYNC_EPROTO;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return SIMSYNC_OK;
-}
-
 /* Decode a try counter: 1 or 2 digits, 0..max. */
 static int
 decode_tries(const char *in, size_t len, int max, int *out)
@@ -223,10 +181,10 @@ encode(const struct vsim *vs, char *buf, size_t cap, size_t *len)
     uint8_t sum[HASH_BYTES];
     int n, m, rc;
 
-    hex_encode(pin_salt, vs->pin_salt, SALT_BYTES);
-    hex_encode(pin_hash, vs->pin_hash, HASH_BYTES);
-    hex_encode(puk_salt, vs->puk_salt, SALT_BYTES);
-    hex_encode(puk_hash, vs->puk_hash, HASH_BYTES);
+    crypt_hex_encode(pin_salt, vs->pin_salt, SALT_BYTES);
+    crypt_hex_encode(pin_hash, vs->pin_hash, HASH_BYTES);
+    crypt_hex_encode(puk_salt, vs->puk_salt, SALT_BYTES);
+    crypt_hex_encode(puk_hash, vs->puk_hash, HASH_BYTES);
     n = snprintf(buf, cap,
                  "simsync-vsim=" FILE_VERSION "\n"
                  "subscriber=%s\n"
@@ -241,7 +199,7 @@ encode(const struct vsim *vs, char *buf, size_t cap, size_t *len)
                     sizeof(check_key) - 1);
     if (rc != SIMSYNC_OK)
         return rc;
-    hex_encode(check, sum, HASH_BYTES);
+    crypt_hex_encode(check, sum, HASH_BYTES);
     m = snprintf(buf + n, cap - (size_t)n, "check=%s\n", check);
     if (m < 0 || (size_t)m >= cap - (size_t)n)
         return SIMSYNC_ETOOBIG;
@@ -279,7 +237,7 @@ decode(const char *buf, size_t len, struct vsim *vs)
     if (p != end)
         return SIMSYNC_EPROTO;
 
-    if (hex_decode(want, HASH_BYTES, val[F_CHECK], vlen[F_CHECK]) ||
+    if (crypt_hex_decode(want, HASH_BYTES, val[F_CHECK], vlen[F_CHECK]) ||
         crypt_hash(sum, HASH_BYTES, buf, body, (const uint8_t *)check_key,
                    sizeof(check_key) - 1) ||
         !crypt_equal(want, sum, HASH_BYTES))
@@ -294,14 +252,14 @@ decode(const char *buf, size_t len, struct vsim *vs)
     memcpy(vs->subscriber, val[F_SUBSCRIBER], vlen[F_SUBSCRIBER]);
     if (!valid_digits(vs->subscriber, SIM_SUBSCRIBER_MIN, SIM_SUBSCRIBER_MAX))
         return SIMSYNC_EPROTO;
-    if (hex_decode(vs->pin_salt, SALT_BYTES, val[F_PIN_SALT],
-                   vlen[F_PIN_SALT]) ||
-        hex_decode(vs->pin_hash, HASH_BYTES, val[F_PIN_HASH],
-                   vlen[F_PIN_HASH]) ||
-        hex_decode(vs->puk_salt, SALT_BYTES, val[F_PUK_SALT],
-                   vlen[F_PUK_SALT]) ||
-        hex_decode(vs->puk_hash, HASH_BYTES, val[F_PUK_HASH],
-                   vlen[F_PUK_HASH]) ||
+    if (crypt_hex_decode(vs->pin_salt, SALT_BYTES, val[F_PIN_SALT],
+                         vlen[F_PIN_SALT]) ||
+        crypt_hex_decode(vs->pin_hash, HASH_BYTES, val[F_PIN_HASH],
+                         vlen[F_PIN_HASH]) ||
+        crypt_hex_decode(vs->puk_salt, SALT_BYTES, val[F_PUK_SALT],
+                         vlen[F_PUK_SALT]) ||
+        crypt_hex_decode(vs->puk_hash, HASH_BYTES, val[F_PUK_HASH],
+                         vlen[F_PUK_HASH]) ||
         decode_tries(val[F_PIN_TRIES], vlen[F_PIN_TRIES], SIM_PIN_TRIES,
                      &vs->pin_tries) ||
         decode_tries(val[F_PUK_TRIES], vlen[F_PUK_TRIES], SIM_PUK_TRIES,

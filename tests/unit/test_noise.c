@@ -615,6 +615,30 @@ transport_refuses_replay_and_exhausted_nonce(void **state)
     noise_cipher_free(NULL);
 }
 
+/* crypt_hex_encode/crypt_hex_decode: lower-case out, either case in, and
+ * nothing but exactly 2n hex digits accepted. */
+static void
+hex_codec_is_strict(void **state)
+{
+    const uint8_t bin[4] = {0x00, 0x9f, 0xa0, 0xff};
+    uint8_t out[4];
+    char hex[9];
+
+    (void)state;
+    crypt_hex_encode(hex, bin, sizeof(bin));
+    assert_string_equal(hex, "009fa0ff");
+    assert_int_equal(crypt_hex_decode(out, 4, "009FA0fF", 8), SIMSYNC_OK);
+    assert_memory_equal(out, bin, 4);
+    assert_int_equal(crypt_hex_decode(out, 4, "009fa0f", 7), SIMSYNC_EINVAL);
+    assert_int_equal(crypt_hex_decode(out, 4, "009fa0fff0", 10),
+                     SIMSYNC_EINVAL);
+    assert_int_equal(crypt_hex_decode(out, 4, "009fa0fg", 8), SIMSYNC_EINVAL);
+    assert_int_equal(crypt_hex_decode(out, 4, " 09fa0ff", 8), SIMSYNC_EINVAL);
+    assert_int_equal(crypt_hex_decode(out, 4, "+9fa0ff0", 8), SIMSYNC_EINVAL);
+    assert_int_equal(crypt_hex_decode(out, 4, "009f:0ff", 8), SIMSYNC_EINVAL);
+    assert_int_equal(crypt_hex_decode(out, 0, "", 0), SIMSYNC_OK);
+}
+
 int
 main(void)
 {
@@ -626,6 +650,7 @@ main(void)
         cmocka_unit_test(low_order_ephemeral_from_peer_fails),
         cmocka_unit_test(payload_and_message_caps_are_respected),
         cmocka_unit_test(transport_refuses_replay_and_exhausted_nonce),
+        cmocka_unit_test(hex_codec_is_strict),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
