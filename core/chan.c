@@ -17,6 +17,12 @@
 #define CHAN_T_BULK_MORE 3 /* a piece of a bulk message, more follows */
 #define CHAN_T_CREDIT 4    /* 4-byte big-endian credit for bulk bytes */
 #define CHAN_T_ASK 5       /* 4-byte big-endian: out of credit, please */
+/* Pieces of a bulk message that are already ciphertext under the
+ * subscriber's data key (a sealed chunk): sent in clear, authenticated as
+ * associated data with the type byte, followed by the 16-byte tag of an
+ * empty plaintext. */
+#define CHAN_T_SEALED_END 6  /* like CHAN_T_BULK_END */
+#define CHAN_T_SEALED_MORE 7 /* like CHAN_T_BULK_MORE */
 
 /* Messages kept while waiting for credit before the peer is a flood. */
 #define CHAN_MAX_STASHED 64
@@ -316,8 +322,41 @@ send_frame(struct chan *ch, uint8_t type, const uint8_t *data, size_t len)
     return SIMSYNC_OK;
 }
 
+/* Send one frame of `type` (CHAN_T_SEALED_*) carrying len bytes of `data`
+ * in clear, authenticated: [length] [type] [data] [tag over type+data]. */
+static int
+send_frame_sealed(struct chan *ch, uint8_t type, const uint8_t *data,
+                  size_t len)
+{
+    size_t body = 1 + len, tlen;
+    int rc;
+
+    rc = reserve(&ch->sbuf, &ch->scap,
+                 FRAME_HEADER_BYTES + body + CHAN_TAG_BYTES);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    ch->sbuf[FRAME_HEADER_BYTES] = type;
+    memcpy(ch->sbuf + FRAME_HEADER_BYTES + 1, data, len);
+    rc = noise_cipher_encrypt(ch->tx, ch->sbuf + FRAME_HEADER_BYTES, body, NULL,
+                              0, ch->sbuf + FRAME_HEADER_BYTES + body,
+                              CHAN_TAG_BYTES, &tlen);
+    if (rc == SIMSYNC_OK)
+        rc = frame_header_encode(ch->sbuf, body + tlen);
+    if (rc == SIMSYNC_OK)
+        rc =
+            conn_send_all(ch->conn, ch->sbuf, FRAME_HEADER_BYTES + body + tlen);
+    if (rc != SIMSYNC_OK) {
+        ch->tx_broken = 1;
+        return rc;
+    }
+    ch->stats.wire_sent += FRAME_HEADER_BYTES + body + tlen;
+    ch->stats.frames_sent++;
+    return SIMSYNC_OK;
+}
+
 /* Receive and decrypt one frame: *type, and *data and *len pointing into rbuf
- * (valid until the next frame is read). */
+ * (valid until the next frame is read). A sealed piece is checked, and
+ * reported as the bulk piece it stands for. */
 static int
 recv_frame(struct chan *ch, uint8_t *type, uint8_t **data, size_t *len)
 {
@@ -340,8 +379,23 @@ recv_frame(struct chan *ch, uint8_t *type, uint8_t **data, size_t *len)
         rc = conn_recv_all(ch->conn, ch->rbuf, n);
     if (rc == SIMSYNC_OK) {
         ch->stats.wire_recv += n;
-        rc = noise_cipher_decrypt(ch->rx, ch->rbuf, 1, ch->rbuf + 1, n - 1,
-                                  ch->rbuf + 1, ch->rcap - 1, &plen);
+        /* The clear type byte only picks how the frame is checked: both
+         * ways bind it, so a changed type fails authentication. */
+        if (ch->rbuf[0] == CHAN_T_SEALED_END ||
+            ch->rbuf[0] == CHAN_T_SEALED_MORE) {
+            uint8_t none[1];
+            size_t zero;
+
+            plen = n - 1 - CHAN_TAG_BYTES;
+            rc = noise_cipher_decrypt(ch->rx, ch->rbuf, n - CHAN_TAG_BYTES,
+                                      ch->rbuf + n - CHAN_TAG_BYTES,
+                                      CHAN_TAG_BYTES, none, 0, &zero);
+            ch->rbuf[0] = ch->rbuf[0] == CHAN_T_SEALED_END ? CHAN_T_BULK_END
+                                                           : CHAN_T_BULK_MORE;
+        } else {
+            rc = noise_cipher_decrypt(ch->rx, ch->rbuf, 1, ch->rbuf + 1, n - 1,
+                                      ch->rbuf + 1, ch->rcap - 1, &plen);
+        }
     }
     /* Only after authentication is the type believed. */
     if (rc == SIMSYNC_OK && (ch->rbuf[0] < CHAN_T_URGENT ||
@@ -672,7 +726,7 @@ wait_credit(struct chan *ch)
 }
 
 static int send_pieces(struct chan *ch, const uint8_t *msg, size_t len,
-                       size_t *off, int one);
+                       size_t sealed_from, size_t *off, int one);
 
 int
 chan_flush(struct chan *ch, int (*stop)(void *arg), void *arg)
@@ -703,7 +757,7 @@ chan_flush(struct chan *ch, int (*stop)(void *arg), void *arg)
          * out at the next piece boundary. */
         if (stop != NULL && stop(arg))
             return SIMSYNC_EAGAIN;
-        rc = send_pieces(ch, m->buf, m->len, &m->off, 1);
+        rc = send_pieces(ch, m->buf, m->len, m->len, &m->off, 1);
         if (rc != SIMSYNC_OK)
             return rc;
         if (m->off == m->len)
@@ -772,11 +826,13 @@ chan_discard(struct chan *ch)
 }
 
 /* Send bulk pieces of msg[*off..len) within the credit, waiting for credit
- * when there is none: all of them, or only one when `one`. The message
- * counts as sent (plain_sent) when its last piece is out. */
+ * when there is none: all of them, or only one when `one`. Bytes from
+ * sealed_from on go in sealed pieces (authenticated, not encrypted again);
+ * no piece straddles sealed_from. The message counts as sent (plain_sent)
+ * when its last piece is out. */
 static int
-send_pieces(struct chan *ch, const uint8_t *msg, size_t len, size_t *off,
-            int one)
+send_pieces(struct chan *ch, const uint8_t *msg, size_t len, size_t sealed_from,
+            size_t *off, int one)
 {
     while (*off < len) {
         size_t piece = len - *off;
@@ -793,8 +849,15 @@ send_pieces(struct chan *ch, const uint8_t *msg, size_t len, size_t *off,
             piece = ch->frag;
         if (piece > ch->credit)
             piece = (size_t)ch->credit;
-        type = *off + piece == len ? CHAN_T_BULK_END : CHAN_T_BULK_MORE;
-        rc = send_frame(ch, type, msg + *off, piece);
+        if (*off < sealed_from && piece > sealed_from - *off)
+            piece = sealed_from - *off;
+        if (*off >= sealed_from) {
+            type = *off + piece == len ? CHAN_T_SEALED_END : CHAN_T_SEALED_MORE;
+            rc = send_frame_sealed(ch, type, msg + *off, piece);
+        } else {
+            type = *off + piece == len ? CHAN_T_BULK_END : CHAN_T_BULK_MORE;
+            rc = send_frame(ch, type, msg + *off, piece);
+        }
         if (rc != SIMSYNC_OK)
             return rc;
         ch->credit -= piece;
@@ -811,17 +874,26 @@ send_pieces(struct chan *ch, const uint8_t *msg, size_t len, size_t *off,
 int
 chan_send(struct chan *ch, const void *msg, size_t len)
 {
+    return chan_send_sealed(ch, msg, len, 0);
+}
+
+int
+chan_send_sealed(struct chan *ch, const void *msg, size_t len,
+                 size_t sealed_tail)
+{
     size_t off = 0;
     int rc = queue_checks(ch, msg, len);
 
     if (rc != SIMSYNC_OK)
         return rc;
+    if (sealed_tail > len)
+        return SIMSYNC_EINVAL;
     /* Whatever was queued goes first; then this message straight from
      * the caller's buffer, without a copy. */
     rc = chan_flush(ch, NULL, NULL);
     if (rc != SIMSYNC_OK)
         return rc;
-    return send_pieces(ch, msg, len, &off, 0);
+    return send_pieces(ch, msg, len, len - sealed_tail, &off, 0);
 }
 
 int

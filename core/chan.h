@@ -14,7 +14,9 @@
  * at most FRAME_MAX_HANDSHAKE bytes; after the handshake each frame holds a
  * type byte, in clear but authenticated as the AEAD's associated data, then
  * one AEAD ciphertext of 1..FRAME_MAX_PLAINTEXT plaintext bytes plus a
- * 16-byte tag. Lengths are checked before any allocation. Nonces count
+ * 16-byte tag (or, for pieces already sealed under the data key, those
+ * bytes in clear followed by the tag that authenticates them:
+ * chan_send_sealed). Lengths are checked before any allocation. Nonces count
  * frames, so a replayed, dropped, reordered or altered frame fails with
  * SIMSYNC_ECRYPTO.
  *
@@ -136,6 +138,16 @@ int chan_handshake(struct conn *c, int initiator,
  * (while waiting for credit: a peer that granted nonsense or sent over
  * its credit or flooded urgent messages). */
 int chan_send(struct chan *ch, const void *msg, size_t len) SIMSYNC_MUST_CHECK;
+
+/* chan_send for a message whose last `sealed_tail` bytes are already
+ * ciphertext under the subscriber's data key (the blob of a sealed chunk):
+ * those bytes go in clear, authenticated by the channel like every frame
+ * but not encrypted a second time; the rest is encrypted as by chan_send.
+ * Only for bytes an eavesdropper may see as the hub sees them. The peer
+ * receives the same message as from chan_send. Same returns as chan_send,
+ * and SIMSYNC_EINVAL when sealed_tail > len. */
+int chan_send_sealed(struct chan *ch, const void *msg, size_t len,
+                     size_t sealed_tail) SIMSYNC_MUST_CHECK;
 
 /* Send one urgent message (at most CHAN_MAX_URGENT bytes) now, ahead of
  * any queued bulk, which stays queued. Same returns as chan_send. */

@@ -628,12 +628,13 @@ send_pieces(struct simsync_node *n, struct chan *ch,
 
 /* One ChunkData envelope for chunk `id`, packed straight from the store's
  * memory (the read transaction ends before anything is sent) into *buf,
- * which grows as needed and is reused. An id the hub does not have gets
- * an empty blob. */
+ * which grows as needed and is reused, and in *tail how many bytes at its
+ * end are the sealed blob (node_sealed_tail). An id the hub does not have
+ * gets an empty blob. */
 static int
 pack_chunk(struct store *st, const uint8_t sub[SUB_BYTES],
            const ProtobufCBinaryData *id, uint8_t **buf, size_t *cap,
-           size_t *len)
+           size_t *len, size_t *tail)
 {
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
     Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
@@ -668,8 +669,10 @@ pack_chunk(struct store *st, const uint8_t sub[SUB_BYTES],
                 *cap = need;
             }
         }
-        if (rc == SIMSYNC_OK)
+        if (rc == SIMSYNC_OK) {
             *len = simsync__envelope__pack(&env, *buf);
+            *tail = node_sealed_tail(*buf, *len, v, vl);
+        }
     }
     store_txn_abort(txn);
     return rc;
@@ -681,7 +684,7 @@ send_chunks(struct simsync_node *n, struct chan *ch,
             uint32_t *count)
 {
     uint8_t *buf = NULL;
-    size_t cap = 0, len = 0;
+    size_t cap = 0, len = 0, tail = 0;
     int rc = SIMSYNC_OK;
 
     *count = 0;
@@ -692,9 +695,9 @@ send_chunks(struct simsync_node *n, struct chan *ch,
             rc = SIMSYNC_EPROTO;
             break;
         }
-        rc = pack_chunk(n->st, sub, &f->chunk_ids[i], &buf, &cap, &len);
+        rc = pack_chunk(n->st, sub, &f->chunk_ids[i], &buf, &cap, &len, &tail);
         if (rc == SIMSYNC_OK)
-            rc = chan_send(ch, buf, len);
+            rc = chan_send_sealed(ch, buf, len, tail);
         if (rc == SIMSYNC_OK)
             (*count)++;
     }

@@ -572,6 +572,41 @@ node_send_env_urgent(struct chan *ch, const void *env)
     return send_env(ch, env, 1);
 }
 
+size_t
+node_sealed_tail(const uint8_t *buf, size_t len, const uint8_t *blob,
+                 size_t blen)
+{
+    /* protobuf-c writes fields in number order, so a ChunkData's blob
+     * (field 2) ends the message; checked, never assumed. */
+    if (blen == 0 || blen > len || memcmp(buf + len - blen, blob, blen) != 0)
+        return 0;
+    return blen;
+}
+
+int
+node_send_chunk(struct chan *ch, const uint8_t *id, size_t idlen,
+                const uint8_t *blob, size_t blen)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
+    uint8_t *buf;
+    size_t len;
+    int rc;
+
+    cd.id.data = (uint8_t *)id;
+    cd.id.len = idlen;
+    cd.blob.data = (uint8_t *)blob;
+    cd.blob.len = blen;
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
+    env.chunk = &cd;
+    rc = record_pack(&env.base, &buf, &len);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    rc = chan_send_sealed(ch, buf, len, node_sealed_tail(buf, len, blob, blen));
+    free(buf);
+    return rc;
+}
+
 int
 node_recv_env(struct chan *ch, void **out)
 {

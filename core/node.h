@@ -67,6 +67,17 @@ int node_send_env(struct chan *ch, const void *env);
  * answer, an error) that must not wait behind queued bulk. */
 int node_send_env_urgent(struct chan *ch, const void *env);
 int node_recv_env(struct chan *ch, void **env);
+/* Send a ChunkData envelope for the sealed chunk `blob` (blen bytes, maybe
+ * 0: "not here") with chan_send_sealed, so the blob, already ciphertext
+ * under the data key, is authenticated by the channel but not encrypted a
+ * second time. */
+int node_send_chunk(struct chan *ch, const uint8_t *id, size_t idlen,
+                    const uint8_t *blob, size_t blen);
+/* How many bytes at the end of the packed message buf[0..len) may go
+ * sealed (chan_send_sealed): blen when they are exactly blob[0..blen),
+ * else 0 (everything encrypted). */
+size_t node_sealed_tail(const uint8_t *buf, size_t len, const uint8_t *blob,
+                        size_t blen);
 /* Receive one envelope that must be of kind `kind` (a Simsync__Envelope
  * msg case): another kind is SIMSYNC_EPROTO; an Error frame becomes its
  * code, as in node_recv_env. */

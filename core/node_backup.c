@@ -545,8 +545,6 @@ send_wanted(struct upload *u, struct link *l, struct snapshot *s,
     if (nth == 0 && u->n > 0)
         return SIMSYNC_ENOMEM;
     for (size_t i = 0; i < u->n; i++) {
-        Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
-        Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
         struct sealed got;
 
         pthread_mutex_lock(&u->mu);
@@ -570,13 +568,7 @@ send_wanted(struct upload *u, struct link *l, struct snapshot *s,
         }
         rc = got.rc;
         if (rc == SIMSYNC_OK) {
-            cd.id.data = (uint8_t *)u->want[i]->id;
-            cd.id.len = 32;
-            cd.blob.data = got.blob;
-            cd.blob.len = got.len;
-            env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
-            env.chunk = &cd;
-            rc = node_send_env(l->ch, &env);
+            rc = node_send_chunk(l->ch, u->want[i]->id, 32, got.blob, got.len);
             rep->chunks_sent++;
             rep->chunk_bytes_sent += got.len;
         }

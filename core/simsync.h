@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SIMSYNC_PROTO_VERSION 2
+#define SIMSYNC_PROTO_VERSION 3
 
 #if defined(__GNUC__)
 #define SIMSYNC_MUST_CHECK __attribute__((warn_unused_result))

@@ -166,16 +166,7 @@ static int
 send_chunk(struct upstream *u, const uint8_t id[32], uint8_t *blob,
            size_t blen)
 {
-    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
-    Simsync__ChunkData cd = SIMSYNC__CHUNK_DATA__INIT;
-
-    cd.id.data = (uint8_t *)id;
-    cd.id.len = 32;
-    cd.blob.data = blob;
-    cd.blob.len = blen;
-    env.msg_case = SIMSYNC__ENVELOPE__MSG_CHUNK;
-    env.chunk = &cd;
-    return node_send_env(u->ch, &env);
+    return node_send_chunk(u->ch, id, 32, blob, blen);
 }
 
 static uint64_t

@@ -20,7 +20,9 @@
 #include "chan.h"
 #include "crypt.h"
 #include "frame.h"
+#include "node.h"
 #include "noise.h"
+#include "simsync.pb-c.h"
 #include "transport.h"
 
 #define TIMEOUT_MS 10000
@@ -72,7 +74,7 @@ handshake_both(struct side *ini, struct side *res)
 }
 
 /* A connected, authenticated pair of chans. */
-struct link {
+struct duo {
     struct chan_identity ida, idb;
     struct conn *ca, *cb;
     struct chan *a, *b;
@@ -81,7 +83,7 @@ struct link {
 /* A handshaken pair; b's link asks for a bulk window of b_window bytes
  * (0: the default). */
 static void
-link_open_window(struct link *l, size_t b_window)
+duo_open_window(struct duo *l, size_t b_window)
 {
     struct side ini, res;
 
@@ -115,13 +117,13 @@ link_open_window(struct link *l, size_t b_window)
 }
 
 static void
-link_open(struct link *l)
+duo_open(struct duo *l)
 {
-    link_open_window(l, 0);
+    duo_open_window(l, 0);
 }
 
 static void
-link_close(struct link *l)
+duo_close(struct duo *l)
 {
     chan_free(l->a);
     chan_free(l->b);
@@ -164,14 +166,14 @@ setup(void **state)
 static void
 handshake_authenticates_both_nodes_and_messages_flow_both_ways(void **state)
 {
-    struct link l;
+    struct duo l;
     struct chan_stats st;
     uint8_t pk[32], ha[64], hb[64];
     const uint8_t *m;
     size_t n;
 
     (void)state;
-    link_open(&l);
+    duo_open(&l);
     assert_int_equal(chan_peer_key(l.a, pk), SIMSYNC_OK);
     assert_memory_equal(pk, l.idb.sign_pk, 32);
     assert_int_equal(chan_peer_key(l.b, pk), SIMSYNC_OK);
@@ -216,7 +218,7 @@ handshake_authenticates_both_nodes_and_messages_flow_both_ways(void **state)
     assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECLOSED);
     assert_null(m);
     assert_int_equal(n, 0);
-    link_close(&l);
+    duo_close(&l);
 }
 
 struct bulk {
@@ -238,7 +240,7 @@ send_bulk(void *arg)
 static void
 largest_message_round_trips_and_larger_is_refused(void **state)
 {
-    struct link l;
+    struct duo l;
     struct bulk bk;
     pthread_t t;
     uint8_t *big;
@@ -249,7 +251,7 @@ largest_message_round_trips_and_larger_is_refused(void **state)
     big = malloc(FRAME_MAX_PLAINTEXT + 1);
     assert_non_null(big);
     crypt_random(big, FRAME_MAX_PLAINTEXT + 1);
-    link_open(&l);
+    duo_open(&l);
 
     /* Over the cap, or empty: refused locally, channel still usable. */
     assert_int_equal(chan_send(l.a, big, FRAME_MAX_PLAINTEXT + 1),
@@ -271,7 +273,7 @@ largest_message_round_trips_and_larger_is_refused(void **state)
     assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
     assert_int_equal(n, 1);
     assert_int_equal(m[0], 'x');
-    link_close(&l);
+    duo_close(&l);
     free(big);
 }
 
@@ -374,13 +376,13 @@ hostile_frame_lengths_are_rejected_before_allocation(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct link l;
+        struct duo l;
         struct chan_stats st;
         uint8_t hdr[4];
         const uint8_t *m = (const uint8_t *)"x";
         size_t n = 99;
 
-        link_open(&l);
+        duo_open(&l);
         put_u32(hdr, cases[i].len);
         /* Only the header: a reader that trusted it would wait for the
          * body (and time out) after allocating it. */
@@ -394,7 +396,7 @@ hostile_frame_lengths_are_rejected_before_allocation(void **state)
         /* The stream is out of step now: the chan stays closed. */
         assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECLOSED);
         assert_int_equal(chan_send(l.b, "y", 1), SIMSYNC_ECLOSED);
-        link_close(&l);
+        duo_close(&l);
     }
 }
 
@@ -408,9 +410,9 @@ truncated_frame_reports_closed(void **state)
     (void)state;
     /* Cut inside the body, and inside the header. */
     for (int in_header = 0; in_header < 2; in_header++) {
-        struct link l;
+        struct duo l;
 
-        link_open(&l);
+        duo_open(&l);
         assert_int_equal(chan_send(l.a, "a whole message", 15), SIMSYNC_OK);
         len = read_raw_frame(l.cb, frame, sizeof(frame));
         assert_int_equal(len, 4 + 1 + 15 + 16);
@@ -422,7 +424,7 @@ truncated_frame_reports_closed(void **state)
         l.ca = NULL;
         assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECLOSED);
         assert_null(m);
-        link_close(&l);
+        duo_close(&l);
     }
 }
 
@@ -432,12 +434,12 @@ replayed_reordered_or_altered_frames_fail(void **state)
     uint8_t f1[128], f2[128];
     const uint8_t *m;
     size_t n, l1, l2;
-    struct link l;
+    struct duo l;
 
     (void)state;
     /* Replay: the same frame twice. The test takes the frame off the wire
      * at B and puts it back twice from A's end. */
-    link_open(&l);
+    duo_open(&l);
     assert_int_equal(chan_send(l.a, "pay 10", 6), SIMSYNC_OK);
     l1 = read_raw_frame(l.cb, f1, sizeof(f1));
     assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
@@ -447,10 +449,10 @@ replayed_reordered_or_altered_frames_fail(void **state)
     assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECRYPTO);
     assert_null(m);
     assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECLOSED);
-    link_close(&l);
+    duo_close(&l);
 
     /* Reorder: second frame first. */
-    link_open(&l);
+    duo_open(&l);
     assert_int_equal(chan_send(l.a, "first", 5), SIMSYNC_OK);
     assert_int_equal(chan_send(l.a, "second", 6), SIMSYNC_OK);
     l1 = read_raw_frame(l.cb, f1, sizeof(f1));
@@ -458,16 +460,16 @@ replayed_reordered_or_altered_frames_fail(void **state)
     assert_int_equal(conn_send_all(l.ca, f2, l2), SIMSYNC_OK);
     assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
     assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECRYPTO);
-    link_close(&l);
+    duo_close(&l);
 
     /* One bit flipped in the ciphertext. */
-    link_open(&l);
+    duo_open(&l);
     assert_int_equal(chan_send(l.a, "secret", 6), SIMSYNC_OK);
     l1 = read_raw_frame(l.cb, f1, sizeof(f1));
     f1[FRAME_HEADER_BYTES + 2] ^= 0x01;
     assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
     assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECRYPTO);
-    link_close(&l);
+    duo_close(&l);
 }
 
 static void
@@ -786,7 +788,7 @@ static void
 urgent_message_overtakes_queued_bulk(void **state)
 {
     enum { N = 3, LEN = 100 * 1024 };
-    struct link l;
+    struct duo l;
     struct pieces pc;
     struct flusher fl;
     struct chan_stats st;
@@ -796,7 +798,7 @@ urgent_message_overtakes_queued_bulk(void **state)
     size_t n;
 
     (void)state;
-    link_open(&l);
+    duo_open(&l);
     chan_set_link(l.a, 8192); /* a slow link: 8 KiB pieces */
     for (int i = 0; i < N; i++) {
         want[i] = pattern(LEN, (uint8_t)i);
@@ -831,7 +833,7 @@ urgent_message_overtakes_queued_bulk(void **state)
     assert_int_equal(pthread_join(t, NULL), 0);
     assert_int_equal(fl.rc, SIMSYNC_OK);
     assert_int_equal(chan_queued(l.a), 0);
-    link_close(&l);
+    duo_close(&l);
 }
 
 static int
@@ -870,7 +872,7 @@ static void
 credit_holds_back_a_fast_sender(void **state)
 {
     enum { LEN = 1024 * 1024 };
-    struct link l;
+    struct duo l;
     struct chan_stats st;
     struct receiver r;
     pthread_t t;
@@ -879,7 +881,7 @@ credit_holds_back_a_fast_sender(void **state)
     (void)state;
     /* b's link wants at most 64 KiB of bulk in flight towards it; the
      * socket pair itself would take far more. */
-    link_open_window(&l, CHAN_INITIAL_CREDIT);
+    duo_open_window(&l, CHAN_INITIAL_CREDIT);
     chan_set_link(l.a, 8192);
     assert_non_null(copy);
     memcpy(copy, want, LEN);
@@ -910,7 +912,7 @@ credit_holds_back_a_fast_sender(void **state)
     assert_true(st.credit_frames_sent >= LEN / CHAN_INITIAL_CREDIT - 1);
     free(r.got);
     free(want);
-    link_close(&l);
+    duo_close(&l);
 }
 
 struct talker {
@@ -944,7 +946,7 @@ static void
 messages_arriving_while_waiting_for_credit_are_kept(void **state)
 {
     enum { LEN = 128 * 1024 };
-    struct link l;
+    struct duo l;
     struct talker tk;
     pthread_t t;
     const uint8_t *m;
@@ -952,7 +954,7 @@ messages_arriving_while_waiting_for_credit_are_kept(void **state)
     uint8_t *want = pattern(LEN, 3);
 
     (void)state;
-    link_open_window(&l, CHAN_INITIAL_CREDIT);
+    duo_open_window(&l, CHAN_INITIAL_CREDIT);
     chan_set_link(l.a, 8192);
     tk.ch = l.b;
     tk.got = NULL;
@@ -989,7 +991,124 @@ messages_arriving_while_waiting_for_credit_are_kept(void **state)
     }
     free(tk.got);
     free(want);
-    link_close(&l);
+    duo_close(&l);
+}
+
+/* chan_send_sealed: the sealed tail goes in clear but authenticated, the
+ * rest encrypted; the receiver gets the message whole; a changed byte of
+ * the tail, or a sealed piece passed off as an encrypted one, fails. */
+static void
+sealed_tail_travels_in_clear_but_authenticated(void **state)
+{
+    static const char head[] = "chunk-id:", tail[] = "ALREADY-SEALED-BYTES";
+    uint8_t msg[64], f1[128], f2[128], big[100], *bigmsg;
+    size_t hl = sizeof(head) - 1, tl = sizeof(tail) - 1, n, l1, l2;
+    const uint8_t *m;
+    struct duo l;
+
+    (void)state;
+    memcpy(msg, head, hl);
+    memcpy(msg + hl, tail, tl);
+
+    duo_open(&l);
+    assert_int_equal(chan_send_sealed(l.a, msg, hl + tl, hl + tl + 1),
+                     SIMSYNC_EINVAL);
+    assert_int_equal(chan_send_sealed(l.a, msg, hl + tl, tl), SIMSYNC_OK);
+    l1 = read_raw_frame(l.cb, f1, sizeof(f1));
+    l2 = read_raw_frame(l.cb, f2, sizeof(f2));
+    /* [len][3][head encrypted + tag], then [len][6][tail][tag]. */
+    assert_int_equal(l1, FRAME_HEADER_BYTES + 1 + hl + CHAN_TAG_BYTES);
+    assert_int_equal(f1[FRAME_HEADER_BYTES], 3);
+    assert_true(memcmp(f1 + FRAME_HEADER_BYTES + 1, head, hl) != 0);
+    assert_int_equal(l2, FRAME_HEADER_BYTES + 1 + tl + CHAN_TAG_BYTES);
+    assert_int_equal(f2[FRAME_HEADER_BYTES], 6);
+    assert_memory_equal(f2 + FRAME_HEADER_BYTES + 1, tail, tl);
+    assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
+    assert_int_equal(conn_send_all(l.ca, f2, l2), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+    assert_int_equal(n, hl + tl);
+    assert_memory_equal(m, msg, n);
+    duo_close(&l);
+
+    /* One byte of the clear tail changed on the way. */
+    duo_open(&l);
+    assert_int_equal(chan_send_sealed(l.a, msg, hl + tl, tl), SIMSYNC_OK);
+    l1 = read_raw_frame(l.cb, f1, sizeof(f1));
+    l2 = read_raw_frame(l.cb, f2, sizeof(f2));
+    f2[FRAME_HEADER_BYTES + 5] ^= 0x20;
+    assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
+    assert_int_equal(conn_send_all(l.ca, f2, l2), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECRYPTO);
+    duo_close(&l);
+
+    /* The sealed piece relabelled as an encrypted end piece (type 2). */
+    duo_open(&l);
+    assert_int_equal(chan_send_sealed(l.a, msg, hl + tl, tl), SIMSYNC_OK);
+    l1 = read_raw_frame(l.cb, f1, sizeof(f1));
+    l2 = read_raw_frame(l.cb, f2, sizeof(f2));
+    f2[FRAME_HEADER_BYTES] = 2;
+    assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
+    assert_int_equal(conn_send_all(l.ca, f2, l2), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_ECRYPTO);
+    duo_close(&l);
+
+    /* On a link of 16-byte pieces, a message all sealed: seven pieces, the
+     * message whole at the other end. */
+    duo_open(&l);
+    chan_set_link(l.a, 16);
+    bigmsg = pattern(sizeof(big), 7);
+    assert_int_equal(chan_send_sealed(l.a, bigmsg, sizeof(big), sizeof(big)),
+                     SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+    assert_int_equal(n, sizeof(big));
+    assert_memory_equal(m, bigmsg, n);
+    free(bigmsg);
+    duo_close(&l);
+}
+
+/* node_send_chunk: a ChunkData's blob (already sealed) goes in a sealed
+ * piece, its id encrypted; the peer decodes the same envelope. */
+static void
+chunk_blob_goes_sealed_and_id_encrypted(void **state)
+{
+    uint8_t id[32], blob[300], f1[512], f2[512];
+    size_t l1, l2;
+    const uint8_t *m;
+    size_t n;
+    Simsync__Envelope *env;
+    struct duo l;
+
+    (void)state;
+    memset(id, 0xA5, sizeof(id));
+    for (size_t i = 0; i < sizeof(blob); i++)
+        blob[i] = (uint8_t)(i * 7 + 1);
+    duo_open(&l);
+    assert_int_equal(node_send_chunk(l.a, id, sizeof(id), blob, sizeof(blob)),
+                     SIMSYNC_OK);
+    l1 = read_raw_frame(l.cb, f1, sizeof(f1));
+    l2 = read_raw_frame(l.cb, f2, sizeof(f2));
+    assert_int_equal(f1[FRAME_HEADER_BYTES], 3);
+    for (size_t i = 0; i + 8 <= l1; i++)
+        assert_true(memcmp(f1 + i, id, 8) != 0);
+    assert_int_equal(f2[FRAME_HEADER_BYTES], 6);
+    assert_int_equal(l2, FRAME_HEADER_BYTES + 1 + sizeof(blob) + CHAN_TAG_BYTES);
+    assert_memory_equal(f2 + FRAME_HEADER_BYTES + 1, blob, sizeof(blob));
+    assert_int_equal(conn_send_all(l.ca, f1, l1), SIMSYNC_OK);
+    assert_int_equal(conn_send_all(l.ca, f2, l2), SIMSYNC_OK);
+    assert_int_equal(chan_recv(l.b, &m, &n), SIMSYNC_OK);
+    env = simsync__envelope__unpack(NULL, n, m);
+    assert_non_null(env);
+    assert_int_equal(env->msg_case, SIMSYNC__ENVELOPE__MSG_CHUNK);
+    assert_memory_equal(env->chunk->id.data, id, sizeof(id));
+    assert_int_equal(env->chunk->blob.len, sizeof(blob));
+    assert_memory_equal(env->chunk->blob.data, blob, sizeof(blob));
+    simsync__envelope__free_unpacked(env, NULL);
+
+    /* An empty blob ("not here"): one encrypted frame, nothing in clear. */
+    assert_int_equal(node_send_chunk(l.a, id, sizeof(id), blob, 0), SIMSYNC_OK);
+    l1 = read_raw_frame(l.cb, f1, sizeof(f1));
+    assert_int_equal(f1[FRAME_HEADER_BYTES], 2);
+    duo_close(&l);
 }
 
 int
@@ -1007,6 +1126,8 @@ main(void)
         cmocka_unit_test(credit_holds_back_a_fast_sender),
         cmocka_unit_test(messages_arriving_while_waiting_for_credit_are_kept),
         cmocka_unit_test(replayed_reordered_or_altered_frames_fail),
+        cmocka_unit_test(sealed_tail_travels_in_clear_but_authenticated),
+        cmocka_unit_test(chunk_blob_goes_sealed_and_id_encrypted),
         cmocka_unit_test(garbage_before_handshake_fails_it),
         cmocka_unit_test(other_protocol_version_fails_handshake),
         cmocka_unit_test(node_key_not_matching_noise_key_is_refused),
