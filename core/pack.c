@@ -291,6 +291,7 @@ inflate_exact(struct pack_stream *rx, const uint8_t *z, size_t zlen,
         return SIMSYNC_ENOMEM;
     ob = (ZSTD_outBuffer){buf, size, 0};
     for (;;) {
+        size_t in0 = ib.pos, out0 = ob.pos;
         r = ZSTD_decompressStream(rx->dctx, &ob, &ib);
         if (ZSTD_isError(r)) {
             *why = ZSTD_getErrorCode(r) ==
@@ -302,8 +303,9 @@ inflate_exact(struct pack_stream *rx, const uint8_t *z, size_t zlen,
                        ? SIMSYNC_ENOMEM
                        : SIMSYNC_EPROTO;
         }
-        if (ib.pos == ib.size || ob.pos == ob.size)
-            break;
+        if (ib.pos == ib.size || ob.pos == ob.size ||
+            (ib.pos == in0 && ob.pos == out0))
+            break; /* done, full, or stuck: the checks below tell */
     }
     if (ib.pos < ib.size) {
         *why = "packed batch holds more than its declared size";
