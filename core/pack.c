@@ -340,6 +340,61 @@ inflate_exact(struct pack_stream *rx, const uint8_t *z, size_t zlen,
     return SIMSYNC_OK;
 }
 
+/* Read a varint at p[*off..len); 0 when it is cut short or too long. */
+static int
+varint(const uint8_t *p, size_t len, size_t *off, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64 && *off < len; shift += 7) {
+        uint8_t b = p[(*off)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 1;
+    }
+    return 0;
+}
+
+/* Count the changes (field 2) of an encoded PackedChanges without
+ * decoding it, so that a batch of millions of empty changes is refused
+ * before one allocation is made for each. -1: not a valid encoding. */
+static long
+count_changes(const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    long n = 0;
+    uint64_t tag, v;
+
+    while (off < len) {
+        if (!varint(p, len, &off, &tag))
+            return -1;
+        switch (tag & 7) {
+        case 0:
+            if (!varint(p, len, &off, &v))
+                return -1;
+            break;
+        case 1:
+            if (len - off < 8)
+                return -1;
+            off += 8;
+            break;
+        case 2:
+            if (!varint(p, len, &off, &v) || v > len - off)
+                return -1;
+            off += (size_t)v;
+            n += (tag >> 3) == 2;
+            break;
+        case 5:
+            if (len - off < 4)
+                return -1;
+            off += 4;
+            break;
+        default:
+            return -1;
+        }
+    }
+    return n;
+}
+
 /* Owned pieces of one rebuilt change. */
 struct sealed {
     uint8_t id[ITEM_ID_BYTES];
@@ -451,6 +506,15 @@ pack_decode(struct pack_stream *rx, const struct datakeys *k, const uint8_t *z,
         return SIMSYNC_EPROTO;
     }
     rc = inflate_exact(rx, z, zlen, (size_t)size, &plain, why);
+    if (rc == SIMSYNC_OK) {
+        long count = count_changes(plain, (size_t)size);
+        if (count < 1 || count > PACK_CHANGES_MAX) {
+            *why = count > PACK_CHANGES_MAX
+                       ? "packed batch with too many changes"
+                       : "undecodable packed batch";
+            rc = SIMSYNC_EPROTO;
+        }
+    }
     if (rc == SIMSYNC_OK) {
         pcs = simsync__packed_changes__unpack(NULL, (size_t)size, plain);
         if (pcs == NULL || !pb_decoded_ok(&pcs->base) || pcs->n_changes == 0) {

@@ -35,6 +35,9 @@
  * output than declared, is refused before or while decompressing. The
  * sender keeps every batch under it (session.c). */
 #define PACK_PLAIN_MAX (4u << 20)
+/* Most changes in one batch (as SESSION_BATCH_ITEMS): counted in the
+ * encoding before it is decoded. */
+#define PACK_CHANGES_MAX 256
 /* Window of the stream: the decoder refuses a larger one, so a peer
  * cannot make it hold more than 2 MiB of history. */
 #define PACK_WINDOW_LOG 21
@@ -68,7 +71,8 @@ int pack_encode(struct pack_stream *tx, const struct datakeys *k,
  * declaring `size` decompressed bytes) and rebuild it as an Envelope
  * holding a ChangeBatch of sealed changes (*out returned, free with
  * simsync__envelope__free_unpacked). Returns SIMSYNC_OK or SIMSYNC_EPROTO
- * (declared size 0 or over PACK_PLAIN_MAX, output over or under it, a
+ * (declared size 0 or over PACK_PLAIN_MAX, output over or under it, no
+ * change or over PACK_CHANGES_MAX of them, a
  * window over 2^PACK_WINDOW_LOG, corrupt or truncated data, an
  * undecodable PackedChanges, a change without a valid name, a body on a
  * version that has none, an inline body over 32 KiB, a missing content

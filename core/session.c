@@ -7,6 +7,9 @@
 #include "pack.h"
 #include "session.h"
 
+_Static_assert(PACK_CHANGES_MAX == SESSION_BATCH_ITEMS,
+               "a packed batch holds what a plain one may");
+
 enum phase_kind { PH_SEND, PH_RECV };
 
 enum state {

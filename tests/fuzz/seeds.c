@@ -616,6 +616,13 @@ pack_seeds(void)
             put("pack", "plain-one-change", plain, plen + 1);
             free(plain);
         }
+        /* 257 empty changes: refused before they are decoded. */
+        buf[0] = 1;
+        for (size_t i = 1; i < 1 + 257 * 2; i += 2) {
+            buf[i] = 0x12;
+            buf[i + 1] = 0;
+        }
+        put("pack", "plain-257-changes", buf, 1 + 257 * 2);
     }
     for (int i = 0; i < 3; i++)
         free(blob[i]);

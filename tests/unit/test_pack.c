@@ -7,9 +7,9 @@
  *    tombstones, resolved conflicts and their copies: the receiver's
  *    records equal the sender's, sealed parts compared opened;
  *  - a decompression bomb, an over-declared size, a truncated or garbage
- *    stream, a bad name inside a valid stream, and either form where the
- *    session expects the other are refused with EPROTO, an Error for the
- *    peer, and nothing stored or written. */
+ *    stream, a bad name or too many changes inside a valid stream, and
+ *    either form where the session expects the other are refused with
+ *    EPROTO, an Error for the peer, and nothing stored or written. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -547,6 +547,7 @@ enum spoil {
     TRUNCATED,      /* the first half of a real batch */
     GARBAGE,        /* random bytes */
     BAD_NAME,       /* a valid stream whose change is named "../x" */
+    TOO_MANY,       /* a valid stream of 257 empty changes */
     PLAIN_IN_PACKED,
     PACKED_IN_PLAIN
 };
@@ -646,6 +647,16 @@ refuse(enum spoil how)
             free(mb);
             break;
         }
+        case TOO_MANY: {
+            uint8_t many[257 * 2];
+            for (size_t i = 0; i < sizeof(many); i += 2) {
+                many[i] = 0x12; /* field 2, length-delimited */
+                many[i + 1] = 0;
+            }
+            z = zstream(many, sizeof(many), &zlen);
+            pb.size = sizeof(many);
+            break;
+        }
         default:
             break;
         }
@@ -731,6 +742,13 @@ unsafe_name_in_a_valid_stream_is_refused(void **state)
 }
 
 static void
+too_many_changes_are_refused_before_decoding(void **state)
+{
+    (void)state;
+    refuse(TOO_MANY);
+}
+
+static void
 each_form_is_refused_where_the_other_was_agreed(void **state)
 {
     (void)state;
@@ -750,6 +768,7 @@ main(void)
         cmocka_unit_test(truncated_batch_is_refused),
         cmocka_unit_test(garbage_batch_is_refused),
         cmocka_unit_test(unsafe_name_in_a_valid_stream_is_refused),
+        cmocka_unit_test(too_many_changes_are_refused_before_decoding),
         cmocka_unit_test(each_form_is_refused_where_the_other_was_agreed),
     };
     if (crypt_init() != SIMSYNC_OK)
