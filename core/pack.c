@@ -294,10 +294,10 @@ inflate_exact(struct pack_stream *rx, const uint8_t *z, size_t zlen,
         size_t in0 = ib.pos, out0 = ob.pos;
         r = ZSTD_decompressStream(rx->dctx, &ob, &ib);
         if (ZSTD_isError(r)) {
-            *why = ZSTD_getErrorCode(r) ==
-                           ZSTD_error_frameParameter_windowTooLarge
-                       ? "packed batch asks for too large a window"
-                       : "packed batch does not decompress";
+            *why =
+                ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge
+                    ? "packed batch asks for too large a window"
+                    : "packed batch does not decompress";
             wipe_free(buf, size);
             return ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation
                        ? SIMSYNC_ENOMEM

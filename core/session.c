@@ -705,9 +705,9 @@ send_next(struct session *s)
             /* Packed: a bound on what the change adds decompressed. */
             pl = vsize + (v->inline_body.len > 0 ? (size_t)v->size : 0) +
                  PACK_CHANGE_SLACK;
-            if (n > 0 && (bytes + vsize > SESSION_BATCH_BYTES ||
-                          (s->cfg.packed &&
-                           plain + pl > PACK_PLAIN_MAX - 256))) {
+            if (n > 0 &&
+                (bytes + vsize > SESSION_BATCH_BYTES ||
+                 (s->cfg.packed && plain + pl > PACK_PLAIN_MAX - 256))) {
                 full = 1;
                 break;
             }

@@ -111,23 +111,23 @@ put_text(struct world *w, int node, const char *name, const char *text)
 static size_t
 vcard(char *buf, size_t cap, int i)
 {
-    int n = snprintf(
-        buf, cap,
-        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Person%04d;Given%04d;;;\r\n"
-        "FN:Given%04d Person%04d\r\nTEL;TYPE=CELL:+4479%08d\r\n"
-        "TEL;TYPE=HOME:+44207%07d\r\n"
-        "EMAIL;TYPE=INTERNET:given%04d.person%04d@example.org\r\n"
-        "ADR;TYPE=HOME:;;%d High Street;Springfield;;%05d;UK\r\n"
-        "ORG:Company %d Ltd\r\nNOTE:met at event %d\r\nEND:VCARD\r\n",
-        i, i, i, i, i * 7919, i * 31, i, i, i % 200 + 1, 10000 + i, i % 97,
-        i % 13);
+    int n =
+        snprintf(buf, cap,
+                 "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Person%04d;Given%04d;;;\r\n"
+                 "FN:Given%04d Person%04d\r\nTEL;TYPE=CELL:+4479%08d\r\n"
+                 "TEL;TYPE=HOME:+44207%07d\r\n"
+                 "EMAIL;TYPE=INTERNET:given%04d.person%04d@example.org\r\n"
+                 "ADR;TYPE=HOME:;;%d High Street;Springfield;;%05d;UK\r\n"
+                 "ORG:Company %d Ltd\r\nNOTE:met at event %d\r\nEND:VCARD\r\n",
+                 i, i, i, i, i * 7919, i * 31, i, i, i % 200 + 1, 10000 + i,
+                 i % 97, i % 13);
     return (size_t)n;
 }
 
 struct traffic {
-    uint64_t bytes;  /* plaintext of every frame, both ways */
-    int packed;      /* PackedBatch messages seen */
-    int plain;       /* ChangeBatch messages seen */
+    uint64_t bytes; /* plaintext of every frame, both ways */
+    int packed;     /* PackedBatch messages seen */
+    int plain;      /* ChangeBatch messages seen */
 };
 
 static void
@@ -175,10 +175,22 @@ static int
 peer_sync(struct world *w, int i, int j, int packed, struct traffic *t)
 {
     struct session *a = NULL, *b = NULL;
-    struct session_cfg ac = {&w->r[i], 1u << CLS_CONTACTS, 0x100u + (unsigned)j,
-                             1, NULL, SESSION_BOTH, 0, packed};
-    struct session_cfg bc = {&w->r[j], 1u << CLS_CONTACTS, 0x100u + (unsigned)i,
-                             0, NULL, SESSION_BOTH, 0, packed};
+    struct session_cfg ac = {&w->r[i],
+                             1u << CLS_CONTACTS,
+                             0x100u + (unsigned)j,
+                             1,
+                             NULL,
+                             SESSION_BOTH,
+                             0,
+                             packed};
+    struct session_cfg bc = {&w->r[j],
+                             1u << CLS_CONTACTS,
+                             0x100u + (unsigned)i,
+                             0,
+                             NULL,
+                             SESSION_BOTH,
+                             0,
+                             packed};
     struct scan_stats ss;
     int rc;
 
@@ -241,8 +253,7 @@ record_of(struct replica *r, const uint8_t id[ITEM_ID_BYTES])
     struct store_txn *txn;
 
     assert_int_equal(store_txn_begin(r->st, 1, &txn), SIMSYNC_OK);
-    assert_int_equal(item_get(txn, r->sub, CLS_CONTACTS, id, &rec),
-                     SIMSYNC_OK);
+    assert_int_equal(item_get(txn, r->sub, CLS_CONTACTS, id, &rec), SIMSYNC_OK);
     store_txn_abort(txn);
     return rec;
 }
@@ -427,9 +438,10 @@ static void
 every_field_survives_the_packed_form(void **state)
 {
     static const char *odd[] = {
-        "with space.vcf", "caf\xc3\xa9 \xe2\x82\xac.vcf", "tab\there.vcf",
-        "ctl\x01\x7f.vcf", "quote'\"\\.vcf", "-dash", "sub/dir/deep.vcf",
-        "empty.vcf"};
+        "with space.vcf",   "caf\xc3\xa9 \xe2\x82\xac.vcf",
+        "tab\there.vcf",    "ctl\x01\x7f.vcf",
+        "quote'\"\\.vcf",   "-dash",
+        "sub/dir/deep.vcf", "empty.vcf"};
     struct world w;
     struct traffic t = {0};
     struct scan_stats ss;
@@ -479,9 +491,9 @@ every_field_survives_the_packed_form(void **state)
     /* The packed form carried what the checks above compare: */
     keys_item_id(&w.r[1].keys, CLS_CONTACTS, "big2.bin", id);
     rec = record_of(&w.r[1], id);
-    assert_int_equal(replica_open_meta(&w.r[1], CLS_CONTACTS, id,
-                                       rec->versions[0], &m),
-                     SIMSYNC_OK);
+    assert_int_equal(
+        replica_open_meta(&w.r[1], CLS_CONTACTS, id, rec->versions[0], &m),
+        SIMSYNC_OK);
     assert_string_equal(m->moved_from, "big.bin");
     assert_true(rec->versions[0]->n_chunks > 0);
     simsync__item_meta__free_unpacked(m, NULL);
@@ -492,16 +504,18 @@ every_field_survives_the_packed_form(void **state)
     item_record_free(rec);
     keys_item_id(&w.r[1].keys, CLS_CONTACTS, "with space.vcf", id);
     rec = record_of(&w.r[1], id);
-    assert_int_equal(replica_open_meta(&w.r[1], CLS_CONTACTS, id,
-                                       rec->versions[0], &m),
-                     SIMSYNC_OK);
+    assert_int_equal(
+        replica_open_meta(&w.r[1], CLS_CONTACTS, id, rec->versions[0], &m),
+        SIMSYNC_OK);
     assert_int_equal(m->mode, 0640);
     assert_int_equal(m->mtime_ns, 1234567890123456789ll);
     simsync__item_meta__free_unpacked(m, NULL);
     item_record_free(rec);
     /* The files: the renamed content, the conflict copy, no deletion. */
-    snprintf(path, sizeof(path), "cmp -s '%s/contacts/big2.bin' "
-             "'%s/contacts/big2.bin'", w.r[0].data_dir, w.r[1].data_dir);
+    snprintf(path, sizeof(path),
+             "cmp -s '%s/contacts/big2.bin' "
+             "'%s/contacts/big2.bin'",
+             w.r[0].data_dir, w.r[1].data_dir);
     assert_int_equal(system(path), 0);
     snprintf(path, sizeof(path), "%s/contacts/gone.vcf", w.r[1].data_dir);
     assert_int_not_equal(access(path, F_OK), 0);
@@ -561,10 +575,11 @@ refuse(enum spoil how)
     struct world w;
     struct session *snd = NULL, *rcv = NULL;
     int packed = how != PLAIN_IN_PACKED; /* the sender's form */
-    struct session_cfg sc = {&w.r[0], 1u << CLS_CONTACTS, 0x101, 1, NULL,
-                             SESSION_SEND_ONLY, 0, packed};
-    struct session_cfg rc_ = {&w.r[1], 1u << CLS_CONTACTS, 0x100, 0, NULL,
-                              SESSION_RECV_ONLY, 0, how != PACKED_IN_PLAIN};
+    struct session_cfg sc = {&w.r[0], 1u << CLS_CONTACTS, 0x101, 1,
+                             NULL,    SESSION_SEND_ONLY,  0,     packed};
+    struct session_cfg rc_ = {
+        &w.r[1], 1u << CLS_CONTACTS, 0x100, 0,
+        NULL,    SESSION_RECV_ONLY,  0,     how != PACKED_IN_PLAIN};
     Simsync__Envelope *env, out = SIMSYNC__ENVELOPE__INIT;
     Simsync__PackedBatch pb = SIMSYNC__PACKED_BATCH__INIT;
     struct scan_stats ss;
@@ -760,7 +775,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(small_items_travel_packed_in_a_fraction_of_their_bytes),
+        cmocka_unit_test(
+            small_items_travel_packed_in_a_fraction_of_their_bytes),
         cmocka_unit_test(every_field_survives_the_packed_form),
         cmocka_unit_test(over_declared_size_is_refused),
         cmocka_unit_test(more_output_than_declared_is_refused),
