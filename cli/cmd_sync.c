@@ -27,12 +27,13 @@ print_sync_json(const struct simsync_sync_report *r, int complete)
            ",\"chunks_sent\":%" PRIu64 ",\"chunks_recv\":%" PRIu64
            ",\"applied\":%" PRIu64 ",\"conflicts\":%" PRIu64
            ",\"wire_sent\":%" PRIu64 ",\"wire_recv\":%" PRIu64
-           ",\"handshake_bytes\":%" PRIu64 ",\"seconds\":%.3f}\n",
+           ",\"handshake_bytes\":%" PRIu64 ",\"seconds\":%.3f"
+           ",\"packed_batches\":%" PRIu64 "}\n",
            complete ? "true" : "false", r->scanned, r->added, r->edited,
            r->deleted, r->renamed, r->purged, r->sent_items, r->sent_bytes,
            r->recv_items, r->recv_bytes, r->chunks_sent, r->chunks_recv,
            r->applied, r->conflicts, r->wire_sent, r->wire_recv,
-           r->handshake_bytes, r->seconds);
+           r->handshake_bytes, r->seconds, r->packed_batches);
 }
 
 static void

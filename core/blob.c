@@ -1,7 +1,7 @@
 /* blob.c -- blob codec: compress (zstd, when it pays) then seal on the way
  * out; unseal, check, then decompress under a hard size cap on the way in.
- * The only file that includes <zstd.h>. Plaintext buffers are wiped before
- * they are freed. */
+ * With pack.c, the only files that include <zstd.h>. Plaintext buffers are
+ * wiped before they are freed. */
 #include "blob.h"
 
 #include <pthread.h>

@@ -13,7 +13,8 @@
  * small constant, and the zstd decoder's fixed-size context) on behalf of
  * the input, whatever sizes the frame declares.
  *
- * This module is the only one that includes <zstd.h>. */
+ * This module and pack.c (the packed batches of paired peers) are the only
+ * ones that include <zstd.h>. */
 #ifndef SIMSYNC_BLOB_H
 #define SIMSYNC_BLOB_H
 

@@ -1554,6 +1554,7 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
             return rc;
         }
         cfg.peer = node_peer_of(o->peer->pk);
+        cfg.packed = o->peer->packed;
     } else {
         rc = link_open(n, o->hub_addr ? o->hub_addr : n->hub_addr, n->hub_pk,
                        NULL, &l);
@@ -1593,6 +1594,7 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
         rep->applied = ss->apply.applied;
         rep->conflicts = ss->apply.conflicts;
         rep->purged = ss->purged;
+        rep->packed_batches = ss->batches_packed;
         if (rc != SIMSYNC_OK && session_peer_failed(s))
             node_fail(n, rc,
                       "sync with the %s failed: the %s reports: %s "

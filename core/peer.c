@@ -801,9 +801,17 @@ simsync_unpair(struct simsync_node *n, const char *id)
 
 /* ------------------------------------------------------------ syncing */
 
+int
+peer_pack_enabled(void)
+{
+    const char *v = getenv("SIMSYNC_PEER_PACK");
+
+    return v == NULL || strcmp(v, "0") != 0;
+}
+
 static int
 peer_hello(struct simsync_node *n, struct link *l, const char *where, int op,
-           uint32_t classes, uint32_t *mask)
+           uint32_t classes, uint32_t *mask, int *packed)
 {
     Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT, *reply = NULL;
     Simsync__Hello hello = SIMSYNC__HELLO__INIT;
@@ -821,6 +829,8 @@ peer_hello(struct simsync_node *n, struct link *l, const char *where, int op,
     hello.classes = cls_list;
     hello.n_classes = ncls;
     hello.op = (Simsync__Op)op;
+    hello.features = peer_pack_enabled() ? SIMSYNC__FEATURE__FEATURE_PACKED : 0;
+    *packed = 0;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_HELLO;
     env.hello = &hello;
     rc = node_send_env(l->ch, &env);
@@ -832,6 +842,8 @@ peer_hello(struct simsync_node *n, struct link *l, const char *where, int op,
             if (reply->hello_reply->classes[i] < CLS_COUNT)
                 *mask |= 1u << reply->hello_reply->classes[i];
         *mask &= classes;
+        *packed = (hello.features & reply->hello_reply->features &
+                   SIMSYNC__FEATURE__FEATURE_PACKED) != 0;
     }
     if (reply)
         simsync__envelope__free_unpacked(reply, NULL);
@@ -947,7 +959,7 @@ peer_connect(struct simsync_node *n, struct peer_target *t, int op,
                              simsync_strerror(rc));
         }
     }
-    rc = peer_hello(n, l, addr, op, classes, mask);
+    rc = peer_hello(n, l, addr, op, classes, mask, &t->packed);
     if (rc != SIMSYNC_OK)
         link_close(l);
     return rc;

@@ -110,6 +110,8 @@ struct peer_target {
                           * or NULL: the paired peer that answers at addr */
     uint8_t pk[32];      /* [out] the peer's key, once connected */
     char addr_used[256]; /* [out] where it was reached */
+    int packed;          /* [out] both offered FEATURE_PACKED: the session
+                          * sends its batches packed (pack.h) */
 };
 /* Connect to the target, check its key against the pinned ones, and open
  * a session of operation `op` (OP_SYNC, OP_UPLOAD, OP_DOWNLOAD) for
@@ -119,6 +121,11 @@ struct peer_target {
  * SIMSYNC_ECONNECT and the channel's errors. */
 int peer_connect(struct simsync_node *n, struct peer_target *t, int op,
                  uint32_t classes, struct link *l, uint32_t *mask);
+/* 1 unless the environment says SIMSYNC_PEER_PACK=0: whether this node
+ * offers (connecting) or accepts (serving) packed batches. The switch
+ * exists to test and debug the plain form between peers. */
+int peer_pack_enabled(void);
+
 /* After a complete session with the peer of key pk: remember where it
  * answered (addr may be NULL: keep) and when. */
 int peer_touch(struct store *st, const uint8_t sub[SUB_BYTES],

@@ -144,6 +144,10 @@ serve_session(struct peer_server *ps, struct conn *c, struct chan *ch,
     rep.proto = SIMSYNC_PROTO_VERSION;
     rep.classes = classes;
     rep.n_classes = ncls;
+    /* Packed batches when the peer offers them (and this node has them
+     * on): both hold the data key, and the channel protects the batch. */
+    if ((h->features & SIMSYNC__FEATURE__FEATURE_PACKED) && peer_pack_enabled())
+        rep.features = SIMSYNC__FEATURE__FEATURE_PACKED;
     env.msg_case = SIMSYNC__ENVELOPE__MSG_HELLO_REPLY;
     env.hello_reply = &rep;
     rc = node_send_env(ch, &env);
@@ -157,6 +161,7 @@ serve_session(struct peer_server *ps, struct conn *c, struct chan *ch,
     cfg.peer = node_peer_of(pk);
     cfg.initiator = 0;
     cfg.horizon = NULL; /* only the hub knows every terminal's acks */
+    cfg.packed = rep.features != 0;
     cfg.dirs = h->op == SIMSYNC__OP__OP_UPLOAD     ? SESSION_RECV_ONLY
                : h->op == SIMSYNC__OP__OP_DOWNLOAD ? SESSION_SEND_ONLY
                                                    : SESSION_BOTH;

@@ -4,7 +4,11 @@
 
 #include "crypt.h"
 #include "frame.h"
+#include "pack.h"
 #include "session.h"
+
+_Static_assert(PACK_CHANGES_MAX == SESSION_BATCH_ITEMS,
+               "a packed batch holds what a plain one may");
 
 enum phase_kind { PH_SEND, PH_RECV };
 
@@ -61,6 +65,11 @@ struct session {
     size_t npending;
     uint8_t *gone; /* chunk ids the sender could not serve */
     size_t ngone;
+
+    /* Packed sessions: this side's compressor (send phase) and
+     * decompressor (receive phase), made when first needed. */
+    struct pack_stream *tx, *rx;
+    const char *why; /* what a failed packed batch did wrong, or NULL */
 };
 
 static int
@@ -135,10 +144,14 @@ digest_change(struct session *s, const Simsync__Change *c)
     }
 }
 
-/* Content bytes a change carries itself (chunks are counted as sent). */
+/* Content bytes a change carries itself (chunks are counted as sent):
+ * the sealed inline body, or in a packed session its plaintext size (the
+ * receiver seals it again, and its blob need not be as long). */
 static uint64_t
-change_bytes(const Simsync__Change *c)
+change_bytes(const struct session *s, const Simsync__Change *c)
 {
+    if (s->cfg.packed)
+        return c->version->inline_body.len > 0 ? c->version->size : 0;
     return c->version->inline_body.len;
 }
 
@@ -305,6 +318,28 @@ recv_apply(struct session *s)
     return enqueue(s, &env);
 }
 
+static int recv_batch(struct session *s, Simsync__Envelope *env);
+
+/* A packed batch: decompress and rebuild it (sealed under this node's
+ * keys), then take it as a ChangeBatch. Nothing is applied from a batch
+ * that does not decode whole. */
+static int
+recv_packed(struct session *s, const Simsync__PackedBatch *p)
+{
+    Simsync__Envelope *env = NULL;
+    int rc = SIMSYNC_OK;
+
+    if (s->rx == NULL)
+        rc = pack_rx_new(&s->rx);
+    if (rc == SIMSYNC_OK)
+        rc = pack_decode(s->rx, &s->cfg.r->keys, p->z.data, p->z.len, p->size,
+                         &env, &s->why);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    s->stats.batches_packed++;
+    return recv_batch(s, env);
+}
+
 static int
 recv_batch(struct session *s, Simsync__Envelope *env)
 {
@@ -334,8 +369,8 @@ recv_batch(struct session *s, Simsync__Envelope *env)
                 return SIMSYNC_EPROTO;
         digest_change(s, c);
         s->items++;
-        s->bytes += change_bytes(c);
-        s->stats.recv_bytes += change_bytes(c);
+        s->bytes += change_bytes(s, c);
+        s->stats.recv_bytes += change_bytes(s, c);
     }
     s->stats.recv_items += b->n_changes;
     rc = replica_missing_chunks(s->cfg.r, b->changes, b->n_changes, &missing,
@@ -585,6 +620,35 @@ send_done(struct session *s)
     return rc;
 }
 
+/* Queue batch b in the packed form: the next piece of this side's stream. */
+static int
+enqueue_packed(struct session *s, const Simsync__ChangeBatch *b)
+{
+    Simsync__Envelope env = SIMSYNC__ENVELOPE__INIT;
+    Simsync__PackedBatch pb = SIMSYNC__PACKED_BATCH__INIT;
+    uint8_t *z = NULL;
+    size_t zlen = 0;
+    uint64_t size = 0;
+    int rc = SIMSYNC_OK;
+
+    if (s->tx == NULL)
+        rc = pack_tx_new(&s->tx);
+    if (rc == SIMSYNC_OK)
+        rc = pack_encode(s->tx, &s->cfg.r->keys, b, &z, &zlen, &size);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    pb.size = size;
+    pb.z.data = z;
+    pb.z.len = zlen;
+    env.msg_case = SIMSYNC__ENVELOPE__MSG_PACKED;
+    env.packed = &pb;
+    rc = enqueue(s, &env);
+    free(z);
+    if (rc == SIMSYNC_OK)
+        s->stats.batches_packed++;
+    return rc;
+}
+
 /* Build the next batch from the entry list, in a short read transaction. */
 static int
 send_next(struct session *s)
@@ -595,7 +659,7 @@ send_next(struct session *s)
     Simsync__Dot dotv[SESSION_BATCH_ITEMS];
     Simsync__ItemRecord *recs[SESSION_BATCH_ITEMS];
     struct store_txn *txn;
-    size_t n = 0, bytes = 0, chunk_bytes = 0, nrecs = 0, vsize;
+    size_t n = 0, bytes = 0, chunk_bytes = 0, nrecs = 0, vsize, plain = 0, pl;
     size_t chunk_cap = s->cfg.batch_bytes > 0 &&
                                s->cfg.batch_bytes < SESSION_BATCH_CHUNK_BYTES
                            ? (size_t)s->cfg.batch_bytes
@@ -638,10 +702,16 @@ send_next(struct session *s)
             if (!has)
                 continue;
             vsize = protobuf_c_message_get_packed_size(&v->base);
-            if (n > 0 && bytes + vsize > SESSION_BATCH_BYTES) {
+            /* Packed: a bound on what the change adds decompressed. */
+            pl = vsize + (v->inline_body.len > 0 ? (size_t)v->size : 0) +
+                 PACK_CHANGE_SLACK;
+            if (n > 0 &&
+                (bytes + vsize > SESSION_BATCH_BYTES ||
+                 (s->cfg.packed && plain + pl > PACK_PLAIN_MAX - 256))) {
                 full = 1;
                 break;
             }
+            plain += pl;
             simsync__change__init(&chv[n]);
             chv[n].cls = (uint32_t)e->cls;
             chv[n].item_id.data = (uint8_t *)e->id;
@@ -674,10 +744,12 @@ send_next(struct session *s)
     for (size_t i = 0; rc == SIMSYNC_OK && i < n; i++) {
         digest_change(s, chs[i]);
         s->items++;
-        s->bytes += change_bytes(chs[i]);
-        s->stats.sent_bytes += change_bytes(chs[i]);
+        s->bytes += change_bytes(s, chs[i]);
+        s->stats.sent_bytes += change_bytes(s, chs[i]);
     }
-    if (rc == SIMSYNC_OK) {
+    if (rc == SIMSYNC_OK && s->cfg.packed)
+        rc = enqueue_packed(s, &b);
+    else if (rc == SIMSYNC_OK) {
         env.msg_case = SIMSYNC__ENVELOPE__MSG_BATCH;
         env.batch = &b;
         rc = enqueue(s, &env);
@@ -806,7 +878,8 @@ session_new(const struct session_cfg *cfg, struct session **out)
 
     if (cfg == NULL || cfg->r == NULL || out == NULL || cfg->peer == 0 ||
         (cfg->dirs != SESSION_BOTH && cfg->dirs != SESSION_SEND_ONLY &&
-         cfg->dirs != SESSION_RECV_ONLY))
+         cfg->dirs != SESSION_RECV_ONLY) ||
+        (cfg->packed && !cfg->r->trusted))
         return SIMSYNC_EINVAL;
     *out = NULL;
     s = calloc(1, sizeof(*s));
@@ -853,6 +926,8 @@ session_free(struct session *s)
         simsync__envelope__free_unpacked(s->batch, NULL);
     free(s->pending);
     free(s->gone);
+    pack_stream_free(s->tx);
+    pack_stream_free(s->rx);
     free(s);
 }
 
@@ -947,9 +1022,12 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
             rc = send_complete(s, env->complete);
         break;
     case ST_WAIT_BATCH:
-        if (env->msg_case == SIMSYNC__ENVELOPE__MSG_BATCH) {
+        if (env->msg_case == SIMSYNC__ENVELOPE__MSG_BATCH && !s->cfg.packed) {
             rc = recv_batch(s, env);
             keep = 1; /* owned by the session now */
+        } else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_PACKED &&
+                   s->cfg.packed) {
+            rc = recv_packed(s, env->packed);
         } else if (env->msg_case == SIMSYNC__ENVELOPE__MSG_DONE) {
             rc = recv_done(s, env->done);
         }
@@ -964,6 +1042,6 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
     if (!keep)
         simsync__envelope__free_unpacked(env, NULL);
     if (rc != SIMSYNC_OK)
-        return fail(s, rc, simsync_strerror(rc));
+        return fail(s, rc, s->why != NULL ? s->why : simsync_strerror(rc));
     return SIMSYNC_OK;
 }

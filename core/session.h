@@ -55,6 +55,12 @@ struct session_cfg {
      * least one change. Small batches let a limited sync stop near its
      * limit. */
     uint64_t batch_bytes;
+    /* Both sides trusted and agreed on FEATURE_PACKED (peer sessions
+     * only): batches travel as PackedBatch (pack.h, docs/protocol.md
+     * 11.4), and a plain ChangeBatch is a protocol error, as a packed one
+     * is in a session without it. `bytes` of the stream totals then counts
+     * inline bodies by their plaintext size. */
+    int packed;
 };
 
 struct session_stats {
@@ -65,6 +71,7 @@ struct session_stats {
     uint64_t chunks_sent, chunks_recv;
     struct apply_stats apply;
     uint64_t purged; /* tombstones purged under the peer's horizon */
+    uint64_t batches_packed; /* batches sent or received packed */
 };
 
 struct session;

@@ -157,6 +157,9 @@ struct simsync_sync_report {
     uint64_t wire_sent, wire_recv; /* after the handshake */
     uint64_t handshake_bytes;
     double seconds;
+    /* Batches sent or received in the packed form (a paired peer that
+     * offers it: docs/protocol.md 11.4). */
+    uint64_t packed_batches;
 };
 /* Scan the class folders, then sync both ways with the hub (hub_addr NULL:
  * the registered one). allow_mass_delete confirms a large deletion. */

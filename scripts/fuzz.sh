@@ -3,7 +3,7 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET...]
 #   SECONDS  per target (default 20; hours: 3600 or more)
-#   TARGET   frame blob noise envelope manifest record name (default: all)
+#   TARGET   frame blob noise envelope manifest record name pack (default: all)
 #
 # Runs from a copy of tests/fuzz/corpus/<target> in build-fuzz/corpus, so
 # the inputs the fuzzer finds stay out of the repository. A crash, leak,
@@ -17,7 +17,7 @@ secs=${1:-20}
 shift || true
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] ||
-    targets=(frame blob noise envelope manifest record name)
+    targets=(frame blob noise envelope manifest record name pack)
 case "$secs" in
 '' | *[!0-9]*) echo "fuzz: SECONDS must be a whole number" >&2; exit 2 ;;
 esac

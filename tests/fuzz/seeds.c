@@ -14,7 +14,9 @@
 #include "crypt.h"
 #include "frame.h"
 #include "fuzz.h"
+#include "keys.h"
 #include "noise.h"
+#include "pack.h"
 #include "simsync.pb-c.h"
 
 static const char *outdir;
@@ -435,6 +437,201 @@ name_seeds(void)
     put("name", "component-256", longname, 256);
 }
 
+/* ------------------------------------------------------------ pack */
+
+/* The data key fuzz_pack.c opens with. */
+static const uint8_t pack_datakey[32] = {
+    0x50, 0x61, 0x63, 0x6b, 0x20, 0x66, 0x75, 0x7a, 0x7a, 0x20, 0x6b,
+    0x65, 0x79, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09,
+    0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13};
+
+/* A stream piece as fuzz_pack.c reads it (mode 0): BE32 declared size,
+ * BE16 length, the bytes. Appended to buf at *off. */
+static void
+piece(uint8_t *buf, size_t *off, uint32_t declared, const uint8_t *z,
+      size_t len)
+{
+    buf[(*off)++] = (uint8_t)(declared >> 24);
+    buf[(*off)++] = (uint8_t)(declared >> 16);
+    buf[(*off)++] = (uint8_t)(declared >> 8);
+    buf[(*off)++] = (uint8_t)declared;
+    buf[(*off)++] = (uint8_t)(len >> 8);
+    buf[(*off)++] = (uint8_t)len;
+    memcpy(buf + *off, z, len);
+    *off += len;
+}
+
+/* A sealed change of contact `name` (body NULL: a tombstone). */
+static void
+sealed_change(const struct datakeys *k, const char *name, const char *body,
+              Simsync__Change *c, Simsync__Version *v, Simsync__Dot **dp,
+              uint8_t id[16], uint8_t *meta, uint8_t **blob)
+{
+    Simsync__ItemMeta m = SIMSYNC__ITEM_META__INIT;
+    uint8_t mb[256];
+    size_t mlen, blen;
+
+    m.name = (char *)name;
+    m.mode = 0600;
+    m.mtime_ns = 1700000000123456789ll;
+    mlen = protobuf_c_message_pack(&m.base, mb);
+    keys_item_id(k, 0, name, id);
+    if (crypt_seal(meta, mb, mlen, id, 16, k->seal) != SIMSYNC_OK)
+        failed = 1;
+    simsync__version__init(v);
+    v->meta.data = meta;
+    v->meta.len = mlen + CRYPT_SEAL_OVERHEAD;
+    v->dots = dp;
+    v->n_dots = 1;
+    v->hlc = 1700000000000ull << 16;
+    v->author = dp[0]->replica;
+    v->deleted = body == NULL;
+    *blob = NULL;
+    if (body != NULL) {
+        if (blob_encode(k->seal, id, 16, (const uint8_t *)body, strlen(body),
+                        blob, &blen) != SIMSYNC_OK)
+            failed = 1;
+        v->inline_body.data = *blob;
+        v->inline_body.len = blen;
+        v->size = strlen(body);
+    }
+    simsync__change__init(c);
+    c->cls = 0;
+    c->item_id.data = id;
+    c->item_id.len = 16;
+    c->version = v;
+    c->entry = dp[0];
+}
+
+static void
+pack_seeds(void)
+{
+    static uint8_t buf[1 << 16], zeros[1 << 22];
+    struct datakeys k;
+    struct pack_stream *tx = NULL;
+    Simsync__Dot d[3] = {SIMSYNC__DOT__INIT, SIMSYNC__DOT__INIT,
+                         SIMSYNC__DOT__INIT};
+    Simsync__Dot *dps[3] = {&d[0], &d[1], &d[2]};
+    Simsync__Change c[3], *cp[3] = {&c[0], &c[1], &c[2]};
+    Simsync__Version v[3];
+    Simsync__ChangeBatch b = SIMSYNC__CHANGE_BATCH__INIT;
+    uint8_t id[3][16], meta[3][300], *blob[3], *z[2], *plain;
+    size_t zlen[2], off, plen;
+    uint64_t size[2];
+
+    if (keys_derive(pack_datakey, &k) != SIMSYNC_OK ||
+        pack_tx_new(&tx) != SIMSYNC_OK) {
+        failed = 1;
+        return;
+    }
+    for (int i = 0; i < 3; i++) {
+        d[i].replica = 0x1122334455667788ull;
+        d[i].counter = (uint64_t)i + 1;
+    }
+    sealed_change(&k, "ana.vcf", "BEGIN:VCARD\r\nFN:Ana\r\nEND:VCARD\r\n",
+                  &c[0], &v[0], &dps[0], id[0], meta[0], &blob[0]);
+    sealed_change(&k, "sub/b\x01 o.vcf", "", &c[1], &v[1], &dps[1], id[1],
+                  meta[1], &blob[1]);
+    sealed_change(&k, "gone.vcf", NULL, &c[2], &v[2], &dps[2], id[2], meta[2],
+                  &blob[2]);
+    /* Two batches of one stream: the second reuses the first as context. */
+    b.seq = 1;
+    b.changes = cp;
+    b.n_changes = 3;
+    if (pack_encode(tx, &k, &b, &z[0], &zlen[0], &size[0]) != SIMSYNC_OK)
+        failed = 1;
+    b.seq = 2;
+    b.n_changes = 1;
+    if (pack_encode(tx, &k, &b, &z[1], &zlen[1], &size[1]) != SIMSYNC_OK)
+        failed = 1;
+    off = 0;
+    buf[off++] = 0;
+    piece(buf, &off, (uint32_t)size[0], z[0], zlen[0]);
+    put("pack", "one-batch", buf, off);
+    piece(buf, &off, (uint32_t)size[1], z[1], zlen[1]);
+    put("pack", "two-batches", buf, off);
+    off = 1;
+    piece(buf, &off, (uint32_t)size[0], z[0], zlen[0] / 2);
+    put("pack", "truncated", buf, off);
+    off = 1;
+    piece(buf, &off, (uint32_t)size[0] - 1, z[0], zlen[0]);
+    put("pack", "under-declared", buf, off);
+    off = 1;
+    piece(buf, &off, PACK_PLAIN_MAX + 1, z[0], zlen[0]);
+    put("pack", "over-limit", buf, off);
+    off = 1;
+    piece(buf, &off, (uint32_t)size[1], z[1], zlen[1]);
+    put("pack", "second-without-first", buf, off);
+    /* 4 MiB of zeros declared as 1000 bytes: at level 3 (a 2 MiB window,
+     * accepted) and at level 19 (a 4 MiB window, refused first). */
+    for (int level = 3; level <= 19; level += 16) {
+        size_t cap = ZSTD_compressBound(sizeof(zeros));
+        uint8_t *bomb = malloc(cap);
+        size_t bl = bomb ? ZSTD_compress(bomb, cap, zeros, sizeof(zeros),
+                                         level)
+                         : 0;
+        if (bomb == NULL || ZSTD_isError(bl) || bl + 7 > sizeof(buf)) {
+            failed = 1;
+        } else {
+            off = 1;
+            piece(buf, &off, 1000, bomb, bl);
+            put("pack",
+                level == 3 ? "bomb-4m-declared-1000" : "bomb-window-4m", buf,
+                off);
+        }
+        free(bomb);
+    }
+    /* Mode 1: the plaintext of the first batch, and a bad name in it. */
+    {
+        Simsync__PackedChanges pcs = SIMSYNC__PACKED_CHANGES__INIT;
+        Simsync__PackedChange pc = SIMSYNC__PACKED_CHANGE__INIT, *pcp = &pc;
+        Simsync__ItemMeta m = SIMSYNC__ITEM_META__INIT;
+        Simsync__Version pv = SIMSYNC__VERSION__INIT;
+        Simsync__Dot *dp = &d[0];
+        uint8_t mb[64];
+        m.name = "../x";
+        pv.dots = &dp;
+        pv.n_dots = 1;
+        pv.size = 2;
+        pc.version = &pv;
+        pc.meta.data = mb;
+        pc.meta.len = protobuf_c_message_pack(&m.base, mb);
+        pc.body.data = (uint8_t *)"hi";
+        pc.body.len = 2;
+        pcs.seq = 1;
+        pcs.changes = &pcp;
+        pcs.n_changes = 1;
+        plen = protobuf_c_message_get_packed_size(&pcs.base);
+        plain = malloc(plen + 1);
+        if (plain == NULL) {
+            failed = 1;
+        } else {
+            plain[0] = 1;
+            protobuf_c_message_pack(&pcs.base, plain + 1);
+            put("pack", "plain-dotdot-name", plain, plen + 1);
+            m.name = "ok.vcf";
+            pc.meta.len = protobuf_c_message_pack(&m.base, mb);
+            plen = protobuf_c_message_get_packed_size(&pcs.base);
+            protobuf_c_message_pack(&pcs.base, plain + 1);
+            put("pack", "plain-one-change", plain, plen + 1);
+            free(plain);
+        }
+        /* 257 empty changes: refused before they are decoded. */
+        buf[0] = 1;
+        for (size_t i = 1; i < 1 + 257 * 2; i += 2) {
+            buf[i] = 0x12;
+            buf[i + 1] = 0;
+        }
+        put("pack", "plain-257-changes", buf, 1 + 257 * 2);
+    }
+    for (int i = 0; i < 3; i++)
+        free(blob[i]);
+    free(z[0]);
+    free(z[1]);
+    pack_stream_free(tx);
+    keys_wipe(&k);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -453,5 +650,6 @@ main(int argc, char **argv)
     noise_seeds();
     message_seeds();
     name_seeds();
+    pack_seeds();
     return failed;
 }

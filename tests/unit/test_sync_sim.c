@@ -218,9 +218,10 @@ do_sync_dirs(struct world *w, int ni, int cut, enum session_dirs dirs)
                                  : dirs == SESSION_RECV_ONLY ? SESSION_SEND_ONLY
                                                              : SESSION_BOTH;
     struct session_cfg tc = {
-        &n->r, 1u << CLS_CONTACTS, 0x4855420000000001ull, 1, NULL, dirs, 0};
+        &n->r, 1u << CLS_CONTACTS, 0x4855420000000001ull, 1, NULL, dirs, 0, 0};
     struct session_cfg hc = {
-        &w->hub, 1u << CLS_CONTACTS, 1000u + (unsigned)ni, 0, hz, hub_dirs, 0};
+        &w->hub, 1u << CLS_CONTACTS, 1000u + (unsigned)ni, 0, hz, hub_dirs, 0,
+        0};
     struct purge_arg pa = {w, hz};
     struct scan_stats ss;
     int rc;
@@ -265,10 +266,13 @@ do_peer_sync(struct world *w, int ni, int nj, int cut, enum session_dirs dirs)
     enum session_dirs other = dirs == SESSION_SEND_ONLY   ? SESSION_RECV_ONLY
                               : dirs == SESSION_RECV_ONLY ? SESSION_SEND_ONLY
                                                           : SESSION_BOTH;
+    /* Half of the direct syncs send their batches packed, as paired
+     * peers that both offer it do. */
+    int packed = (int)(rnd(w) & 1);
     struct session_cfg tc = {&a->r, 1u << CLS_CONTACTS, peer_id(nj), 1, NULL,
-                             dirs, 0};
+                             dirs, 0, packed};
     struct session_cfg sc = {&b->r, 1u << CLS_CONTACTS, peer_id(ni), 0, NULL,
-                             other, 0};
+                             other, 0, packed};
     struct scan_stats ss;
     int rc;
 
