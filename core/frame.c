@@ -59,3 +59,12 @@ frame_encode(uint8_t *out, size_t cap, const void *body, size_t len,
     *out_len = FRAME_HEADER_BYTES + len;
     return SIMSYNC_OK;
 }
+
+size_t
+frame_sealed_tail(const uint8_t *msg, size_t len, const uint8_t *blob,
+                  size_t blen)
+{
+    if (blen == 0 || blen > len || memcmp(msg + len - blen, blob, blen) != 0)
+        return 0;
+    return blen;
+}

@@ -37,4 +37,12 @@ int frame_header_encode(uint8_t hdr[FRAME_HEADER_BYTES],
 int frame_encode(uint8_t *out, size_t cap, const void *body, size_t len,
                  size_t *out_len) SIMSYNC_MUST_CHECK;
 
+/* How many bytes at the end of the encoded message msg[0..len) may go as
+ * sealed pieces (chan_send_sealed): blen when they are exactly the sealed
+ * blob[0..blen), else 0 (everything encrypted). protobuf-c writes fields
+ * in number order, so a ChunkData's blob (its last field) ends its
+ * envelope; this checks it rather than assuming it. */
+size_t frame_sealed_tail(const uint8_t *msg, size_t len, const uint8_t *blob,
+                         size_t blen);
+
 #endif /* SIMSYNC_FRAME_H */

@@ -629,7 +629,7 @@ send_pieces(struct simsync_node *n, struct chan *ch,
 /* One ChunkData envelope for chunk `id`, packed straight from the store's
  * memory (the read transaction ends before anything is sent) into *buf,
  * which grows as needed and is reused, and in *tail how many bytes at its
- * end are the sealed blob (node_sealed_tail). An id the hub does not have
+ * end are the sealed blob (frame_sealed_tail). An id the hub does not have
  * gets an empty blob. */
 static int
 pack_chunk(struct store *st, const uint8_t sub[SUB_BYTES],
@@ -671,7 +671,7 @@ pack_chunk(struct store *st, const uint8_t sub[SUB_BYTES],
         }
         if (rc == SIMSYNC_OK) {
             *len = simsync__envelope__pack(&env, *buf);
-            *tail = node_sealed_tail(*buf, *len, v, vl);
+            *tail = frame_sealed_tail(*buf, *len, v, vl);
         }
     }
     store_txn_abort(txn);

@@ -572,17 +572,6 @@ node_send_env_urgent(struct chan *ch, const void *env)
     return send_env(ch, env, 1);
 }
 
-size_t
-node_sealed_tail(const uint8_t *buf, size_t len, const uint8_t *blob,
-                 size_t blen)
-{
-    /* protobuf-c writes fields in number order, so a ChunkData's blob
-     * (field 2) ends the message; checked, never assumed. */
-    if (blen == 0 || blen > len || memcmp(buf + len - blen, blob, blen) != 0)
-        return 0;
-    return blen;
-}
-
 int
 node_send_chunk(struct chan *ch, const uint8_t *id, size_t idlen,
                 const uint8_t *blob, size_t blen)
@@ -602,7 +591,8 @@ node_send_chunk(struct chan *ch, const uint8_t *id, size_t idlen,
     rc = record_pack(&env.base, &buf, &len);
     if (rc != SIMSYNC_OK)
         return rc;
-    rc = chan_send_sealed(ch, buf, len, node_sealed_tail(buf, len, blob, blen));
+    rc =
+        chan_send_sealed(ch, buf, len, frame_sealed_tail(buf, len, blob, blen));
     free(buf);
     return rc;
 }
@@ -675,11 +665,12 @@ node_pump(struct chan *ch, struct session *s)
 
     for (;;) {
         uint8_t *frame;
-        size_t len;
+        size_t len, sealed;
         const uint8_t *msg;
 
-        while ((rc = session_output(s, &frame, &len)) == SIMSYNC_OK) {
-            rc = chan_send(ch, frame, len);
+        while ((rc = session_output_sealed(s, &frame, &len, &sealed)) ==
+               SIMSYNC_OK) {
+            rc = chan_send_sealed(ch, frame, len, sealed);
             free(frame);
             if (rc != SIMSYNC_OK)
                 return rc;
@@ -1414,7 +1405,7 @@ pump_limited(struct simsync_node *n, struct link *l, struct session *s,
 
     for (;;) {
         uint8_t *frame;
-        size_t len;
+        size_t len, sealed;
         const uint8_t *msg;
 
         now = node_now_ms();
@@ -1431,8 +1422,9 @@ pump_limited(struct simsync_node *n, struct link *l, struct session *s,
             if (check_sim_binding(n) != SIMSYNC_OK)
                 return sim_gone(n);
         }
-        while ((rc = session_output(s, &frame, &len)) == SIMSYNC_OK) {
-            rc = chan_send(l->ch, frame, len);
+        while ((rc = session_output_sealed(s, &frame, &len, &sealed)) ==
+               SIMSYNC_OK) {
+            rc = chan_send_sealed(l->ch, frame, len, sealed);
             free(frame);
             if (rc != SIMSYNC_OK)
                 return rc;

@@ -73,11 +73,6 @@ int node_recv_env(struct chan *ch, void **env);
  * second time. */
 int node_send_chunk(struct chan *ch, const uint8_t *id, size_t idlen,
                     const uint8_t *blob, size_t blen);
-/* How many bytes at the end of the packed message buf[0..len) may go
- * sealed (chan_send_sealed): blen when they are exactly blob[0..blen),
- * else 0 (everything encrypted). */
-size_t node_sealed_tail(const uint8_t *buf, size_t len, const uint8_t *blob,
-                        size_t blen);
 /* Receive one envelope that must be of kind `kind` (a Simsync__Envelope
  * msg case): another kind is SIMSYNC_EPROTO; an Error frame becomes its
  * code, as in node_recv_env. */

@@ -32,6 +32,7 @@ struct entry {
 struct outq {
     uint8_t *buf;
     size_t len;
+    size_t sealed; /* bytes at the end that may go sealed (frame.h) */
     struct outq *next;
 };
 
@@ -85,6 +86,10 @@ enqueue(struct session *s, const Simsync__Envelope *env)
         free(q);
         return rc;
     }
+    q->sealed = env->msg_case == SIMSYNC__ENVELOPE__MSG_CHUNK
+                    ? frame_sealed_tail(q->buf, q->len, env->chunk->blob.data,
+                                        env->chunk->blob.len)
+                    : 0;
     if (q->len > FRAME_MAX_PLAINTEXT) {
         free(q->buf);
         free(q);
@@ -934,6 +939,15 @@ session_free(struct session *s)
 int
 session_output(struct session *s, uint8_t **frame, size_t *len)
 {
+    size_t sealed;
+
+    return session_output_sealed(s, frame, len, &sealed);
+}
+
+int
+session_output_sealed(struct session *s, uint8_t **frame, size_t *len,
+                      size_t *sealed)
+{
     struct outq *q = s->head;
 
     if (q == NULL)
@@ -943,6 +957,7 @@ session_output(struct session *s, uint8_t **frame, size_t *len)
         s->tail = NULL;
     *frame = q->buf;
     *len = q->len;
+    *sealed = q->sealed;
     free(q);
     return SIMSYNC_OK;
 }

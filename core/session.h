@@ -86,6 +86,10 @@ int session_input(struct session *s, const uint8_t *frame, size_t len);
 /* Next frame to send; *frame returned to the caller (free). SIMSYNC_EAGAIN
  * when nothing is queued. */
 int session_output(struct session *s, uint8_t **frame, size_t *len);
+/* The same, and in *sealed how many bytes at the end of the frame are a
+ * sealed chunk's blob that may go as sealed pieces (chan_send_sealed). */
+int session_output_sealed(struct session *s, uint8_t **frame, size_t *len,
+                          size_t *sealed);
 /* 1 when every phase of the session completed. */
 int session_finished(const struct session *s);
 /* 1 while this side is in a send phase (until its peer's Complete). */

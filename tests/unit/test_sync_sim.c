@@ -26,6 +26,8 @@
 #include "crypt.h"
 #include "folder.h"
 #include "session.h"
+#include "chunker.h"
+#include "simsync.pb-c.h"
 
 #define MAX_NODES 5
 #define NAMES 6
@@ -137,6 +139,31 @@ do_edit(struct world *w, int ni)
     fclose(f);
 }
 
+/* Chunk frames moved with a non-empty blob, and how many of them said
+ * their blob may go sealed (all of them must). */
+static size_t chunk_frames, sealed_frames;
+
+/* A ChunkData frame's blob is exactly the tail session_output_sealed
+ * marks; any other frame marks none. */
+static void
+check_sealed_mark(const uint8_t *frame, size_t len, size_t sealed)
+{
+    Simsync__Envelope *env = simsync__envelope__unpack(NULL, len, frame);
+
+    assert_non_null(env);
+    if (env->msg_case == SIMSYNC__ENVELOPE__MSG_CHUNK &&
+        env->chunk->blob.len > 0) {
+        chunk_frames++;
+        assert_int_equal(sealed, env->chunk->blob.len);
+        assert_memory_equal(frame + len - sealed, env->chunk->blob.data,
+                            sealed);
+        sealed_frames++;
+    } else {
+        assert_int_equal(sealed, 0);
+    }
+    simsync__envelope__free_unpacked(env, NULL);
+}
+
 /* Move frames between two sessions until both finish, one fails, or the
  * link is cut after `cut` frames (-1: never). */
 static int
@@ -148,10 +175,12 @@ pump(struct session *a, struct session *b, int cut)
         int progress = 0;
         struct session *from = (rounds & 1) ? b : a, *to = (rounds & 1) ? a : b;
         uint8_t *frame;
-        size_t len;
+        size_t len, sealed;
 
-        while (session_output(from, &frame, &len) == SIMSYNC_OK) {
+        while (session_output_sealed(from, &frame, &len, &sealed) ==
+               SIMSYNC_OK) {
             int rc;
+            check_sealed_mark(frame, len, sealed);
             if (cut >= 0 && moved >= cut) {
                 free(frame);
                 return SIMSYNC_ECLOSED;
@@ -664,6 +693,9 @@ large_file_is_chunked_and_resumes_after_cuts(void **state)
     assert_int_equal(fread(back, 1, 3u << 20, f), 3u << 20);
     fclose(f);
     assert_memory_equal(data, back, 3u << 20);
+    /* Its chunks went as sealed pieces, both ways through the hub. */
+    assert_true(chunk_frames >= 2 * ((3u << 20) / CHUNKER_MAX_DEFAULT));
+    assert_int_equal(sealed_frames, chunk_frames);
     free(data);
     free(back);
     world_close(&w);
