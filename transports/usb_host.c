@@ -37,6 +37,7 @@
  *
  * Why connect failed is left in transport_error() for the caller's
  * message. One thread at a time per conn. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,9 @@
 #include "usb_wire.h"
 
 #define USB_HOST_POLL_MS 200     /* between two looks */
+#define USB_HOST_SETTLE_MS 3000  /* a listener looks this long after a change */
+#define USB_HOST_RELOOK_MS 5000  /* and anyway this often */
+#define USB_HOST_SYSFS_DEVICES "/sys/bus/usb/devices"
 #define USB_HOST_CONTROL_MS 5000 /* OPEN and CLOSE requests */
 
 struct usb_host_conn {
@@ -311,9 +315,11 @@ usb_host_connect(const char *addr, struct conn **out)
 /* --- the desktop accepting handsets ------------------------------------ */
 
 /* A desktop listening on "usb[:VID:PID]": there is nothing to listen on
- * in USB, so the listener looks at the bus every USB_HOST_POLL_MS (its
- * poll fd is a timer that fires at that pace) for a handset whose gadget
- * dials (USB_WIRE_PROTOCOL_DIAL), and accept claims it and sends OPEN.
+ * in USB, so the listener looks at the bus (its poll fd is a timer that
+ * fires every USB_HOST_POLL_MS) for a handset whose gadget dials
+ * (USB_WIRE_PROTOCOL_DIAL), and accept claims it and sends OPEN. A tick
+ * starts libusb only when the bus changed lately (time_to_look), so an
+ * idle listener costs one read of a sysfs folder per tick.
  * The device of the last session is passed over for as long as it stays
  * on the bus, so a session that ended is not started again with the same
  * attachment; a handset that dials again makes a new gadget, which the
@@ -324,8 +330,64 @@ struct usb_host_listener {
     int timer_fd;         /* listener_pollfd: readable every poll period */
     int last_bus;         /* the device of the last session (-1: none) */
     int last_addr;
+    uint64_t bus_print;   /* bus_fingerprint() at the last tick */
+    long long look_until; /* look at every tick until then (ms) */
+    long long next_look;  /* look at the latest then, whatever changed */
     char addr[16];        /* "VID:PID" as given, or "" */
 };
+
+static long long now_ms(void);
+
+/* A cheap fingerprint of the USB devices present, so that an idle
+ * listener does not start libusb five times a second: the names and
+ * kernfs node numbers of the entries of /sys/bus/usb/devices. A device
+ * that comes, goes or is enumerated again makes new entries with new
+ * node numbers. 0 when the folder cannot be read (then every tick
+ * looks). */
+static uint64_t
+bus_fingerprint(void)
+{
+    DIR *d = opendir(USB_HOST_SYSFS_DEVICES);
+    struct dirent *e;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        const unsigned char *p = (const unsigned char *)e->d_name;
+        uint64_t ino = (uint64_t)e->d_ino;
+        uint64_t part = 1469598103934665603ULL;
+        int i;
+
+        for (; *p != '\0'; p++)
+            part = (part ^ *p) * 1099511628211ULL;
+        for (i = 0; i < 8; i++, ino >>= 8)
+            part = (part ^ (ino & 0xff)) * 1099511628211ULL;
+        h += part; /* readdir order does not matter */
+    }
+    closedir(d);
+    return h != 0 ? h : 1;
+}
+
+/* Whether this tick should look at the bus with libusb: while the bus
+ * changed in the last USB_HOST_SETTLE_MS (a new device is configured a
+ * moment after it appears), or after a look found a handset it could not
+ * start, and anyway every USB_HOST_RELOOK_MS. */
+static int
+time_to_look(struct usb_host_listener *hl)
+{
+    uint64_t print = bus_fingerprint();
+    long long now = now_ms();
+
+    if (print == 0 || print != hl->bus_print)
+        hl->look_until = now + USB_HOST_SETTLE_MS;
+    hl->bus_print = print;
+    if (now < hl->look_until || now >= hl->next_look) {
+        hl->next_look = now + USB_HOST_RELOOK_MS;
+        return 1;
+    }
+    return 0;
+}
 
 static int
 usb_host_listen(const char *addr, struct listener **out)
@@ -349,6 +411,7 @@ usb_host_listen(const char *addr, struct listener **out)
     hl->vid = vid;
     hl->pid = pid;
     hl->last_bus = hl->last_addr = -1;
+    hl->bus_print = bus_fingerprint(); /* the first tick looks anyway */
     if (vid >= 0)
         snprintf(hl->addr, sizeof(hl->addr), "%04x:%04x", vid, pid);
     hl->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -383,6 +446,8 @@ usb_host_accept(struct listener *base, struct conn **out)
 
     *out = NULL;
     (void)read(hl->timer_fd, &ticks, sizeof(ticks));
+    if (!time_to_look(hl))
+        return SIMSYNC_EAGAIN;
     uc = new_conn();
     if (uc == NULL)
         return SIMSYNC_ENOMEM;
@@ -397,12 +462,16 @@ usb_host_accept(struct listener *base, struct conn **out)
         hl->last_bus = hl->last_addr = -1; /* it left the bus */
     if (rc != SIMSYNC_OK) {
         free(uc);
+        if (rc == SIMSYNC_ECONNECT) /* there but not claimed: again */
+            hl->look_until = now_ms() + USB_HOST_SETTLE_MS;
         return rc == SIMSYNC_EIO || rc == SIMSYNC_ENOMEM ? rc
                                                          : SIMSYNC_EAGAIN;
     }
     rc = start_session(uc);
-    if (rc != SIMSYNC_OK)
+    if (rc != SIMSYNC_OK) {
+        hl->look_until = now_ms() + USB_HOST_SETTLE_MS;
         return rc == SIMSYNC_ENOMEM ? rc : SIMSYNC_EAGAIN;
+    }
     hl->last_bus = look.bus;
     hl->last_addr = look.addr;
     *out = &uc->base;

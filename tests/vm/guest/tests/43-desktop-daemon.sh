@@ -62,16 +62,28 @@ ss --home "$T/C" --json peers | grep -q '"addr":"usb-gadget"' ||
 [ "$(npeers D)" = 3 ] || fail "D has $(npeers D) peers, not 3"
 ok "A (TCP), B (RFCOMM) and C (USB, the handset dialling) paired with D"
 
+# Nobody listens on usb yet: dialling from the handset gives up (exit 4)
+# after SIMSYNC_USB_WAIT_MS and says what to run on the desktop.
+SIMSYNC_USB_WAIT_MS=1000 expect_exit 4 ss --home "$T/C" sync --peer usb-gadget
+grep -q "no desktop opened this handset's simsync USB function" "$T/last.err" &&
+    grep -q "daemon --listen usb" "$T/last.err" ||
+    fail "no reason in: $(cat "$T/last.err")"
+[ ! -e "$GADGET" ] || fail "a dial that gave up left its gadget behind"
+ok "a handset dialling with no desktop listening: exit 4 with a reason"
+
 # ------------------------------------------------ the daemon, three links
 SIMSYNC_QUIET= bg simsync --home "$T/D" daemon --listen 127.0.0.1:0 \
     --listen rfcomm:5 --listen usb 2>"$T/daemon.log"
 DAEMON_PID=$LAST_BG
+DAEMON_T0=$(cut -d. -f1 /proc/uptime)
 line=$(wait_match 30 "$T/daemon.log" '/serving paired nodes on/p') ||
     { cat "$T/daemon.log"; fail "D's daemon did not listen"; }
 TCP=$(echo "$line" | grep -o '127\.0\.0\.1:[0-9]*')
 echo "$line" | grep -q "rfcomm:.*:5" && echo "$line" | grep -q ', usb' ||
     fail "daemon listeners: $line"
 [ -n "$TCP" ] || fail "no TCP address in: $line"
+# cpu_ticks PID: user + system time in clock ticks (1/100 s).
+cpu_ticks() { set -- $(cut -d' ' -f14,15 "/proc/$1/stat"); echo $(($1 + $2)); }
 
 put D contacts desk.vcf "FN:Desk"
 put A contacts a.vcf "FN:A"
@@ -94,6 +106,17 @@ kill -0 "$DAEMON_PID" || fail "the daemon died"
 grep -q "sync with imei-C: ok" "$T/daemon.log" ||
     { cat "$T/daemon.log"; fail "the daemon did not log C's sync"; }
 ok "edits of D, A, B and C reached all four through one daemon on three links"
+
+# A handset that waits (listen usb-gadget) is not the daemon's: the
+# daemon takes only handsets that dial, and the desktop dials this one.
+usb_listen C
+put C contacts waiting.vcf "FN:Waiting"
+sync_ok D --peer usb
+[ -f "$T/D/data/contacts/waiting.vcf" ] || fail "D's own dial did not reach C"
+usb_unlisten
+grep -q "imei-C.*failed\|connection failed" "$T/daemon.log" &&
+    { cat "$T/daemon.log"; fail "the daemon touched a waiting handset"; }
+ok "with the daemon listening on usb, D still dials a waiting handset itself"
 
 # ------------------------------------------------ the cable, pulled mid-sync
 size=$((4 * 1024 * 1024))
@@ -131,4 +154,15 @@ sync_ok A --peer "$TCP"
 sync_ok B --peer "rfcomm:$ADDR_A:5"
 for h in A B C; do same_tree D $h contacts; same_tree D $h archive; done
 kill -0 "$DAEMON_PID" || fail "the daemon died"
-ok "after the cut all four agree; one daemon served every link throughout"
+# What waiting on USB costs: the daemon's CPU time over its life (it
+# looks at the bus every 200 ms besides serving every sync above).
+t=$(cpu_ticks "$DAEMON_PID")
+life=$(( $(cut -d. -f1 /proc/uptime) - DAEMON_T0 ))
+ok "after the cut all four agree; one daemon served every link throughout (daemon CPU $((t / 100)).$((t % 100 / 10)) s in $life s)"
+
+# What waiting costs once the bus is quiet: CPU ticks (1/100 s) of the
+# idle daemon in 5 s, for the record (emulated CPU: slow).
+sleep 4
+c0=$(cpu_ticks "$DAEMON_PID")
+sleep 5
+ok "the idle daemon, waiting on three links, used $(( $(cpu_ticks "$DAEMON_PID") - c0 )) ticks of CPU in 5 s"
