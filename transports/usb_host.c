@@ -54,7 +54,7 @@
 
 #define USB_HOST_POLL_MS 200     /* between two looks */
 #define USB_HOST_SETTLE_MS 3000  /* a listener looks this long after a change */
-#define USB_HOST_RELOOK_MS 5000  /* and anyway this often */
+#define USB_HOST_RELOOK_MS 2000  /* and anyway this often */
 #define USB_HOST_SYSFS_DEVICES "/sys/bus/usb/devices"
 #define USB_HOST_CONTROL_MS 5000 /* OPEN and CLOSE requests */
 
