@@ -9,6 +9,7 @@
 # sends a large file: C's sync fails as a lost link (exit 4), the daemon
 # lives on, and once plugged back in C's next sync resumes and finishes,
 # and a later one still works, all without restarting the daemon.
+# Afterwards all four meet the hub without duplicates.
 . /lib/vm/simsync.sh
 . /lib/vm/bt.sh
 . /lib/vm/usb.sh
@@ -166,3 +167,14 @@ sleep 4
 c0=$(cpu_ticks "$DAEMON_PID")
 sleep 5
 ok "the idle daemon, waiting on three links, used $(( $(cpu_ticks "$DAEMON_PID") - c0 )) ticks of CPU in 5 s"
+
+# Everything the links carried meets the hub: no duplicates, no conflicts.
+kill "$DAEMON_PID"
+wait "$DAEMON_PID" 2>/dev/null
+for round in 1 2; do for h in D A B C; do sync_ok $h; done; done
+for h in A B C; do same_tree D $h contacts; same_tree D $h archive; done
+for h in D A B C; do
+    [ "$(copies $h contacts)" = 0 ] && [ "$(copies $h archive)" = 0 ] ||
+        fail "$h has conflict copies: $(ls "$T/$h/data/contacts" "$T/$h/data/archive")"
+done
+ok "with the hub afterwards: identical trees on all four, no duplicates"
