@@ -26,8 +26,13 @@ pair_listening(void *arg, const char *addr)
 {
     struct pair_ui *ui = arg;
     FILE *f = ui->c->json ? stderr : stdout;
-    /* A USB gadget is reached from the desktop as "usb". */
-    const char *peer = strncmp(addr, "usb-gadget", 10) == 0 ? "usb" : addr;
+    /* A USB gadget is reached from the desktop as "usb", and a desktop
+     * listening on "usb" from the handset's gadget. */
+    const char *peer = strncmp(addr, "usb-gadget", 10) == 0 ? "usb"
+                       : strncmp(addr, "usb", 3) == 0 &&
+                               (addr[3] == '\0' || addr[3] == ':')
+                           ? "usb-gadget"
+                           : addr;
 
     fprintf(f,
             "Waiting for the other node on %s: run 'simsync pair --peer "

@@ -147,7 +147,8 @@ static const struct command commands[] = {
      "rfcomm:[BDADDR:]CHANNEL)"},
     {"listen", NULL, cmd_listen, "listen ADDR...",
      "serve the paired nodes on several links at once, e.g. 'listen "
-     "0.0.0.0:7172 rfcomm:3', until SIGINT or SIGTERM"},
+     "0.0.0.0:7172 rfcomm:3 usb' (usb: handsets that dial with "
+     "usb-gadget), until SIGINT or SIGTERM"},
     {"backup", "now", cmd_backup_now,
      "backup now [--classes LIST] [--next DURATION]",
      "make a backup generation on the hub now (--next: when the hub "

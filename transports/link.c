@@ -106,18 +106,14 @@ check_rfcomm(const char *rest, enum link_use use, char *why, size_t why_len)
     return rfcomm_addr_parse(rest, use, &a, why, why_len);
 }
 
-/* usb[:VID:PID]: two 4-digit hex numbers, to connect only. */
+/* usb[:VID:PID]: two 4-digit hex numbers; the desktop dials a handset
+ * that waits, or listens for handsets that dial (docs/usb.md). */
 static int
 check_usb(const char *rest, enum link_use use, char *why, size_t why_len)
 {
     size_t i;
 
-    if (use == LINK_LISTEN) {
-        say(why, why_len,
-            "a desktop does not listen on 'usb': it finds the handset; the "
-            "handset listens on 'usb-gadget'");
-        return SIMSYNC_EINVAL;
-    }
+    (void)use;
     if (rest[0] == '\0')
         return SIMSYNC_OK;
     for (i = 0; i < 9; i++) {
@@ -135,18 +131,14 @@ check_usb(const char *rest, enum link_use use, char *why, size_t why_len)
     return SIMSYNC_OK;
 }
 
+/* usb-gadget[:UDC]: the handset waits for the desktop, or dials it. */
 static int
 check_usb_gadget(const char *rest, enum link_use use, char *why,
                  size_t why_len)
 {
     char udc[128];
 
-    if (use == LINK_CONNECT) {
-        say(why, why_len,
-            "'usb-gadget' is the handset's side and is listened on; "
-            "connect to a handset with 'usb[:VID:PID]'");
-        return SIMSYNC_EINVAL;
-    }
+    (void)use;
     if (usb_wire_parse_gadget_addr(rest, udc, sizeof(udc)) != 0) {
         say(why, why_len,
             "'usb-gadget:%s' does not name a USB device controller (a name "
@@ -273,5 +265,7 @@ link_listener_addr(struct listener *l, char *buf, size_t len)
     rc = listener_addr(l, buf + n + 1, len - n - 1);
     if (rc != SIMSYNC_OK)
         buf[0] = '\0';
+    else if (buf[n + 1] == '\0')
+        buf[n] = '\0'; /* a bare scheme: "usb" */
     return rc;
 }

@@ -10,9 +10,13 @@
  *                            BDADDR, or on every adapter); channel 0 takes
  *                            a free one
  *   usb[:VID:PID]            USB, the desktop side: the handset with the
- *                            simsync interface, or the device VID:PID
+ *                            simsync interface, or the device VID:PID;
+ *                            connecting dials a handset that listens,
+ *                            listening accepts handsets that dial
  *   usb-gadget[:UDC]         USB, the handset side: a gadget on the USB
- *                            device controller UDC (default: the first)
+ *                            device controller UDC (default: the first);
+ *                            listening waits for the desktop to dial,
+ *                            connecting dials a desktop that listens
  *
  * An address without a known scheme is TCP, as it always was, so a host
  * named like a scheme must be written "tcp:rfcomm:7000". A scheme that is
@@ -69,7 +73,8 @@ int link_connect(const char *addr, struct conn **out);
 int link_listen(const char *addr, struct listener **out);
 
 /* The full link address a listener is bound to, with its scheme
- * ("127.0.0.1:7000" for TCP, as before; "rfcomm:BDADDR:CHANNEL"), into
+ * ("127.0.0.1:7000" for TCP, as before; "rfcomm:BDADDR:CHANNEL"; "usb"
+ * for a backend that gives no address of its own), into
  * buf. Returns SIMSYNC_OK, SIMSYNC_EINVAL (buf too small) or SIMSYNC_EIO. */
 int link_listener_addr(struct listener *l, char *buf, size_t len);
 

@@ -29,6 +29,14 @@
  * re-attach or rebind the next OPEN gives the next conn from the same
  * listener.
  *
+ * connect("") or connect("UDC") dials from the handset: it builds the
+ * same gadget with the interface protocol USB_WIRE_PROTOCOL_DIAL, waits
+ * up to USB_WIRE_WAIT_MS ($SIMSYNC_USB_WAIT_MS) for a desktop listening
+ * on "usb" to OPEN it, and returns that session's conn; the caller starts
+ * the secure channel. No desktop in time: SIMSYNC_ECONNECT, with
+ * transport_error() saying what to run there. The gadget goes when the
+ * conn is closed.
+ *
  * I/O: each send and recv is one asynchronous request on ep2 or ep1
  * (Linux AIO, completion signalled on an eventfd) while ep0 is watched for
  * the end of the session; so conn_set_timeout bounds every call even
@@ -80,6 +88,7 @@ struct usb_gadget_listener {
     struct listener base; /* must be first */
     char udc[128];        /* the controller we bound to */
     char gadget[600];     /* configfs directory of the gadget */
+    uint8_t protocol;     /* interface protocol: who dials (usb_wire.h) */
     int ep0, ep_out, ep_in;       /* FunctionFS files, owned, or -1 */
     int mounted;                  /* FunctionFS mounted by us */
     int bound;                    /* UDC written by us */
@@ -401,7 +410,7 @@ start_function(struct usb_gadget_listener *l)
     l->ep0 = open(USB_GADGET_FFS_DIR "/ep0", O_RDWR | O_CLOEXEC);
     if (l->ep0 < 0)
         goto fail;
-    n = usb_wire_ffs_descriptors(blob, sizeof(blob));
+    n = usb_wire_ffs_descriptors(l->protocol, blob, sizeof(blob));
     if (n == 0 || write(l->ep0, blob, n) != (ssize_t)n)
         goto fail;
     n = usb_wire_ffs_strings(blob, sizeof(blob));
@@ -469,8 +478,10 @@ bind_udc(struct usb_gadget_listener *l)
 
 static void usb_gadget_listener_close(struct listener *base);
 
+/* Build the gadget and bind it; its interface carries `protocol`. */
 static int
-usb_gadget_listen(const char *addr, struct listener **out)
+gadget_open(const char *addr, uint8_t protocol,
+            struct usb_gadget_listener **out)
 {
     struct usb_gadget_listener *l;
     char gadgets[512];
@@ -482,6 +493,7 @@ usb_gadget_listen(const char *addr, struct listener **out)
     if (l == NULL)
         return SIMSYNC_ENOMEM;
     l->base.ops = &transport_usb_gadget;
+    l->protocol = protocol;
     l->ep0 = l->ep_out = l->ep_in = -1;
     l->aio_fd = l->notify_fd = l->epoll_fd = -1;
     if (usb_wire_parse_gadget_addr(addr, l->udc, sizeof(l->udc)) != 0) {
@@ -533,8 +545,21 @@ usb_gadget_listen(const char *addr, struct listener **out)
         return rc;
     }
     l->refs = 1;
-    *out = &l->base;
+    *out = l;
     return SIMSYNC_OK;
+}
+
+static int
+usb_gadget_listen(const char *addr, struct listener **out)
+{
+    struct usb_gadget_listener *l;
+    int rc;
+
+    *out = NULL;
+    rc = gadget_open(addr, USB_WIRE_PROTOCOL, &l);
+    if (rc == SIMSYNC_OK)
+        *out = &l->base;
+    return rc;
 }
 
 /* --- requests ---------------------------------------------------- */
@@ -816,14 +841,42 @@ usb_gadget_close(struct conn *c)
     release(l);
 }
 
+/* Dialling from the handset: the gadget says so in its interface
+ * (USB_WIRE_PROTOCOL_DIAL), and the desktop, which listens on "usb", opens
+ * the session when it sees it; only the host can. The gadget is the
+ * conn's and goes when the conn is closed. */
 static int
 usb_gadget_connect(const char *addr, struct conn **out)
 {
-    (void)addr;
+    struct usb_gadget_listener *l;
+    long long deadline;
+    int rc, limit;
+
     *out = NULL;
-    transport_set_error("%s", "a USB gadget only listens; the desktop "
-                              "connects with usb[:VID:PID]");
-    return SIMSYNC_EINVAL;
+    rc = gadget_open(addr, USB_WIRE_PROTOCOL_DIAL, &l);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    limit = usb_wire_wait_ms(getenv("SIMSYNC_USB_WAIT_MS"));
+    deadline = now_ms() + limit;
+    for (;;) {
+        struct pollfd p = {l->epoll_fd, POLLIN, 0};
+        long long left = deadline - now_ms();
+
+        rc = usb_gadget_accept(&l->base, out);
+        if (rc != SIMSYNC_EAGAIN || left <= 0)
+            break;
+        (void)poll(&p, 1, left > 200 ? 200 : (int)left);
+    }
+    if (rc == SIMSYNC_EAGAIN) {
+        transport_set_error("no desktop opened this handset's simsync USB "
+                            "function on %s within %d s: plug the cable in "
+                            "and run 'simsync listen usb' (or 'simsync "
+                            "daemon --listen usb') on the desktop",
+                            l->udc, limit / 1000);
+        rc = SIMSYNC_ECONNECT;
+    }
+    usb_gadget_listener_close(&l->base); /* a conn keeps the gadget */
+    return rc;
 }
 
 static int

@@ -1,10 +1,14 @@
 /* usb_host.c -- the desktop side of the USB link (scheme "usb"), on libusb.
  *
- * connect("") finds the first device showing the simsync interface
- * (usb_wire.h: vendor class, simsync subclass and protocol);
- * connect("VID:PID") only looks at devices with those IDs. It claims the
- * interface (detaching a kernel driver if one holds it), sends the OPEN
- * request that starts a session on the handset, and then moves the byte
+ * connect("") finds the first device showing the simsync interface of a
+ * handset that waits to be dialled (usb_wire.h: vendor class, simsync
+ * subclass, USB_WIRE_PROTOCOL); connect("VID:PID") only looks at devices
+ * with those IDs. listen("") and listen("VID:PID") do the same for
+ * handsets that dial (USB_WIRE_PROTOCOL_DIAL): the listener looks at the
+ * bus at a steady pace and accept returns each such handset as a conn,
+ * with this side answering the secure channel. Both claim the
+ * interface (detaching a kernel driver if one holds it), send the OPEN
+ * request that starts a session on the handset, and then move the byte
  * stream over the interface's bulk OUT and bulk IN endpoints. close sends
  * CLOSE, so the handset reads end of stream, and releases everything.
  *
@@ -12,7 +16,8 @@
  * still counts. Debian's libusb learns of new devices only from udev
  * events, and without a running udevd it never sees a device that came
  * after libusb_init(), so each poll makes a fresh libusb context.
- * connect waits up to USB_HOST_WAIT_MS, or $SIMSYNC_USB_WAIT_MS.
+ * connect waits up to USB_WIRE_WAIT_MS, or $SIMSYNC_USB_WAIT_MS; a
+ * listener waits for ever.
  *
  * Reads: a bulk IN transfer may carry more than the caller asked for, so
  * every read asks for a whole USB_WIRE_XFER_MAX buffer and the rest waits
@@ -32,11 +37,14 @@
  *
  * Why connect failed is left in transport_error() for the caller's
  * message. One thread at a time per conn. */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/timerfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libusb.h>
 
@@ -44,8 +52,10 @@
 #include "usb_host.h"
 #include "usb_wire.h"
 
-#define USB_HOST_WAIT_MS 10000   /* how long connect waits for a device */
 #define USB_HOST_POLL_MS 200     /* between two looks */
+#define USB_HOST_SETTLE_MS 3000  /* a listener looks this long after a change */
+#define USB_HOST_RELOOK_MS 2000  /* and anyway this often */
+#define USB_HOST_SYSFS_DEVICES "/sys/bus/usb/devices"
 #define USB_HOST_CONTROL_MS 5000 /* OPEN and CLOSE requests */
 
 struct usb_host_conn {
@@ -63,11 +73,12 @@ struct usb_host_conn {
     struct usb_wire_ring ring;   /* received, not yet taken */
 };
 
-/* The simsync interface of `dev`'s active configuration: its number and
- * bulk endpoints. Returns 1 if found, else 0. */
+/* The simsync interface of `dev`'s active configuration with the given
+ * protocol byte (usb_wire.h, "Who dials"): its number and bulk endpoints.
+ * Returns 1 if found, else 0. */
 static int
-find_interface(libusb_device *dev, int *iface, unsigned char *ep_in,
-               unsigned char *ep_out)
+find_interface(libusb_device *dev, uint8_t protocol, int *iface,
+               unsigned char *ep_in, unsigned char *ep_out)
 {
     struct libusb_config_descriptor *cfg;
     int found = 0;
@@ -84,7 +95,7 @@ find_interface(libusb_device *dev, int *iface, unsigned char *ep_in,
 
             if (d->bInterfaceClass != USB_WIRE_CLASS ||
                 d->bInterfaceSubClass != USB_WIRE_SUBCLASS ||
-                d->bInterfaceProtocol != USB_WIRE_PROTOCOL)
+                d->bInterfaceProtocol != protocol)
                 continue;
             for (e = 0; e < d->bNumEndpoints; e++) {
                 const struct libusb_endpoint_descriptor *ep = &d->endpoint[e];
@@ -108,16 +119,27 @@ find_interface(libusb_device *dev, int *iface, unsigned char *ep_in,
     return found;
 }
 
+/* What one look at the bus searches for, and what it found. */
+struct usb_host_look {
+    int vid, pid;        /* only this device (-1: any) */
+    uint8_t protocol;    /* USB_WIRE_PROTOCOL or USB_WIRE_PROTOCOL_DIAL */
+    int skip_bus;        /* a device to pass over (-1: none) ... */
+    int skip_addr;       /* ... by bus number and device address */
+    int skip_seen;       /* [out] that device is still on the bus */
+    int bus, addr;       /* [out] the device opened */
+};
+
 /* One look at the bus with a fresh context. Returns SIMSYNC_OK with the
  * device opened and claimed in *uc, SIMSYNC_EAGAIN if no matching device
  * is there (yet), or an error with transport_error() set. */
 static int
-try_open(struct usb_host_conn *uc, int vid, int pid)
+try_open(struct usb_host_conn *uc, struct usb_host_look *look)
 {
     libusb_device **list = NULL;
     ssize_t n, i;
     int lrc, rc = SIMSYNC_EAGAIN;
 
+    look->skip_seen = 0;
     lrc = libusb_init(&uc->ctx);
     if (lrc != LIBUSB_SUCCESS) {
         uc->ctx = NULL;
@@ -128,12 +150,20 @@ try_open(struct usb_host_conn *uc, int vid, int pid)
     n = libusb_get_device_list(uc->ctx, &list);
     for (i = 0; i < n && rc == SIMSYNC_EAGAIN; i++) {
         struct libusb_device_descriptor dd;
+        int bus = libusb_get_bus_number(list[i]);
+        int addr = libusb_get_device_address(list[i]);
 
+        if (bus == look->skip_bus && addr == look->skip_addr) {
+            look->skip_seen = 1;
+            continue;
+        }
         if (libusb_get_device_descriptor(list[i], &dd) != LIBUSB_SUCCESS)
             continue;
-        if (vid >= 0 && (dd.idVendor != vid || dd.idProduct != pid))
+        if (look->vid >= 0 &&
+            (dd.idVendor != look->vid || dd.idProduct != look->pid))
             continue;
-        if (!find_interface(list[i], &uc->iface, &uc->ep_in, &uc->ep_out))
+        if (!find_interface(list[i], look->protocol, &uc->iface, &uc->ep_in,
+                            &uc->ep_out))
             continue;
         lrc = libusb_open(list[i], &uc->dev);
         if (lrc != LIBUSB_SUCCESS) {
@@ -163,6 +193,8 @@ try_open(struct usb_host_conn *uc, int vid, int pid)
             rc = SIMSYNC_ECONNECT;
             break;
         }
+        look->bus = bus;
+        look->addr = addr;
         rc = SIMSYNC_OK;
     }
     if (list != NULL)
@@ -183,39 +215,56 @@ sleep_ms(int ms)
         ;
 }
 
-static int
-wait_limit_ms(void)
-{
-    const char *s = getenv("SIMSYNC_USB_WAIT_MS");
-    char *end;
-    long v;
-
-    if (s == NULL || s[0] == '\0')
-        return USB_HOST_WAIT_MS;
-    errno = 0;
-    v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 0 || v > 3600000)
-        return USB_HOST_WAIT_MS;
-    return (int)v;
-}
-
 static void usb_host_close(struct conn *c);
 
-static int
-usb_host_listen(const char *addr, struct listener **out)
+static struct usb_host_conn *
+new_conn(void)
 {
-    (void)addr;
-    *out = NULL;
-    transport_set_error("%s", "the desktop side of USB only connects; a "
-                              "handset listens with usb-gadget");
-    return SIMSYNC_EINVAL;
+    struct usb_host_conn *uc = calloc(1, sizeof(*uc));
+
+    if (uc == NULL)
+        return NULL;
+    conn_init(&uc->base, &transport_usb);
+    /* The secure channel lets the peer have no more bulk bytes in flight
+     * towards us than our ring holds (usb_wire.h, "Buffering"). */
+    uc->base.link_window = USB_WIRE_RING;
+    return uc;
+}
+
+/* With the device of uc claimed: set up the transfers and send OPEN.
+ * Returns SIMSYNC_OK, or an error after closing uc. */
+static int
+start_session(struct usb_host_conn *uc)
+{
+    int lrc;
+
+    uc->rd = libusb_alloc_transfer(0);
+    uc->wr = libusb_alloc_transfer(0);
+    if (uc->rd == NULL || uc->wr == NULL) {
+        uc->dead = 1;
+        usb_host_close(&uc->base);
+        return SIMSYNC_ENOMEM;
+    }
+    lrc = libusb_control_transfer(uc->dev, USB_WIRE_REQTYPE,
+                                  USB_WIRE_REQ_OPEN, 0, (uint16_t)uc->iface,
+                                  NULL, 0, USB_HOST_CONTROL_MS);
+    if (lrc < 0) {
+        transport_set_error("the handset did not start a session (%s): is "
+                            "simsync running on it?",
+                            libusb_strerror(lrc));
+        uc->dead = 1; /* no CLOSE for a session that never began */
+        usb_host_close(&uc->base);
+        return SIMSYNC_ECONNECT;
+    }
+    return SIMSYNC_OK;
 }
 
 static int
 usb_host_connect(const char *addr, struct conn **out)
 {
     struct usb_host_conn *uc;
-    int vid, pid, waited = 0, limit, lrc, rc;
+    struct usb_host_look look;
+    int vid, pid, waited = 0, limit, rc;
 
     *out = NULL;
     transport_set_error("%s", "");
@@ -225,16 +274,17 @@ usb_host_connect(const char *addr, struct conn **out)
                             addr);
         return SIMSYNC_EINVAL;
     }
-    uc = calloc(1, sizeof(*uc));
+    uc = new_conn();
     if (uc == NULL)
         return SIMSYNC_ENOMEM;
-    conn_init(&uc->base, &transport_usb);
-    /* The secure channel lets the peer have no more bulk bytes in flight
-     * towards us than our ring holds (usb_wire.h, "Buffering"). */
-    uc->base.link_window = USB_WIRE_RING;
-    limit = wait_limit_ms();
+    memset(&look, 0, sizeof(look));
+    look.vid = vid;
+    look.pid = pid;
+    look.protocol = USB_WIRE_PROTOCOL; /* a handset that waits for us */
+    look.skip_bus = look.skip_addr = -1;
+    limit = usb_wire_wait_ms(getenv("SIMSYNC_USB_WAIT_MS"));
     for (;;) {
-        rc = try_open(uc, vid, pid);
+        rc = try_open(uc, &look);
         if (rc != SIMSYNC_EAGAIN || waited >= limit)
             break;
         sleep_ms(USB_HOST_POLL_MS);
@@ -256,26 +306,206 @@ usb_host_connect(const char *addr, struct conn **out)
         free(uc);
         return rc;
     }
-    uc->rd = libusb_alloc_transfer(0);
-    uc->wr = libusb_alloc_transfer(0);
-    if (uc->rd == NULL || uc->wr == NULL) {
-        uc->dead = 1;
-        usb_host_close(&uc->base);
+    rc = start_session(uc);
+    if (rc == SIMSYNC_OK)
+        *out = &uc->base;
+    return rc;
+}
+
+/* --- the desktop accepting handsets ------------------------------------ */
+
+/* A desktop listening on "usb[:VID:PID]": there is nothing to listen on
+ * in USB, so the listener looks at the bus (its poll fd is a timer that
+ * fires every USB_HOST_POLL_MS) for a handset whose gadget dials
+ * (USB_WIRE_PROTOCOL_DIAL), and accept claims it and sends OPEN. A tick
+ * starts libusb only when the bus changed lately (time_to_look), so an
+ * idle listener costs one read of a sysfs folder per tick.
+ * The device of the last session is passed over for as long as it stays
+ * on the bus, so a session that ended is not started again with the same
+ * attachment; a handset that dials again makes a new gadget, which the
+ * bus numbers afresh, and a detached and re-attached one is new too. */
+struct usb_host_listener {
+    struct listener base; /* must be first */
+    int vid, pid;         /* only this device (-1: any) */
+    int timer_fd;         /* listener_pollfd: readable every poll period */
+    int last_bus;         /* the device of the last session (-1: none) */
+    int last_addr;
+    uint64_t bus_print;   /* bus_fingerprint() at the last tick */
+    long long look_until; /* look at every tick until then (ms) */
+    long long next_look;  /* look at the latest then, whatever changed */
+    char addr[16];        /* "VID:PID" as given, or "" */
+};
+
+static long long now_ms(void);
+
+/* A cheap fingerprint of the USB devices present, so that an idle
+ * listener does not start libusb five times a second: the names and
+ * kernfs node numbers of the entries of /sys/bus/usb/devices. A device
+ * that comes, goes or is enumerated again makes new entries with new
+ * node numbers. 0 when the folder cannot be read (then every tick
+ * looks). */
+static uint64_t
+bus_fingerprint(void)
+{
+    DIR *d = opendir(USB_HOST_SYSFS_DEVICES);
+    struct dirent *e;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        const unsigned char *p = (const unsigned char *)e->d_name;
+        uint64_t ino = (uint64_t)e->d_ino;
+        uint64_t part = 1469598103934665603ULL;
+        int i;
+
+        for (; *p != '\0'; p++)
+            part = (part ^ *p) * 1099511628211ULL;
+        for (i = 0; i < 8; i++, ino >>= 8)
+            part = (part ^ (ino & 0xff)) * 1099511628211ULL;
+        h += part; /* readdir order does not matter */
+    }
+    closedir(d);
+    return h != 0 ? h : 1;
+}
+
+/* Whether this tick should look at the bus with libusb: while the bus
+ * changed in the last USB_HOST_SETTLE_MS (a new device is configured a
+ * moment after it appears), or after a look found a handset it could not
+ * start, and anyway every USB_HOST_RELOOK_MS. */
+static int
+time_to_look(struct usb_host_listener *hl)
+{
+    uint64_t print = bus_fingerprint();
+    long long now = now_ms();
+
+    if (print == 0 || print != hl->bus_print)
+        hl->look_until = now + USB_HOST_SETTLE_MS;
+    hl->bus_print = print;
+    if (now < hl->look_until || now >= hl->next_look) {
+        hl->next_look = now + USB_HOST_RELOOK_MS;
+        return 1;
+    }
+    return 0;
+}
+
+static int
+usb_host_listen(const char *addr, struct listener **out)
+{
+    struct usb_host_listener *hl;
+    struct itimerspec its;
+    int vid, pid;
+
+    *out = NULL;
+    transport_set_error("%s", "");
+    if (usb_wire_parse_host_addr(addr, &vid, &pid) != 0) {
+        transport_set_error("bad USB address \"%s\": expected usb or "
+                            "usb:VID:PID (hex, e.g. usb:1d6b:0104)",
+                            addr);
+        return SIMSYNC_EINVAL;
+    }
+    hl = calloc(1, sizeof(*hl));
+    if (hl == NULL)
         return SIMSYNC_ENOMEM;
+    hl->base.ops = &transport_usb;
+    hl->vid = vid;
+    hl->pid = pid;
+    hl->last_bus = hl->last_addr = -1;
+    hl->bus_print = bus_fingerprint(); /* the first tick looks anyway */
+    if (vid >= 0)
+        snprintf(hl->addr, sizeof(hl->addr), "%04x:%04x", vid, pid);
+    hl->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    memset(&its, 0, sizeof(its));
+    its.it_value.tv_nsec = 1000000L; /* look at once, then every period */
+    its.it_interval.tv_nsec = USB_HOST_POLL_MS * 1000000L;
+    if (hl->timer_fd < 0 || timerfd_settime(hl->timer_fd, 0, &its, NULL) != 0) {
+        transport_set_error("cannot start the USB poll timer: %s",
+                            strerror(errno));
+        if (hl->timer_fd >= 0)
+            close(hl->timer_fd);
+        free(hl);
+        return SIMSYNC_EIO;
     }
-    lrc = libusb_control_transfer(uc->dev, USB_WIRE_REQTYPE,
-                                  USB_WIRE_REQ_OPEN, 0, (uint16_t)uc->iface,
-                                  NULL, 0, USB_HOST_CONTROL_MS);
-    if (lrc < 0) {
-        transport_set_error("the handset did not start a session (%s): is "
-                            "simsync listening on it?",
-                            libusb_strerror(lrc));
-        uc->dead = 1; /* no CLOSE for a session that never began */
-        usb_host_close(&uc->base);
-        return SIMSYNC_ECONNECT;
+    *out = &hl->base;
+    return SIMSYNC_OK;
+}
+
+/* SIMSYNC_EAGAIN while no dialling handset is on the bus; SIMSYNC_OK with
+ * a conn whose session has begun; SIMSYNC_EIO when libusb cannot start or
+ * the device may not be opened by this user (transport_error says so). A
+ * handset that cannot be claimed or does not take OPEN is tried again at
+ * the next look (SIMSYNC_EAGAIN now). */
+static int
+usb_host_accept(struct listener *base, struct conn **out)
+{
+    struct usb_host_listener *hl = (struct usb_host_listener *)base;
+    struct usb_host_conn *uc;
+    struct usb_host_look look;
+    uint64_t ticks;
+    int rc;
+
+    *out = NULL;
+    (void)read(hl->timer_fd, &ticks, sizeof(ticks));
+    if (!time_to_look(hl))
+        return SIMSYNC_EAGAIN;
+    uc = new_conn();
+    if (uc == NULL)
+        return SIMSYNC_ENOMEM;
+    memset(&look, 0, sizeof(look));
+    look.vid = hl->vid;
+    look.pid = hl->pid;
+    look.protocol = USB_WIRE_PROTOCOL_DIAL; /* a handset that dials us */
+    look.skip_bus = hl->last_bus;
+    look.skip_addr = hl->last_addr;
+    rc = try_open(uc, &look);
+    if (!look.skip_seen && rc != SIMSYNC_EIO)
+        hl->last_bus = hl->last_addr = -1; /* it left the bus */
+    if (rc != SIMSYNC_OK) {
+        free(uc);
+        if (rc == SIMSYNC_ECONNECT) /* there but not claimed: again */
+            hl->look_until = now_ms() + USB_HOST_SETTLE_MS;
+        return rc == SIMSYNC_EIO || rc == SIMSYNC_ENOMEM ? rc
+                                                         : SIMSYNC_EAGAIN;
     }
+    rc = start_session(uc);
+    if (rc != SIMSYNC_OK) {
+        hl->look_until = now_ms() + USB_HOST_SETTLE_MS;
+        return rc == SIMSYNC_ENOMEM ? rc : SIMSYNC_EAGAIN;
+    }
+    hl->last_bus = look.bus;
+    hl->last_addr = look.addr;
     *out = &uc->base;
     return SIMSYNC_OK;
+}
+
+static int
+usb_host_listener_pollfd(struct listener *base)
+{
+    return ((struct usb_host_listener *)base)->timer_fd;
+}
+
+/* "" for any handset (link_listener_addr then says "usb"), else
+ * "VID:PID". */
+static int
+usb_host_listener_addr(struct listener *base, char *buf, size_t len)
+{
+    struct usb_host_listener *hl = (struct usb_host_listener *)base;
+
+    if ((size_t)snprintf(buf, len, "%s", hl->addr) >= len)
+        return SIMSYNC_EINVAL;
+    return SIMSYNC_OK;
+}
+
+static void
+usb_host_listener_close(struct listener *base)
+{
+    struct usb_host_listener *hl = (struct usb_host_listener *)base;
+
+    if (hl == NULL)
+        return;
+    if (hl->timer_fd >= 0)
+        close(hl->timer_fd);
+    free(hl);
 }
 
 int
@@ -478,12 +708,12 @@ const struct transport_ops transport_usb = {
     .scheme = "usb",
     .connect = usb_host_connect,
     .listen = usb_host_listen,
-    .accept = NULL,
+    .accept = usb_host_accept,
     .send = usb_host_send,
     .recv = usb_host_recv,
     .pollfd = usb_host_pollfd,
     .close = usb_host_close,
-    .listener_pollfd = NULL,
-    .listener_addr = NULL,
-    .listener_close = NULL,
+    .listener_pollfd = usb_host_listener_pollfd,
+    .listener_addr = usb_host_listener_addr,
+    .listener_close = usb_host_listener_close,
 };

@@ -139,6 +139,22 @@ usb_wire_parse_gadget_addr(const char *addr, char *udc, size_t len)
     return 0;
 }
 
+int
+usb_wire_wait_ms(const char *env)
+{
+    long v = 0;
+    size_t i;
+
+    if (env == NULL || env[0] == '\0' || strlen(env) > 7)
+        return USB_WIRE_WAIT_MS;
+    for (i = 0; env[i] != '\0'; i++) {
+        if (env[i] < '0' || env[i] > '9')
+            return USB_WIRE_WAIT_MS;
+        v = v * 10 + (env[i] - '0');
+    }
+    return v > 3600000 ? USB_WIRE_WAIT_MS : (int)v;
+}
+
 /* A bounded little-endian writer: once out of room it only counts. */
 struct out {
     uint8_t *buf;
@@ -181,7 +197,7 @@ patch32(struct out *o, size_t at, uint32_t v)
 }
 
 static void
-put_interface(struct out *o)
+put_interface(struct out *o, uint8_t protocol)
 {
     put8(o, 9); /* bLength */
     put8(o, DT_INTERFACE);
@@ -190,7 +206,7 @@ put_interface(struct out *o)
     put8(o, 2); /* bNumEndpoints */
     put8(o, USB_WIRE_CLASS);
     put8(o, USB_WIRE_SUBCLASS);
-    put8(o, USB_WIRE_PROTOCOL);
+    put8(o, protocol);
     put8(o, 1); /* iInterface: the first string */
 }
 
@@ -213,7 +229,7 @@ put_endpoint(struct out *o, unsigned address, unsigned max_packet, int ss)
 }
 
 size_t
-usb_wire_ffs_descriptors(uint8_t *buf, size_t len)
+usb_wire_ffs_descriptors(uint8_t protocol, uint8_t *buf, size_t len)
 {
     struct out o = {buf, buf == NULL ? 0 : len, 0};
     static const unsigned packet[3] = {64, 512, 1024}; /* FS, HS, SS */
@@ -226,7 +242,7 @@ usb_wire_ffs_descriptors(uint8_t *buf, size_t len)
     put32(&o, 3); /* hs_count */
     put32(&o, 5); /* ss_count: + 2 companions */
     for (speed = 0; speed < 3; speed++) {
-        put_interface(&o);
+        put_interface(&o, protocol);
         put_endpoint(&o, USB_WIRE_EP_OUT, packet[speed], speed == 2);
         put_endpoint(&o, USB_WIRE_EP_IN, packet[speed], speed == 2);
     }

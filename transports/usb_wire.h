@@ -15,9 +15,19 @@
  *
  * Sessions: USB has no connections, so the desktop marks them with two
  * vendor control requests to the interface (no data stage): OPEN starts a
- * session (the handset's listener then accepts a new conn) and CLOSE ends
- * it (the handset's conn reads end of stream). A new OPEN, a host reset, a
- * detach or an unbind also ends the current session.
+ * session (the handset's gadget then has a new conn) and CLOSE ends it
+ * (the handset's conn reads end of stream). A new OPEN, a host reset, a
+ * detach or an unbind also ends the current session. The desktop always
+ * sends OPEN, whichever end dialled: USB lets only the host start
+ * anything.
+ *
+ * Who dials: the interface's protocol byte says which end starts the
+ * secure channel above the link. USB_WIRE_PROTOCOL: the handset waits for
+ * the desktop to dial (`listen usb-gadget` on the handset, `--peer usb` on
+ * the desktop). USB_WIRE_PROTOCOL_DIAL: the handset dials (`--peer
+ * usb-gadget`) and the desktop accepts (`listen usb`). The desktop connects
+ * only to the first kind and accepts only the second, so two ends that
+ * both wait, or both dial, are never put together.
  *
  * Byte stream over bulk packets: a bulk transfer ends with a short packet,
  * so a reader with a large buffer learns where the writer's transfer ends.
@@ -50,10 +60,17 @@
 #define USB_WIRE_VID 0x1d6b
 #define USB_WIRE_PID 0x0104
 
-/* The simsync interface: vendor class, 'S', version 1 of this link. */
+/* The simsync interface: vendor class, 'S', version 1 of this link with
+ * the handset waiting for the desktop (PROTOCOL) or dialling it
+ * (PROTOCOL_DIAL); see "Who dials" above. */
 #define USB_WIRE_CLASS 0xff
 #define USB_WIRE_SUBCLASS 0x53
 #define USB_WIRE_PROTOCOL 0x01
+#define USB_WIRE_PROTOCOL_DIAL 0x02
+
+/* How long a side waits for the other to appear on the bus, by default
+ * (milliseconds); $SIMSYNC_USB_WAIT_MS overrides it (usb_wire_wait_ms). */
+#define USB_WIRE_WAIT_MS 10000
 
 /* Endpoint numbers on the handset: ep1 OUT (from the host), ep2 IN. */
 #define USB_WIRE_EP_OUT 0x01
@@ -93,11 +110,17 @@ int usb_wire_parse_host_addr(const char *addr, int *vid, int *pid);
  * bytes, not "." or ".."), copied to udc. Returns 0 or SIMSYNC_EINVAL. */
 int usb_wire_parse_gadget_addr(const char *addr, char *udc, size_t len);
 
+/* How long to wait for the other end, in milliseconds, given the value of
+ * $SIMSYNC_USB_WAIT_MS (`env`, may be NULL): a decimal number from 0 to
+ * 3600000, else USB_WIRE_WAIT_MS. */
+int usb_wire_wait_ms(const char *env);
+
 /* FunctionFS blobs written to ep0 (version 2 descriptors with full-, high-
  * and SuperSpeed sets; one string table in English). Each writes at most
  * len bytes into buf and returns the blob's length, or 0 if len is too
- * small. */
-size_t usb_wire_ffs_descriptors(uint8_t *buf, size_t len);
+ * small. `protocol` is the interface's protocol byte: USB_WIRE_PROTOCOL or
+ * USB_WIRE_PROTOCOL_DIAL. */
+size_t usb_wire_ffs_descriptors(uint8_t protocol, uint8_t *buf, size_t len);
 size_t usb_wire_ffs_strings(uint8_t *buf, size_t len);
 
 /* Received bytes waiting for the caller: buf[pos .. pos + len). */

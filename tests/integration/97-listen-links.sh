@@ -78,8 +78,10 @@ expect_exit 2 ss --home "$T/T" sync --peer rfcomm:12:34
 grep -q "Bluetooth address" "$T/last.err" || fail "unclear: $(cat "$T/last.err")"
 expect_exit 2 ss --home "$T/D" listen rfcomm:31
 grep -q "not an RFCOMM channel" "$T/last.err" || fail "unclear: $(cat "$T/last.err")"
-expect_exit 2 ss --home "$T/D" daemon --listen 127.0.0.1:0 --listen usb:1d6b:0104
-grep -q "listens on 'usb-gadget'" "$T/last.err" || fail "unclear: $(cat "$T/last.err")"
+expect_exit 2 ss --home "$T/D" daemon --listen 127.0.0.1:0 --listen usb:1d6b
+grep -q "usb:VID:PID" "$T/last.err" || fail "unclear: $(cat "$T/last.err")"
+expect_exit 2 ss --home "$T/T" sync --peer usb-gadget:../x
+grep -q "USB device controller" "$T/last.err" || fail "unclear: $(cat "$T/last.err")"
 expect_exit 2 ss --home "$T/T" pair --peer tcp:127.0.0.1 --yes
 expect_exit 2 ss --home "$T/D" listen
 expect_exit 2 ss --home "$T/D" serve
@@ -89,3 +91,17 @@ expect_exit 4 ss --home "$T/T" sync --peer rfcomm:00:11:22:33:44:55:3
 grep -q "cannot reach the peer at rfcomm:00:11:22:33:44:55:3" "$T/last.err" \
     || fail "unclear: $(cat "$T/last.err")"
 ok "an unreachable RFCOMM peer: exit 4"
+
+# The desktop also listens for handsets that dial over USB ('listen usb',
+# next to TCP); which handsets come is tested on a real kernel in tests/vm.
+"$SIMSYNC" --home "$T/D" listen 127.0.0.1:0 usb >"$T/listen-usb.out" \
+    2>"$T/listen-usb.err" &
+BG="$BG $!"
+mapfile -t L < <(wait_lines 10 "$T/listen-usb.out" 's/^Serving paired nodes on \(.*\)\.$/\1/p' 2) \
+    || { cat "$T/listen-usb.out" "$T/listen-usb.err" >&2; fail "D did not listen on usb"; }
+[ "${L[1]}" = usb ] || fail "listeners: ${L[*]}"
+put T contacts e.vcf "FN:E"
+sync_ok T --peer "${L[0]}"
+cmp -s "$T/T/data/contacts/e.vcf" "$T/D/data/contacts/e.vcf" || fail "e.vcf did not reach D"
+ok "'listen 127.0.0.1:0 usb': the desktop waits on USB and still serves TCP"
+stop_bg

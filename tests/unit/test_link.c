@@ -137,11 +137,62 @@ usb_addresses(void **state)
               "dummy_udc.0");
     refused("usb:1d6b", LINK_CONNECT, "usb:VID:PID");
     refused("usb:1d6b:01045", LINK_CONNECT, "usb:VID:PID");
-    refused("usb", LINK_LISTEN, "usb-gadget");
-    refused("usb-gadget", LINK_CONNECT, "usb[:VID:PID]");
     refused("usb-gadget:../x", LINK_LISTEN, "USB device controller");
     /* Not a scheme: a TCP host that happens to start with "usb". */
     parses_to("usbhost:7000", LINK_CONNECT, "tcp", "usbhost:7000");
+}
+
+/* Both USB forms work both ways: the desktop accepts handsets that dial
+ * ("listen usb") and the handset dials a desktop ("usb-gadget" to
+ * connect), with the same checks as the other way round. */
+static void
+usb_addresses_both_ways(void **state)
+{
+    (void)state;
+    parses_to("usb", LINK_LISTEN, "usb", "");
+    parses_to("usb:1d6b:0104", LINK_LISTEN, "usb", "1d6b:0104");
+    parses_to("usb:1D6B:0104", LINK_LISTEN, "usb", "1D6B:0104");
+    parses_to("usb-gadget", LINK_CONNECT, "usb-gadget", "");
+    parses_to("usb-gadget:dummy_udc.0", LINK_CONNECT, "usb-gadget",
+              "dummy_udc.0");
+    refused("usb:1d6b", LINK_LISTEN, "usb:VID:PID");
+    refused("usb:zz:0104", LINK_LISTEN, "usb:VID:PID");
+    refused("usb:1d6b:0104:7", LINK_LISTEN, "usb:VID:PID");
+    refused("usb-gadget:../x", LINK_CONNECT, "USB device controller");
+    refused("usb-gadget:a/b", LINK_CONNECT, "USB device controller");
+    refused("usb-gadget:..", LINK_CONNECT, "USB device controller");
+    /* Not schemes: TCP hosts whose names start like one. */
+    parses_to("usb-gadgets:7000", LINK_LISTEN, "tcp", "usb-gadgets:7000");
+    parses_to("usbhost:7000", LINK_LISTEN, "tcp", "usbhost:7000");
+}
+
+/* A desktop listening for handsets has a bare "usb" address when it takes
+ * any handset, and "usb:VID:PID" for one device; with no handset on the
+ * bus it accepts nothing. */
+static void
+usb_listener_names_its_address(void **state)
+{
+    struct listener *l = NULL;
+    struct conn *c = (struct conn *)1;
+    char addr[64];
+    int rc;
+
+    (void)state;
+    assert_int_equal(link_listen("usb", &l), SIMSYNC_OK);
+    assert_int_equal(link_listener_addr(l, addr, sizeof(addr)), SIMSYNC_OK);
+    assert_string_equal(addr, "usb");
+    assert_true(listener_pollfd(l) >= 0);
+    rc = listener_accept(l, &c);
+    assert_null(c);
+    /* No handset dials this machine: nothing yet, or no USB at all. */
+    assert_true(rc == SIMSYNC_EAGAIN || rc == SIMSYNC_EIO);
+    listener_close(l);
+    assert_int_equal(link_listen("usb:1d6b:0104", &l), SIMSYNC_OK);
+    assert_int_equal(link_listener_addr(l, addr, sizeof(addr)), SIMSYNC_OK);
+    assert_string_equal(addr, "usb:1d6b:0104");
+    listener_close(l);
+    assert_int_equal(link_listen("usb:1d6b", &l), SIMSYNC_EINVAL);
+    assert_null(l);
 }
 
 static void
@@ -238,6 +289,8 @@ main(void)
         cmocka_unit_test(rfcomm_forms),
         cmocka_unit_test(rfcomm_parser_fields),
         cmocka_unit_test(usb_addresses),
+        cmocka_unit_test(usb_addresses_both_ways),
+        cmocka_unit_test(usb_listener_names_its_address),
         cmocka_unit_test(dial_and_listen_through_links),
         cmocka_unit_test(rfcomm_writes_at_most_8k),
         cmocka_unit_test(rfcomm_unreachable),

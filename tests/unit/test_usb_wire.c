@@ -175,7 +175,7 @@ ring_keeps_order_and_room(void **state)
 
 /* Check one interface + two endpoints (+ companions for SuperSpeed). */
 static const uint8_t *
-check_speed(const uint8_t *p, unsigned packet, int ss)
+check_speed(const uint8_t *p, unsigned packet, int ss, uint8_t protocol)
 {
     int e;
 
@@ -184,7 +184,7 @@ check_speed(const uint8_t *p, unsigned packet, int ss)
     assert_int_equal(p[4], 2); /* two endpoints */
     assert_int_equal(p[5], USB_WIRE_CLASS);
     assert_int_equal(p[6], USB_WIRE_SUBCLASS);
-    assert_int_equal(p[7], USB_WIRE_PROTOCOL);
+    assert_int_equal(p[7], protocol);
     assert_int_equal(p[8], 1); /* named by string 1 */
     p += 9;
     for (e = 0; e < 2; e++) {
@@ -204,13 +204,12 @@ check_speed(const uint8_t *p, unsigned packet, int ss)
 }
 
 static void
-descriptors_blob_is_well_formed(void **state)
+check_descriptors(uint8_t protocol)
 {
     uint8_t buf[256];
-    size_t n = usb_wire_ffs_descriptors(buf, sizeof(buf));
+    size_t n = usb_wire_ffs_descriptors(protocol, buf, sizeof(buf));
     const uint8_t *p;
 
-    (void)state;
     assert_true(n > 24);
     assert_int_equal(le32(buf), 3);       /* FUNCTIONFS_DESCRIPTORS_MAGIC_V2 */
     assert_int_equal(le32(buf + 4), n);   /* length */
@@ -218,13 +217,55 @@ descriptors_blob_is_well_formed(void **state)
     assert_int_equal(le32(buf + 12), 3);  /* fs_count */
     assert_int_equal(le32(buf + 16), 3);  /* hs_count */
     assert_int_equal(le32(buf + 20), 5);  /* ss_count */
-    p = check_speed(buf + 24, 64, 0);
-    p = check_speed(p, 512, 0);
-    p = check_speed(p, 1024, 1);
+    p = check_speed(buf + 24, 64, 0, protocol);
+    p = check_speed(p, 512, 0, protocol);
+    p = check_speed(p, 1024, 1, protocol);
     assert_int_equal((size_t)(p - buf), n);
     /* Too small a buffer: nothing claimed. */
-    assert_int_equal(usb_wire_ffs_descriptors(buf, n - 1), 0);
-    assert_int_equal(usb_wire_ffs_descriptors(buf, n), n);
+    assert_int_equal(usb_wire_ffs_descriptors(protocol, buf, n - 1), 0);
+    assert_int_equal(usb_wire_ffs_descriptors(protocol, buf, n), n);
+}
+
+static void
+descriptors_blob_is_well_formed(void **state)
+{
+    (void)state;
+    check_descriptors(USB_WIRE_PROTOCOL);
+}
+
+/* A handset that dials says so in the protocol byte, and only there. */
+static void
+dialling_gadget_differs_in_the_protocol_byte_only(void **state)
+{
+    uint8_t a[256], b[256];
+    size_t na = usb_wire_ffs_descriptors(USB_WIRE_PROTOCOL, a, sizeof(a));
+    size_t nb = usb_wire_ffs_descriptors(USB_WIRE_PROTOCOL_DIAL, b, sizeof(b));
+    size_t i, differ = 0;
+
+    (void)state;
+    assert_true(USB_WIRE_PROTOCOL != USB_WIRE_PROTOCOL_DIAL);
+    check_descriptors(USB_WIRE_PROTOCOL_DIAL);
+    assert_int_equal(na, nb);
+    for (i = 0; i < na; i++)
+        differ += a[i] != b[i];
+    assert_int_equal(differ, 3); /* one interface per speed */
+}
+
+/* $SIMSYNC_USB_WAIT_MS: a plain number of milliseconds, else the
+ * default. */
+static void
+wait_ms_from_the_environment(void **state)
+{
+    (void)state;
+    assert_int_equal(usb_wire_wait_ms(NULL), USB_WIRE_WAIT_MS);
+    assert_int_equal(usb_wire_wait_ms(""), USB_WIRE_WAIT_MS);
+    assert_int_equal(usb_wire_wait_ms("0"), 0);
+    assert_int_equal(usb_wire_wait_ms("500"), 500);
+    assert_int_equal(usb_wire_wait_ms("3600000"), 3600000);
+    assert_int_equal(usb_wire_wait_ms("3600001"), USB_WIRE_WAIT_MS);
+    assert_int_equal(usb_wire_wait_ms("-1"), USB_WIRE_WAIT_MS);
+    assert_int_equal(usb_wire_wait_ms("5s"), USB_WIRE_WAIT_MS);
+    assert_int_equal(usb_wire_wait_ms("99999999999"), USB_WIRE_WAIT_MS);
 }
 
 static void
@@ -435,19 +476,35 @@ host_connect_without_a_handset_fails_clearly(void **state)
     }
 }
 
+/* Both sides go both ways now; a malformed address is still refused
+ * with the form, and a handset that dials without gadget support says
+ * what to load. */
 static void
-roles_are_one_way(void **state)
+both_sides_dial_and_listen(void **state)
 {
     struct listener *l = (struct listener *)1;
     struct conn *c = (struct conn *)1;
+    int rc;
 
     (void)state;
-    assert_int_equal(transport_usb.listen("", &l), SIMSYNC_EINVAL);
+    assert_int_equal(transport_usb.listen("1d6b", &l), SIMSYNC_EINVAL);
     assert_null(l);
-    assert_non_null(strstr(transport_error(), "usb-gadget"));
-    assert_int_equal(transport_usb_gadget.connect("", &c), SIMSYNC_EINVAL);
+    assert_non_null(strstr(transport_error(), "usb:VID:PID"));
+    assert_int_equal(transport_usb.listen("", &l), SIMSYNC_OK);
+    assert_non_null(l);
+    transport_usb.listener_close(l);
+    assert_int_equal(transport_usb_gadget.connect("../x", &c),
+                     SIMSYNC_EINVAL);
     assert_null(c);
-    assert_non_null(strstr(transport_error(), "usb[:VID:PID]"));
+    assert_non_null(strstr(transport_error(), "usb-gadget:UDC"));
+    c = (struct conn *)1;
+    setenv("SIMSYNC_USB_CONFIGFS", "/nonexistent-simsync-configfs", 1);
+    rc = transport_usb_gadget.connect("", &c);
+    unsetenv("SIMSYNC_USB_CONFIGFS");
+    assert_int_equal(rc, SIMSYNC_EIO);
+    assert_null(c);
+    assert_true(strstr(transport_error(), "modprobe libcomposite") != NULL ||
+                strstr(transport_error(), "needs root") != NULL);
 }
 
 /* ---- the handset side, where it cannot work ------------------------- */
@@ -491,6 +548,8 @@ main(void)
         cmocka_unit_test(send_len_never_ends_on_a_packet_boundary),
         cmocka_unit_test(ring_keeps_order_and_room),
         cmocka_unit_test(descriptors_blob_is_well_formed),
+        cmocka_unit_test(dialling_gadget_differs_in_the_protocol_byte_only),
+        cmocka_unit_test(wait_ms_from_the_environment),
         cmocka_unit_test(strings_blob_is_well_formed),
         cmocka_unit_test(open_gives_one_conn_and_close_ends_it),
         cmocka_unit_test(new_open_ends_the_running_session),
@@ -502,7 +561,7 @@ main(void)
         cmocka_unit_test(schemes_are_registered),
         cmocka_unit_test(host_connect_bad_address_says_the_form),
         cmocka_unit_test(host_connect_without_a_handset_fails_clearly),
-        cmocka_unit_test(roles_are_one_way),
+        cmocka_unit_test(both_sides_dial_and_listen),
         cmocka_unit_test(gadget_listen_bad_address),
         cmocka_unit_test(gadget_listen_without_configfs_says_what_to_load),
     };
