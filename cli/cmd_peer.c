@@ -125,9 +125,16 @@ cmd_pair(struct cli *c, int argc, char **argv)
     size_t npos;
     int rc, code_rc;
 
-    parsed = cli_parse(c, argc, argv, opts, pos, 0, 0, &npos);
+    parsed = cli_parse(c, argc, argv, opts, pos, 0, 1, &npos);
     if (parsed != CLI_PARSE_OK)
         return cli_parse_exit(parsed);
+    if (npos == 1) {
+        /* 'pair PEER' is 'pair --peer PEER'. */
+        if (listen != NULL || peer != NULL)
+            return out_usage(c, "give the peer once: 'pair PEER' or "
+                                "'pair --peer PEER'");
+        peer = pos[0];
+    }
     if ((listen == NULL) == (peer == NULL))
         return out_usage(c, "give either --listen ADDR (wait for the "
                             "other node) or --peer ADDR (reach it)");

@@ -133,7 +133,7 @@ static const struct command commands[] = {
      "the daemon's decisions: what triggered each sync, how it ended, why "
      "something waits"},
     {"pair", NULL, cmd_pair,
-     "pair --listen ADDR | --peer ADDR [--yes | --code CODE] "
+     "pair PEER | --peer PEER | --listen ADDR [--yes | --code CODE] "
      "[--timeout SECONDS]",
      "pair with another terminal or desktop of the same subscriber: both "
      "show a 6-digit code to compare, then pin each other's key"},

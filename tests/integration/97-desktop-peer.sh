@@ -69,8 +69,11 @@ grep -q "refused the pairing" "$T/pair-D.out" || fail "D: $(cat "$T/pair-D.out")
 [ "$(npeers D)" = 0 ] && [ "$(npeers T)" = 0 ] || fail "a refused pairing pinned something"
 ok "a wrong --code is refused on both sides, nothing pinned"
 
+expect_exit 2 ss --home "$T/T" pair "$PAIR_ADDR" --peer "$PAIR_ADDR"
+grep -q "give the peer once" "$T/last.err" || fail "no reason: $(cat "$T/last.err")"
 pair_start D
-ss --home "$T/T" pair --peer "$PAIR_ADDR" --yes >"$T/pair-T.out" 2>&1 \
+# 'pair PEER' is 'pair --peer PEER'.
+ss --home "$T/T" pair "$PAIR_ADDR" --yes >"$T/pair-T.out" 2>&1 \
     || { cat "$T/pair-T.out" >&2; fail "T did not pair"; }
 pair_end 0
 [ -n "$(code_of "$T/pair-T.out")" ] && [ "$(code_of "$T/pair-T.out")" = "$(code_of "$T/pair-D.out")" ] \
