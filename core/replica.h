@@ -44,10 +44,8 @@ struct replica {
     uint32_t lazy;
     /* Trusted, optional (NULL: none): every chunk the scan cuts while it
      * records a file is also handed here with its id (a backup's upstream,
-     * see upstream.h); data is borrowed for the call. It is called from
-     * the scan's thread or, for large files, from a namepool's threads
-     * at the same time (namepool.h): it must be thread-safe. A non-OK
-     * return stops the scan with that error. */
+     * see upstream.h); data is borrowed for the call. A non-OK return
+     * stops the scan with that error. */
     int (*chunk_sink)(void *arg, const uint8_t id[32], const uint8_t *data,
                       size_t len);
     void *chunk_sink_arg;
