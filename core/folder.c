@@ -13,7 +13,6 @@
 #include "chunker.h"
 #include "crypt.h"
 #include "folder.h"
-#include "namepool.h"
 
 #define SCAN_BATCH 256
 #define MASS_DELETE_MAX 1000
@@ -337,14 +336,7 @@ struct chunk_acc {
     size_t n, cap;
     uint8_t (*ids)[CHUNK_ID_BYTES];
     int no_sink; /* do not hand the chunks to r->chunk_sink */
-    /* Names the chunks on other threads (files of NAMEPOOL_FILE_MIN bytes
-     * and more); NULL: named here. ids[] then fills in only by the next
-     * namepool_wait, and must not move before it. */
-    struct namepool *pool;
 };
-
-/* Files this large have their chunks named on a namepool's threads. */
-#define NAMEPOOL_FILE_MIN (1u << 20)
 
 static int
 on_chunk(const uint8_t *data, size_t len, uint64_t off, void *arg)
@@ -354,12 +346,6 @@ on_chunk(const uint8_t *data, size_t len, uint64_t off, void *arg)
     (void)off;
     if (a->n == a->cap) {
         size_t cap = a->cap ? a->cap * 2 : 16;
-        if (a->pool != NULL) {
-            /* Nothing may still be writing into ids[] when it moves. */
-            int rc = namepool_wait(a->pool);
-            if (rc != SIMSYNC_OK)
-                return rc;
-        }
         void *r1 = realloc(a->refs, cap * sizeof(*a->refs));
         if (r1 == NULL)
             return SIMSYNC_ENOMEM;
@@ -370,11 +356,9 @@ on_chunk(const uint8_t *data, size_t len, uint64_t off, void *arg)
         a->ids = r2;
         a->cap = cap;
     }
+    keys_chunk_id(&a->r->keys, data, len, a->ids[a->n]);
     simsync__chunk_ref__init(&a->refs[a->n]);
     a->refs[a->n].size = len;
-    if (a->pool != NULL)
-        return namepool_put(a->pool, data, len, a->ids[a->n++]);
-    keys_chunk_id(&a->r->keys, data, len, a->ids[a->n]);
     a->n++;
     if (a->r->chunk_sink != NULL && !a->no_sink) {
         int rc = a->r->chunk_sink(a->r->chunk_sink_arg, a->ids[a->n - 1],
@@ -383,31 +367,6 @@ on_chunk(const uint8_t *data, size_t len, uint64_t off, void *arg)
             return rc;
     }
     return SIMSYNC_OK;
-}
-
-/* Cut the open file fd (of about `size` bytes) into acc, naming its
- * chunks on a namepool when it is large. On return every id is in place
- * (or an error is returned); acc->refs and acc->ids are the caller's to
- * free either way. */
-static int
-chunk_file(struct chunk_acc *acc, int fd, uint64_t size)
-{
-    const struct replica *r = acc->r;
-    struct chunker_params p;
-    int rc, wrc;
-
-    chunker_params_default(&p);
-    if (size < NAMEPOOL_FILE_MIN)
-        return chunker_fd_each(&p, fd, on_chunk, acc);
-    rc = namepool_new(r->keys.chunk_id, acc->no_sink ? NULL : r->chunk_sink,
-                      r->chunk_sink_arg, &acc->pool);
-    if (rc != SIMSYNC_OK)
-        return rc;
-    rc = chunker_fd_each(&p, fd, on_chunk, acc);
-    wrc = namepool_wait(acc->pool);
-    namepool_free(acc->pool);
-    acc->pool = NULL;
-    return rc != SIMSYNC_OK ? rc : wrc;
 }
 
 static int
@@ -517,8 +476,10 @@ record_file(struct replica *r, struct store_txn *txn, int cls, const char *name,
             v.inline_body.data = body;
             v.inline_body.len = body_len;
         } else {
+            struct chunker_params p;
             acc.r = r;
-            rc = chunk_file(&acc, fd, (uint64_t)st.st_size);
+            chunker_params_default(&p);
+            rc = chunker_fd_each(&p, fd, on_chunk, &acc);
             if (rc != SIMSYNC_OK)
                 goto out;
             refp = malloc((acc.n ? acc.n : 1) * sizeof(*refp));
@@ -802,12 +763,12 @@ file_hash(struct replica *r, int cls, const char *name,
         Simsync__Version cut = SIMSYNC__VERSION__INIT;
         Simsync__ChunkRef **refp = NULL;
         struct chunk_acc acc = {0};
-        struct stat st;
+        struct chunker_params p;
         int rc;
         acc.r = r;
         acc.no_sink = 1;
-        rc = fstat(fd, &st) == 0 ? chunk_file(&acc, fd, (uint64_t)st.st_size)
-                                 : errno_to_err(errno);
+        chunker_params_default(&p);
+        rc = chunker_fd_each(&p, fd, on_chunk, &acc);
         close(fd);
         if (rc == SIMSYNC_OK) {
             refp = malloc((acc.n ? acc.n : 1) * sizeof(*refp));
