@@ -19,9 +19,10 @@ has_edits() { # has_edits NAME ROUND: NAME's folders hold round ROUND's files
         [ "$(cat "$T/$1/data/contacts/e$2-$i.vcf" 2>/dev/null)" = "BEGIN:VCARD e$2-$i" ] || return 1
     done
 }
+kill_calibrate "$T/W"
 round=0
 unreg=0
-while [ $KILLED -lt "$KILLS" ]; do
+while kills_wanted; do
     round=$((round + 1))
     rm -rf "$T/E"
     new_terminal E; insert E sim; register E
@@ -43,4 +44,4 @@ while [ $KILLED -lt "$KILLS" ]; do
     sync_ok W
     has_edits W $round || fail "round $round: W lacks E's edits"
 done
-ok "$KILLED kills over $round rounds ($RUNS runs; $unreg kills after asking the hub to forget E, finished by a plain erase): never a wipe before the hub had everything"
+ok "$KILLED kills over $round rounds ($(kill_summary); $unreg kills after asking the hub to forget E, finished by a plain erase): never a wipe before the hub had everything"
