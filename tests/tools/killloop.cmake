@@ -14,3 +14,8 @@ add_executable(treesum ${CMAKE_CURRENT_LIST_DIR}/treesum.c)
 target_link_libraries(treesum PRIVATE simsync)
 set_target_properties(killrun treesum PROPERTIES
     RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/tests/tools)
+
+add_test(NAME tools.killtools_selftest
+         COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/killtools_selftest.sh
+                 $<TARGET_FILE:killrun> $<TARGET_FILE:treesum>)
+set_tests_properties(tools.killtools_selftest PROPERTIES TIMEOUT 120)
