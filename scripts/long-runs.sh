@@ -58,7 +58,8 @@ for p in "${parts[@]}"; do
             tail -n 5 "$logs/cut-sweep.log" >&2
         fi ;;
     fuzz)
-        secs=$((total / weight / 7))
+        targets=$(find tests/fuzz/corpus -mindepth 1 -maxdepth 1 -type d | wc -l)
+        secs=$((total / weight / (targets > 0 ? targets : 1)))
         [ "$secs" -gt 0 ] || secs=1
         scripts/fuzz.sh "$secs" || status=1 ;;
     esac
