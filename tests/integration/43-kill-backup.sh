@@ -9,10 +9,11 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/killlib.sh"
 
+# gens: the numbers of the generations the hub lists, one a line.
 gens() {
-    ss --home "$T/A" --json backup list 2>"$T/gl.err" | python3 -c '
-import json, sys
-print(len(json.load(sys.stdin)["generations"]))' || fail "backup list: $(cat "$T/gl.err")"
+    ss --home "$T/A" --json backup list >"$T/gl.json" 2>"$T/gl.err" \
+        || fail "backup list: $(cat "$T/gl.err")"
+    grep -o '"generation":[0-9]*' "$T/gl.json" | cut -d: -f2
 }
 
 start_hub
@@ -20,29 +21,37 @@ new_sim sim 44123000960
 new_terminal A; insert A sim; register A
 mkdir -p "$T/A/data/contacts" "$T/A/data/archive"
 for i in $(seq 1 300); do echo "BEGIN:VCARD c$i r0" >"$T/A/data/contacts/c$i.vcf"; done
+kill_calibrate "$T/A"
 round=0
 have=0
-while [ $KILLED -lt "$KILLS" ]; do
+while kills_wanted; do
     round=$((round + 1))
-    for i in $(seq 1 40); do
+    for i in {1..40}; do
         n=$(( RANDOM % 300 + 1 ))
         echo "BEGIN:VCARD c$n r$round" >"$T/A/data/contacts/c$n.vcf"
     done
     head -c $(( 200000 + RANDOM )) /dev/urandom >"$T/A/data/archive/r$round.jpg"
     rm -f "$T/A/data/archive/r$((round - 2)).jpg"
+    start=$have
     while ! killed_run ss --home "$T/A" backup now; do
-        now=$(gens)
-        [ "$now" -ge "$have" ] || fail "after kill $KILLED: $now generations listed, $have before"
-        for g in $(seq $((have + 1)) "$now"); do
+        # Generations are numbered 1, 2, ... with no gap; every one listed
+        # that was not checked yet opens.
+        listed=$(gens)
+        n=0
+        for g in $listed; do
+            n=$((n + 1))
+            [ "$g" = "$n" ] || fail "after kill $KILLED the list is $(echo $listed): number $n missing"
+            [ "$g" -gt "$have" ] || continue
             ss --home "$T/A" backup show "$g" >/dev/null 2>"$T/show.err" \
                 || fail "after kill $KILLED generation $g is listed but not whole: $(cat "$T/show.err")"
         done
+        [ "$n" -ge "$have" ] || fail "after kill $KILLED: $n generations listed, $have before"
+        have=$n
     done
-    now=$(gens)
-    [ "$now" -gt "$have" ] || fail "round $round: $now generations, $have before it"
-    have=$now
+    have=$(gens | wc -l)
+    [ "$have" -gt "$start" ] || fail "round $round: $have generations, $start before it"
     files=$(find "$T/A/data" -type f | wc -l)
     items=$(ss --home "$T/A" backup show "$have" | grep -c .)
     [ "$items" -eq "$files" ] || fail "generation $have holds $items items for $files files"
 done
-ok "$KILLED kills over $round rounds ($RUNS runs): only whole generations, at least one more per round"
+ok "$KILLED kills over $round rounds ($(kill_summary)): only whole generations, at least one more per round"

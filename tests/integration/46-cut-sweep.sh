@@ -6,11 +6,14 @@
 # random offsets of a sync carrying chunked photos: after each, the next
 # sync completes and re-sends at most one chunk the hub already had.
 # SIMSYNC_CUTS sets the sweep length (default 4096), SIMSYNC_RANDOM_CUTS
-# the random ones (default 200).
+# the random ones (default 200); SIMSYNC_CUT_UNTIL (seconds since the
+# epoch) ends the random cuts at that moment even if fewer were made (the
+# long run, scripts/long-runs.sh, shares its hours that way).
 . "$(dirname "$0")/lib.sh"
 
 CUTS=${SIMSYNC_CUTS:-4096}
 RANDOM_CUTS=${SIMSYNC_RANDOM_CUTS:-200}
+CUT_UNTIL=${SIMSYNC_CUT_UNTIL:-}
 json_field() { printf '%s' "$1" | grep -o "\"$2\":[a-z0-9]*" | head -n1 | cut -d: -f2; }
 hub_chunks() { json_field "$(ss --home "$T/hub" --json hub stats)" chunks; }
 
@@ -45,7 +48,11 @@ stop_shims
 
 # --------------------------------------------------------------- random
 max=0
-for r in $(seq 1 "$RANDOM_CUTS"); do
+r=0
+while [ $r -lt "$RANDOM_CUTS" ]; do
+    [ -z "$CUT_UNTIL" ] || [ "$EPOCHSECONDS" -lt "$CUT_UNTIL" ] || break
+    r=$((r + 1))
+    [ $((r % 500)) != 0 ] || echo "... $r random cuts, ${SECONDS} s"
     mkdir -p "$T/A/data/archive"
     rm -f "$T/A/data/archive/r$((r - 1))-"*.jpg
     for i in 1 2 3; do head -c 200000 /dev/urandom >"$T/A/data/archive/r$r-$i.jpg"; done
@@ -65,4 +72,4 @@ for r in $(seq 1 "$RANDOM_CUTS"); do
 done
 sync_ok B
 same_tree A B archive
-ok "$RANDOM_CUTS cuts at random offsets: each next sync completed and re-sent at most one chunk"
+ok "$r cuts at random offsets (${SECONDS} s in all): each next sync completed and re-sent at most one chunk"
