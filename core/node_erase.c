@@ -672,8 +672,12 @@ settle(struct simsync_node *n, struct replica *r, int force,
 
     memset(&u, 0, sizeof(u));
     for (int round = 0; round < ERASE_ROUNDS; round++) {
+        /* Upload only: what the hub has and this terminal lacks is about
+         * to be wiped here anyway, so a terminal far behind does not
+         * download everything first. */
+        struct node_sync_opts o = {.dir = NODE_SYNC_UPLOAD};
         struct simsync_sync_report sr;
-        rc = simsync_sync(n, NULL, 0, &sr);
+        rc = node_sync(n, &o, &sr);
         rep->sync_rounds++;
         rep->sent_items += sr.sent_items;
         rep->sent_bytes += sr.sent_bytes;

@@ -86,8 +86,13 @@ mkdir -p "$T/outside"; echo keep >"$T/outside/keep.txt"; echo secret >"$T/outsid
 ln -s "$T/outside" "$T/A/data/archive/2026/outlink"
 rm "$T/A/password"
 ln -s "$T/outside/secret" "$T/A/password"
+# The hub has something A lacks: the erase does not download it.
+put B browser from-b.url "https://example.org/made-on-B"
+sync_ok B
+mkdir -p "$T/expect/browser" && cp "$T/B/data/browser/from-b.url" "$T/expect/browser/"
 out=$(ss --home "$T/A" --json erase 2>"$T/last.err") || fail "erase: $out $(cat "$T/last.err")"
 [ "$(json_field "$out" offline)" = false ] || fail "erase json: $out"
+[ "$(json_field "$out" recv_items)" = 0 ] || fail "the erase downloaded: $out"
 [ "$(json_field "$out" lost_items)" = 0 ] || fail "erase json: $out"
 [ "$(json_field "$out" sent_items)" -ge 4 ] || fail "the pending edits were not sent: $out"
 [ "$(json_field "$out" unregistered)" = true ] || fail "the hub still lists A: $out"
@@ -99,7 +104,7 @@ for cls in contacts pim archive; do
     diff -r "$T/expect/$cls" "$T/B/data/$cls" >/dev/null \
         || { diff -r "$T/expect/$cls" "$T/B/data/$cls" >&2; fail "B lacks A's edits in $cls"; }
 done
-ok "erase uploads the pending edits (B has them byte for byte), then wipes the home; symlinks not followed"
+ok "erase uploads the pending edits (B has them byte for byte) and downloads nothing, then wipes the home; symlinks not followed"
 
 # The same home, set up again with the handset's own ID (its IMEI does not
 # change) and a new node key, registers again and gets everything back.
