@@ -178,7 +178,8 @@ read_known(const char *path, struct lines *out)
     }
     free(line);
     fclose(f);
-    qsort(out->v, out->n, sizeof(*out->v), cmp_str);
+    if (out->n > 1) /* qsort and bsearch want a real array, even of 0 */
+        qsort(out->v, out->n, sizeof(*out->v), cmp_str);
 }
 
 int
@@ -199,7 +200,8 @@ main(int argc, char **argv)
         return 2;
     }
     walk(argv[argc - 1], "", &tree);
-    qsort(tree.v, tree.n, sizeof(*tree.v), cmp_path);
+    if (tree.n > 1)
+        qsort(tree.v, tree.n, sizeof(*tree.v), cmp_path);
 
     if (known_path == NULL) {
         for (size_t i = 0; i < tree.n; i++)
@@ -208,7 +210,8 @@ main(int argc, char **argv)
     }
     read_known(known_path, &known);
     for (size_t i = 0; i < tree.n; i++) {
-        if (bsearch(&tree.v[i], known.v, known.n, sizeof(*known.v),
+        if (known.n > 0 &&
+            bsearch(&tree.v[i], known.v, known.n, sizeof(*known.v),
                     cmp_str) != NULL)
             continue;
         if (bad++ < 5)
