@@ -20,16 +20,6 @@ stop_bg() {
 }
 trap 'stop_bg; cleanup' EXIT
 
-wait_match() {
-    local tries=$(($1 * 20)) out
-    for _ in $(seq 1 "$tries"); do
-        out=$(sed -n "$3" "$2" 2>/dev/null | head -n1)
-        [ -n "$out" ] && { echo "$out"; return 0; }
-        sleep 0.05
-    done
-    return 1
-}
-
 SUB_A=440101111111111
 SUB_B=440102222222222
 start_hub

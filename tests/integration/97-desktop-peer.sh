@@ -18,18 +18,6 @@ stop_bg() {
 }
 trap 'stop_bg; cleanup' EXIT
 
-# wait_match SECONDS FILE SED-SCRIPT: poll FILE until the sed script prints
-# something; print it.
-wait_match() {
-    local tries=$(($1 * 20)) out
-    for _ in $(seq 1 "$tries"); do
-        out=$(sed -n "$3" "$2" 2>/dev/null | head -n1)
-        [ -n "$out" ] && { echo "$out"; return 0; }
-        sleep 0.05
-    done
-    return 1
-}
-
 # pair_start NAME: NAME waits for a pairing (--yes); sets PAIR_ADDR, PAIR_PID.
 pair_start() {
     ss --home "$T/$1" pair --listen 127.0.0.1:0 --yes >"$T/pair-$1.out" 2>&1 &

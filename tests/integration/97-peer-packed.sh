@@ -17,15 +17,6 @@ stop_bg() {
 }
 trap 'stop_bg; cleanup' EXIT
 
-wait_match() { # SECONDS FILE SED-SCRIPT
-    local tries=$(($1 * 20)) out
-    for _ in $(seq 1 "$tries"); do
-        out=$(sed -n "$3" "$2" 2>/dev/null | head -n1)
-        [ -n "$out" ] && { echo "$out"; return 0; }
-        sleep 0.05
-    done
-    return 1
-}
 N=1000
 # contacts NAME: N vCards of about 300 bytes, as a phone book holds
 contacts() {

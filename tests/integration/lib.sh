@@ -101,3 +101,15 @@ start_shim() {
     fail "linkshim $name did not start"
 }
 stop_shims() { for p in $SHIM_PIDS; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; SHIM_PIDS=; }
+
+# wait_match SECONDS FILE SED-SCRIPT: print the first line the sed script
+# prints from FILE, waiting up to SECONDS for one; returns 1 if none came.
+wait_match() {
+    local tries=$(($1 * 20)) out
+    for _ in $(seq 1 "$tries"); do
+        out=$(sed -n "$3" "$2" 2>/dev/null | head -n1)
+        [ -n "$out" ] && { echo "$out"; return 0; }
+        sleep 0.05
+    done
+    return 1
+}
