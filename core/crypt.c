@@ -1,8 +1,31 @@
-/* crypt.c -- libsodium behind crypt.h. Nothing else includes <sodium.h>. */
+/* crypt.c -- libsodium behind crypt.h, with OpenSSL's libcrypto for the
+ * bulk of the ChaCha20-Poly1305 work. Nothing else includes <sodium.h> or
+ * an OpenSSL header.
+ *
+ * Why two libraries: libsodium 1.0.18 (Debian 12) runs ChaCha20-Poly1305
+ * at about 1.4 GB/s on the development machine, OpenSSL 3.0's AVX2 and
+ * AVX-512 code at about 3.5 GB/s; both compute RFC 8439's AEAD, so their
+ * outputs are the same bytes. Messages of BULK_MIN bytes or more go to
+ * OpenSSL (its per-call set-up costs more than libsodium's below that);
+ * everything else, and every other primitive, stays with libsodium.
+ * XChaCha20-Poly1305 is HChaCha20 (libsodium) then the IETF AEAD with the
+ * subkey, as libsodium itself builds it. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
+#include <openssl/evp.h>
 
 #include "crypt.h"
+
+#define BULK_MIN 1024
+/* Longest single EVP update: a multiple of the 64-byte ChaCha20 block. */
+#define BULK_STEP (1u << 30)
+
+static EVP_CIPHER *bulk_cipher; /* NULL: OpenSSL lacks it; use libsodium */
+static pthread_once_t bulk_once = PTHREAD_ONCE_INIT;
+static atomic_int bulk_enabled = 1;
 
 _Static_assert(sizeof(struct crypt_hash_state) >=
                    sizeof(crypto_generichash_state),
@@ -12,6 +35,113 @@ int
 crypt_init(void)
 {
     return sodium_init() < 0 ? SIMSYNC_EIO : SIMSYNC_OK;
+}
+
+static void
+bulk_fetch(void)
+{
+    const char *env = getenv("SIMSYNC_CRYPT_BULK");
+
+    if (env == NULL || strcmp(env, "0") != 0)
+        bulk_cipher = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+}
+
+int
+crypt_set_bulk(int on)
+{
+    return atomic_exchange(&bulk_enabled, on != 0);
+}
+
+int
+crypt_bulk_active(void)
+{
+    pthread_once(&bulk_once, bulk_fetch);
+    return bulk_cipher != NULL && atomic_load(&bulk_enabled);
+}
+
+/* The OpenSSL cipher when a message of `len` bytes (plaintext and
+ * associated data together) should go to it, else NULL. */
+static const EVP_CIPHER *
+bulk_for(size_t len)
+{
+    if (len < BULK_MIN || !atomic_load(&bulk_enabled))
+        return NULL;
+    pthread_once(&bulk_once, bulk_fetch);
+    return bulk_cipher;
+}
+
+/* EVP updates over len bytes in steps that fit its int lengths; out NULL
+ * feeds associated data. */
+static int
+bulk_update(EVP_CIPHER_CTX *c, uint8_t *out, const uint8_t *in, size_t len)
+{
+    while (len > 0) {
+        int step = len > BULK_STEP ? (int)BULK_STEP : (int)len, got = 0;
+        if (EVP_CipherUpdate(c, out, &got, in, step) != 1 ||
+            (out != NULL && got != step))
+            return -1;
+        if (out != NULL)
+            out += step;
+        in += step;
+        len -= (size_t)step;
+    }
+    return 0;
+}
+
+/* RFC 8439 AEAD through OpenSSL: ct = E(pt) | tag. Returns 0, or -1 when
+ * OpenSSL could not do it (the caller then uses libsodium). */
+static int
+bulk_encrypt(const EVP_CIPHER *cipher, uint8_t *ct, const uint8_t *pt,
+             size_t ptlen, const uint8_t *ad, size_t adlen,
+             const uint8_t n[12], const uint8_t key[32])
+{
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int got = 0, rc = -1;
+
+    if (c == NULL)
+        return -1;
+    if (EVP_EncryptInit_ex2(c, cipher, key, n, NULL) == 1 &&
+        bulk_update(c, NULL, ad, adlen) == 0 &&
+        bulk_update(c, ct, pt, ptlen) == 0 &&
+        EVP_EncryptFinal_ex(c, ct + ptlen, &got) == 1 && got == 0 &&
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, CRYPT_TAG_BYTES,
+                            ct + ptlen) == 1)
+        rc = 0;
+    EVP_CIPHER_CTX_free(c);
+    return rc;
+}
+
+/* Returns SIMSYNC_OK, SIMSYNC_ECRYPTO (forged: pt is zeroed), or -1 when
+ * OpenSSL could not run (the caller then uses libsodium, which answers
+ * the same). */
+static int
+bulk_decrypt(const EVP_CIPHER *cipher, uint8_t *pt, const uint8_t *ct,
+             size_t ctlen, const uint8_t *ad, size_t adlen,
+             const uint8_t n[12], const uint8_t key[32])
+{
+    size_t ptlen = ctlen - CRYPT_TAG_BYTES;
+    uint8_t tag[CRYPT_TAG_BYTES];
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    int got = 0, rc = -1;
+
+    if (c == NULL)
+        return -1;
+    memcpy(tag, ct + ptlen, sizeof(tag));
+    if (EVP_DecryptInit_ex2(c, cipher, key, n, NULL) == 1 &&
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, sizeof(tag), tag) == 1 &&
+        bulk_update(c, NULL, ad, adlen) == 0 &&
+        bulk_update(c, pt, ct, ptlen) == 0) {
+        /* The plaintext is written before the tag is checked: wipe it
+         * when the check fails, so no forged byte is ever handed out. */
+        if (EVP_DecryptFinal_ex(c, pt + ptlen, &got) == 1 && got == 0) {
+            rc = SIMSYNC_OK;
+        } else {
+            sodium_memzero(pt, ptlen);
+            rc = SIMSYNC_ECRYPTO;
+        }
+    }
+    EVP_CIPHER_CTX_free(c);
+    return rc;
 }
 
 void
@@ -124,19 +254,51 @@ noise_nonce(uint8_t n[12], uint64_t counter)
         n[4 + i] = (uint8_t)(counter >> (8 * i));
 }
 
+/* RFC 8439 ChaCha20-Poly1305 by whichever library is faster for the
+ * size (plaintext and associated data); ct holds ptlen + 16 bytes. */
+static int
+ietf_encrypt(uint8_t *ct, const uint8_t *pt, size_t ptlen, const uint8_t *ad,
+             size_t adlen, const uint8_t n[12], const uint8_t key[32])
+{
+    const EVP_CIPHER *cipher = bulk_for(ptlen + adlen);
+    unsigned long long clen;
+
+    if (cipher != NULL &&
+        bulk_encrypt(cipher, ct, pt, ptlen, ad, adlen, n, key) == 0)
+        return SIMSYNC_OK;
+    if (crypto_aead_chacha20poly1305_ietf_encrypt(ct, &clen, pt, ptlen, ad,
+                                                  adlen, NULL, n, key) != 0)
+        return SIMSYNC_ECRYPTO;
+    return SIMSYNC_OK;
+}
+
+static int
+ietf_decrypt(uint8_t *pt, const uint8_t *ct, size_t ctlen, const uint8_t *ad,
+             size_t adlen, const uint8_t n[12], const uint8_t key[32])
+{
+    const EVP_CIPHER *cipher = bulk_for(ctlen - CRYPT_TAG_BYTES + adlen);
+    unsigned long long plen;
+
+    if (cipher != NULL) {
+        int rc = bulk_decrypt(cipher, pt, ct, ctlen, ad, adlen, n, key);
+        if (rc != -1)
+            return rc;
+    }
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, &plen, NULL, ct, ctlen,
+                                                  ad, adlen, n, key) != 0)
+        return SIMSYNC_ECRYPTO;
+    return SIMSYNC_OK;
+}
+
 int
 crypt_aead_encrypt(uint8_t *ct, const uint8_t *pt, size_t ptlen,
                    const uint8_t *ad, size_t adlen, uint64_t nonce,
                    const uint8_t key[32])
 {
     uint8_t n[12];
-    unsigned long long clen;
 
     noise_nonce(n, nonce);
-    if (crypto_aead_chacha20poly1305_ietf_encrypt(ct, &clen, pt, ptlen, ad,
-                                                  adlen, NULL, n, key) != 0)
-        return SIMSYNC_ECRYPTO;
-    return SIMSYNC_OK;
+    return ietf_encrypt(ct, pt, ptlen, ad, adlen, n, key);
 }
 
 int
@@ -145,24 +307,42 @@ crypt_aead_decrypt(uint8_t *pt, const uint8_t *ct, size_t ctlen,
                    const uint8_t key[32])
 {
     uint8_t n[12];
-    unsigned long long plen;
 
     if (ctlen < CRYPT_TAG_BYTES)
         return SIMSYNC_ECRYPTO;
     noise_nonce(n, nonce);
-    if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, &plen, NULL, ct, ctlen,
-                                                  ad, adlen, n, key) != 0)
-        return SIMSYNC_ECRYPTO;
-    return SIMSYNC_OK;
+    return ietf_decrypt(pt, ct, ctlen, ad, adlen, n, key);
+}
+
+/* XChaCha20-Poly1305's subkey and IETF nonce from a 24-byte nonce. */
+static void
+xchacha_subkey(uint8_t sub[32], uint8_t n[12],
+               const uint8_t nonce[CRYPT_SEAL_NONCE_BYTES],
+               const uint8_t key[32])
+{
+    crypto_core_hchacha20(sub, nonce, key, NULL);
+    memset(n, 0, 4);
+    memcpy(n + 4, nonce + 16, 8);
 }
 
 int
 crypt_seal(uint8_t *out, const void *pt, size_t len, const uint8_t *ad,
            size_t adlen, const uint8_t key[32])
 {
+    const EVP_CIPHER *cipher = bulk_for(len + adlen);
+    uint8_t sub[32], n[12];
     unsigned long long clen;
 
     randombytes_buf(out, CRYPT_SEAL_NONCE_BYTES);
+    if (cipher != NULL) {
+        int rc;
+        xchacha_subkey(sub, n, out, key);
+        rc = bulk_encrypt(cipher, out + CRYPT_SEAL_NONCE_BYTES, pt, len, ad,
+                          adlen, n, sub);
+        sodium_memzero(sub, sizeof(sub));
+        if (rc == 0)
+            return SIMSYNC_OK;
+    }
     if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + CRYPT_SEAL_NONCE_BYTES,
                                                    &clen, pt, len, ad, adlen,
                                                    NULL, out, key) != 0)
@@ -174,10 +354,22 @@ int
 crypt_unseal(uint8_t *out, const uint8_t *in, size_t inlen, const uint8_t *ad,
              size_t adlen, const uint8_t key[32])
 {
+    const EVP_CIPHER *cipher;
+    uint8_t sub[32], n[12];
     unsigned long long plen;
 
     if (inlen < CRYPT_SEAL_OVERHEAD)
         return SIMSYNC_ECRYPTO;
+    cipher = bulk_for(inlen - CRYPT_SEAL_OVERHEAD + adlen);
+    if (cipher != NULL) {
+        int rc;
+        xchacha_subkey(sub, n, in, key);
+        rc = bulk_decrypt(cipher, out, in + CRYPT_SEAL_NONCE_BYTES,
+                          inlen - CRYPT_SEAL_NONCE_BYTES, ad, adlen, n, sub);
+        sodium_memzero(sub, sizeof(sub));
+        if (rc != -1)
+            return rc;
+    }
     if (crypto_aead_xchacha20poly1305_ietf_decrypt(
             out, &plen, NULL, in + CRYPT_SEAL_NONCE_BYTES,
             inlen - CRYPT_SEAL_NONCE_BYTES, ad, adlen, in, key) != 0)

@@ -79,6 +79,18 @@ int crypt_unseal(uint8_t *out, const uint8_t *in, size_t inlen,
                  const uint8_t *ad, size_t adlen,
                  const uint8_t key[32]) SIMSYNC_MUST_CHECK;
 
+/* Bulk AEAD: messages of 1 KiB or more (plaintext and associated data)
+ * are encrypted and checked by OpenSSL's faster ChaCha20-Poly1305 code,
+ * shorter ones by libsodium; the bytes are the same either way. 0 sends
+ * every message to libsodium (for tests and benchmarks); returns the
+ * previous setting. Thread-safe. SIMSYNC_CRYPT_BULK=0 in the environment
+ * keeps OpenSSL out for the whole process. */
+int crypt_set_bulk(int on);
+/* 1 when the OpenSSL path is in use for bulk messages (OpenSSL has the
+ * cipher, the environment did not turn it off, crypt_set_bulk(0) was not
+ * called), else 0. */
+int crypt_bulk_active(void);
+
 /* Ed25519 node keys and their X25519 forms (for Noise and sealed boxes). */
 int crypt_sign_keypair(uint8_t pk[32], uint8_t sk[64]);
 int crypt_sign_seed_keypair(uint8_t pk[32], uint8_t sk[64],

@@ -2,7 +2,7 @@
 # Install the Debian 12 packages simsync builds and tests with. Safe to run
 # again; uses sudo when not root.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config liblmdb-dev libsodium-dev
+pkgs=(build-essential cmake pkg-config liblmdb-dev libsodium-dev libssl-dev
       libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libzstd-dev
       libbluetooth-dev libusb-1.0-0-dev python3 jq clang libclang-rt-14-dev valgrind
       lmdb-utils
