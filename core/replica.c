@@ -851,19 +851,10 @@ queue_direct(struct replica_out *o, int pad)
     o->dlen = 0;
 }
 
-int
-replica_out_put(struct replica_out *o, const void *plain, size_t len)
+/* Write len bytes to the temp file (or the dio buffers). */
+static int
+out_bytes(struct replica_out *o, const uint8_t *p, size_t len)
 {
-    const uint8_t *p = plain;
-
-    if (o->fd < 0 || o->checked)
-        return SIMSYNC_EINVAL;
-    if (len > o->v->size - o->total)
-        return SIMSYNC_EPROTO; /* more than the version's size */
-    if (o->by_chunks)
-        put_chunks(o, p, len);
-    else
-        crypt_hash_update(&o->hs, plain, len);
     o->total += len;
     if (o->dio == NULL)
         return write_all(o->fd, p, len);
@@ -880,6 +871,41 @@ replica_out_put(struct replica_out *o, const void *plain, size_t len)
             queue_direct(o, 0);
     }
     return SIMSYNC_OK;
+}
+
+int
+replica_out_put(struct replica_out *o, const void *plain, size_t len)
+{
+    if (o->fd < 0 || o->checked)
+        return SIMSYNC_EINVAL;
+    if (len > o->v->size - o->total)
+        return SIMSYNC_EPROTO; /* more than the version's size */
+    if (o->by_chunks)
+        put_chunks(o, plain, len);
+    else
+        crypt_hash_update(&o->hs, plain, len);
+    return out_bytes(o, plain, len);
+}
+
+int
+replica_out_put_chunk(struct replica_out *o, const uint8_t id[CHUNK_ID_BYTES],
+                      const void *plain, size_t len)
+{
+    const Simsync__ChunkRef *c;
+
+    if (!o->by_chunks || o->cfill != 0)
+        return replica_out_put(o, plain, len);
+    if (o->fd < 0 || o->checked)
+        return SIMSYNC_EINVAL;
+    if (len > o->v->size - o->total)
+        return SIMSYNC_EPROTO;
+    c = o->cj < o->v->n_chunks ? o->v->chunks[o->cj] : NULL;
+    if (c == NULL || c->size != len || c->id.len != CHUNK_ID_BYTES ||
+        !crypt_equal(c->id.data, id, CHUNK_ID_BYTES))
+        o->bad = 1; /* not the next chunk of the list */
+    else
+        o->cj++;
+    return out_bytes(o, plain, len);
 }
 
 int
@@ -1055,8 +1081,9 @@ write_content(struct replica *r, struct store_txn *txn, int cls,
                                  &plain, &plen);
             if (rc == SIMSYNC_OK && plen != v->chunks[j]->size)
                 rc = SIMSYNC_EPROTO;
-            if (rc == SIMSYNC_OK)
-                rc = replica_out_put(&o, plain, plen);
+            if (rc == SIMSYNC_OK) /* opened under its id: not hashed again */
+                rc = replica_out_put_chunk(&o, v->chunks[j]->id.data, plain,
+                                           plen);
             free(plain);
         }
     }

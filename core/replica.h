@@ -129,6 +129,16 @@ int replica_tombstones(struct replica *r, struct store_txn *txn, int cls,
  * replica_out_inline puts a version's inline body (item_id: the item the
  * body was sealed for).
  *
+ * replica_out_put_chunk puts one whole chunk whose plaintext was just
+ * opened from a blob sealed under its id (blob_decode with the chunk id
+ * as associated data). The AEAD tag already proves that a holder of the
+ * data key sealed these bytes for this id, the same holders who can
+ * compute chunk ids, so for a HASH_KIND_CHUNKS version the bytes are not
+ * hashed again: the id and length must be those of the version's next
+ * chunk (else the commit fails with SIMSYNC_ECRYPTO, as for a chunk that
+ * does not hash to its id). For other kinds, or mid-chunk, it is
+ * replica_out_put.
+ *
  * With a dio (may be NULL), a version of at least dio_bufsize bytes is
  * written past the page cache by the dio's thread. Then
  * replica_out_commit, once the checks passed, returns SIMSYNC_EAGAIN
@@ -182,6 +192,9 @@ int replica_out_begin(struct replica *r, int cls, const char *name,
                       struct replica_out *o) SIMSYNC_MUST_CHECK;
 int replica_out_put(struct replica_out *o, const void *plain,
                     size_t len) SIMSYNC_MUST_CHECK;
+int replica_out_put_chunk(struct replica_out *o,
+                          const uint8_t id[CHUNK_ID_BYTES], const void *plain,
+                          size_t len) SIMSYNC_MUST_CHECK;
 int replica_out_inline(struct replica_out *o, const struct replica *r,
                        const uint8_t item_id[ITEM_ID_BYTES]) SIMSYNC_MUST_CHECK;
 int replica_out_commit(struct replica_out *o,

@@ -472,9 +472,11 @@ write_item(struct restore *rs, struct batch *b, struct item *it, size_t *wp,
                 rc = SIMSYNC_ECRYPTO;
             c->verified = 1;
         }
+        /* Each chunk was opened under its id (on_chunk): not hashed
+         * again by the writer. */
         if (rc == SIMSYNC_OK)
             rc = c->len == v->chunks[j]->size
-                     ? replica_out_put(&it->out, c->plain, c->len)
+                     ? replica_out_put_chunk(&it->out, c->id, c->plain, c->len)
                      : SIMSYNC_EPROTO;
         if (--c->uses == 0) {
             free(c->plain);

@@ -317,6 +317,88 @@ a_chunk_list_version_checks_every_chunk_against_its_id(void **state)
     assert_int_equal(entries(fx), 0);
 }
 
+/* Chunks opened under their ids go in whole, unhashed, but must be the
+ * list's next chunk, id and size: any other is refused at the commit
+ * with nothing under the name. */
+static void
+opened_chunks_must_be_the_next_of_the_list(void **state)
+{
+    struct fixture *fx = *state;
+    struct listed l;
+    struct replica_out o;
+    struct stat st;
+    const size_t off[3] = {0, DCAP + 3, DCAP + 10};
+    uint8_t other[32];
+
+    crypt_random(fx->r.keys.chunk_id, sizeof(fx->r.keys.chunk_id));
+    make_listed(fx, &l);
+    for (int direct = 0; direct < 2; direct++) {
+        struct dio *dio = direct ? fx->dio : NULL;
+        assert_int_equal(
+            replica_out_begin(&fx->r, CLS_CONTACTS, "l.bin", &l.v, dio, &o),
+            SIMSYNC_OK);
+        for (int i = 0; i < 3; i++)
+            assert_int_equal(replica_out_put_chunk(&o, l.ids[i],
+                                                   fx->data + off[i],
+                                                   l.refs[i].size),
+                             SIMSYNC_OK);
+        assert_int_equal(commit(&o, &st), SIMSYNC_OK);
+        assert_true(file_is(fx, "l.bin", fx->data, l.v.size));
+        assert_int_equal(unlink_entry(fx, "l.bin"), 0);
+
+        /* Mixed with plain puts: a chunk put in pieces is hashed. */
+        assert_int_equal(
+            replica_out_begin(&fx->r, CLS_CONTACTS, "l.bin", &l.v, dio, &o),
+            SIMSYNC_OK);
+        assert_int_equal(replica_out_put(&o, fx->data, 5), SIMSYNC_OK);
+        assert_int_equal(replica_out_put_chunk(&o, l.ids[0], fx->data + 5,
+                                               l.refs[0].size - 5),
+                         SIMSYNC_OK);
+        for (int i = 1; i < 3; i++)
+            assert_int_equal(replica_out_put_chunk(&o, l.ids[i],
+                                                   fx->data + off[i],
+                                                   l.refs[i].size),
+                             SIMSYNC_OK);
+        assert_int_equal(commit(&o, &st), SIMSYNC_OK);
+        assert_true(file_is(fx, "l.bin", fx->data, l.v.size));
+        assert_int_equal(unlink_entry(fx, "l.bin"), 0);
+    }
+
+    /* Another id, the chunks out of order, or a wrong length. */
+    crypt_random(other, sizeof(other));
+    for (int bad = 0; bad < 3; bad++) {
+        assert_int_equal(
+            replica_out_begin(&fx->r, CLS_CONTACTS, "l.bin", &l.v, NULL, &o),
+            SIMSYNC_OK);
+        assert_int_equal(replica_out_put_chunk(&o, bad == 0 ? other : l.ids[0],
+                                               fx->data, l.refs[0].size),
+                         SIMSYNC_OK);
+        if (bad == 1) {
+            assert_int_equal(replica_out_put_chunk(&o, l.ids[2],
+                                                   fx->data + off[1],
+                                                   l.refs[1].size),
+                             SIMSYNC_OK);
+            assert_int_equal(replica_out_put_chunk(&o, l.ids[1],
+                                                   fx->data + off[2],
+                                                   l.refs[2].size),
+                             SIMSYNC_OK);
+        } else if (bad == 2) {
+            assert_int_equal(replica_out_put_chunk(&o, l.ids[1],
+                                                   fx->data + off[1], 6),
+                             SIMSYNC_OK);
+            assert_int_equal(replica_out_put(&o, fx->data + off[1] + 6,
+                                             l.v.size - off[1] - 6),
+                             SIMSYNC_OK);
+        } else {
+            assert_int_equal(replica_out_put(&o, fx->data + off[1],
+                                             l.v.size - off[1]),
+                             SIMSYNC_OK);
+        }
+        assert_int_equal(commit(&o, &st), SIMSYNC_ECRYPTO);
+        assert_int_equal(entries(fx), 0);
+    }
+}
+
 static void
 a_symlinked_folder_is_refused(void **state)
 {
@@ -355,6 +437,8 @@ main(void)
         cmocka_unit_test_setup_teardown(
             a_chunk_list_version_checks_every_chunk_against_its_id, setup,
             teardown),
+        cmocka_unit_test_setup_teardown(
+            opened_chunks_must_be_the_next_of_the_list, setup, teardown),
         cmocka_unit_test_setup_teardown(a_symlinked_folder_is_refused, setup,
                                         teardown),
     };
