@@ -8,6 +8,7 @@
  * chunk it uses is in the chunks database and the manifest's digest
  * matches what was announced; chunks received before an interruption stay
  * (each in its own transaction), so a new attempt only sends the rest. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,10 +112,38 @@ latest_gen(struct store *st, const uint8_t sub[SUB_BYTES], struct latest *l)
  * connection ends for any reason. A terminal killed mid-upload therefore
  * re-sends at most the chunk that was in flight; only a crash of the hub
  * itself loses the group (the backup then fails, and the next attempt's
- * queries find those chunks missing and send them again). */
+ * queries find those chunks missing and send them again).
+ *
+ * A full group is committed by the upload's writer thread while the
+ * session goes on receiving the next one: a commit waits for the disk
+ * (writev into the page cache, fdatasync twice), and a session that
+ * waited with it stopped reading its socket, which stalled the
+ * terminal's whole pipeline. At most one group is in the writer's hands;
+ * handing over the next waits for it. If the thread cannot be started,
+ * groups are committed in the session's thread as before. */
 #define GROUP_CHUNKS 1024
 #define GROUP_BYTES (32u << 20) /* each commit waits for the disk twice */
 #define GROUP_MS 200 /* on a slow link, commit at least this often */
+
+/* Chunks received and not yet committed. */
+struct group {
+    uint8_t (*ids)[32];
+    Simsync__Envelope *env[GROUP_CHUNKS]; /* owned: the chunks' messages */
+    const uint8_t *blob[GROUP_CHUNKS];    /* into env */
+    size_t len[GROUP_CHUNKS];
+    size_t n, bytes;
+};
+
+/* The writer thread and the group it holds. */
+struct writer {
+    struct replica *r;
+    pthread_t th;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    const struct group *g; /* being committed, or NULL */
+    int rc;          /* the first failed commit, sticky */
+    int started, quit;
+};
 
 /* The state of one backup upload. */
 struct upload {
@@ -126,32 +155,160 @@ struct upload {
     size_t nrefs, caprefs;
     uint8_t *want; /* sorted: the ids of the last ChunkWant */
     size_t nwant;
-    uint8_t (*gids)[32]; /* the group of chunks not yet committed */
-    Simsync__Envelope *genv[GROUP_CHUNKS]; /* owned: the chunks' messages */
-    const uint8_t *gblob[GROUP_CHUNKS];    /* into genv */
-    size_t glen[GROUP_CHUNKS];
-    size_t ng, gbytes;
-    uint64_t gstart_ms; /* when the group's first chunk arrived */
+    struct group groups[2];
+    struct group *cur;  /* filling: groups[0] or [1] */
+    struct group *sent; /* the other; may be in the writer's hands */
+    uint64_t gstart_ms; /* when the current group's first chunk arrived */
+    struct writer w;
     uint8_t **pieces;
     size_t *piece_len;
     size_t npieces, cappieces, manifest_bytes;
     struct crypt_hash_state digest;
 };
 
+/* Commit group g. It is only read: the session may look up its ids
+ * meanwhile, and empties it (group_clear) once the commit is over. */
+static int
+group_commit(struct replica *r, const struct group *g)
+{
+    const uint8_t *ids[GROUP_CHUNKS];
+
+    for (size_t i = 0; i < g->n; i++)
+        ids[i] = g->ids[i];
+    return replica_put_chunks(r, g->n, ids, g->blob, g->len);
+}
+
+static void
+group_clear(struct group *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        simsync__envelope__free_unpacked(g->env[i], NULL);
+    g->n = 0;
+    g->bytes = 0;
+}
+
+static void *
+writer_main(void *arg)
+{
+    struct writer *w = arg;
+
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (w->g == NULL && !w->quit)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->g == NULL)
+            break;
+        const struct group *g = w->g;
+        pthread_mutex_unlock(&w->mu);
+        int rc = group_commit(w->r, g);
+        pthread_mutex_lock(&w->mu);
+        if (w->rc == SIMSYNC_OK)
+            w->rc = rc;
+        w->g = NULL;
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Wait until the writer holds no group; its first failure, if any. */
+static int
+writer_wait(struct writer *w)
+{
+    int rc;
+
+    if (!w->started)
+        return w->rc;
+    pthread_mutex_lock(&w->mu);
+    while (w->g != NULL)
+        pthread_cond_wait(&w->cv, &w->mu);
+    rc = w->rc;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+static void
+writer_stop(struct writer *w)
+{
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->quit = 1;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->th, NULL);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv);
+    w->started = 0;
+}
+
+static int
+writer_start(struct upload *u)
+{
+    struct writer *w = &u->w;
+
+    w->r = &u->r;
+    if (pthread_mutex_init(&w->mu, NULL) != 0)
+        return -1;
+    if (pthread_cond_init(&w->cv, NULL) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        return -1;
+    }
+    if (pthread_create(&w->th, NULL, writer_main, w) != 0) {
+        pthread_cond_destroy(&w->cv);
+        pthread_mutex_destroy(&w->mu);
+        return -1;
+    }
+    w->started = 1;
+    return 0;
+}
+
+/* Wait for the writer, then empty the group it held. */
+static int
+writer_done(struct upload *u)
+{
+    int rc = writer_wait(&u->w);
+
+    group_clear(u->sent);
+    return rc;
+}
+
+/* Hand the current group to the writer (after the one it holds is
+ * committed) and start a new one. Returns the first failure of a commit
+ * so far. */
 static int
 group_flush(struct upload *u)
 {
-    const uint8_t *ids[GROUP_CHUNKS];
+    struct group *g = u->cur;
     int rc;
 
-    for (size_t i = 0; i < u->ng; i++)
-        ids[i] = u->gids[i];
-    rc = replica_put_chunks(&u->r, u->ng, ids, u->gblob, u->glen);
-    for (size_t i = 0; i < u->ng; i++)
-        simsync__envelope__free_unpacked(u->genv[i], NULL);
-    u->ng = 0;
-    u->gbytes = 0;
-    return rc;
+    if (g->n == 0)
+        return writer_done(u);
+    if (!u->w.started && writer_start(u) != 0) {
+        rc = group_commit(&u->r, g); /* no thread: commit here */
+        group_clear(g);
+        return rc;
+    }
+    rc = writer_done(u);
+    if (rc != SIMSYNC_OK)
+        return rc;
+    u->cur = u->sent;
+    u->sent = g;
+    pthread_mutex_lock(&u->w.mu);
+    u->w.g = g;
+    pthread_cond_broadcast(&u->w.cv);
+    pthread_mutex_unlock(&u->w.mu);
+    return SIMSYNC_OK;
+}
+
+/* Every chunk received so far committed: before the manifest is checked,
+ * and when the upload ends. */
+static int
+group_sync(struct upload *u)
+{
+    int rc = group_flush(u);
+
+    return rc != SIMSYNC_OK ? rc : writer_done(u);
 }
 
 /* Add the chunk message *env to the group, which takes it (*env is set
@@ -160,23 +317,22 @@ static int
 group_add(struct upload *u, Simsync__Envelope **env)
 {
     const Simsync__ChunkData *cd = (*env)->chunk;
-    const uint8_t *id = cd->id.data, *blob = cd->blob.data;
-    size_t len = cd->blob.len;
+    struct group *g = u->cur;
 
-    if (u->gids == NULL) {
-        u->gids = malloc(GROUP_CHUNKS * sizeof(*u->gids));
-        if (u->gids == NULL)
+    if (g->ids == NULL) {
+        g->ids = malloc(GROUP_CHUNKS * sizeof(*g->ids));
+        if (g->ids == NULL)
             return SIMSYNC_ENOMEM;
     }
-    u->genv[u->ng] = *env;
+    g->env[g->n] = *env;
     *env = NULL;
-    u->gblob[u->ng] = blob;
-    memcpy(u->gids[u->ng], id, 32);
-    u->glen[u->ng] = len;
-    if (u->ng++ == 0)
+    g->blob[g->n] = cd->blob.data;
+    memcpy(g->ids[g->n], cd->id.data, 32);
+    g->len[g->n] = cd->blob.len;
+    if (g->n++ == 0)
         u->gstart_ms = node_now_ms();
-    u->gbytes += len;
-    if (u->ng == GROUP_CHUNKS || u->gbytes >= GROUP_BYTES ||
+    g->bytes += cd->blob.len;
+    if (g->n == GROUP_CHUNKS || g->bytes >= GROUP_BYTES ||
         node_now_ms() - u->gstart_ms >= GROUP_MS)
         return group_flush(u);
     return SIMSYNC_OK;
@@ -185,9 +341,11 @@ group_add(struct upload *u, Simsync__Envelope **env)
 static void
 upload_free(struct upload *u)
 {
-    for (size_t i = 0; i < u->ng; i++)
-        simsync__envelope__free_unpacked(u->genv[i], NULL);
-    free(u->gids);
+    writer_stop(&u->w);
+    for (int k = 0; k < 2; k++) {
+        group_clear(&u->groups[k]);
+        free(u->groups[k].ids);
+    }
     for (size_t i = 0; i < u->npieces; i++)
         free(u->pieces[i]);
     free(u->pieces);
@@ -209,13 +367,17 @@ wanted(const struct upload *u, const uint8_t *id)
     return u->nwant > 0 && bsearch(id, u->want, u->nwant, 32, cmp_id) != NULL;
 }
 
-/* Is this chunk in the group not yet committed? */
+/* Is this chunk in a group not yet committed? The group the writer
+ * holds does not change until the session hands it the next one. */
 static int
 in_group(const struct upload *u, const uint8_t *id)
 {
-    for (size_t i = 0; i < u->ng; i++)
-        if (memcmp(u->gids[i], id, 32) == 0)
-            return 1;
+    for (int k = 0; k < 2; k++) {
+        const struct group *g = &u->groups[k];
+        for (size_t i = 0; i < g->n; i++)
+            if (memcmp(g->ids[i], id, 32) == 0)
+                return 1;
+    }
     return 0;
 }
 
@@ -432,6 +594,8 @@ hub_backup(struct simsync_node *n, struct chan *ch,
     int rc, finished = 0;
 
     memset(&u, 0, sizeof(u));
+    u.cur = &u.groups[0];
+    u.sent = &u.groups[1];
     *gen_out = 0;
     u.r.st = n->st;
     memcpy(u.r.sub, sub, SUB_BYTES);
@@ -475,12 +639,12 @@ hub_backup(struct simsync_node *n, struct chan *ch,
                 rc = group_add(&u, &in);
             break;
         case SIMSYNC__ENVELOPE__MSG_PIECE:
-            rc = group_flush(&u);
+            rc = group_sync(&u);
             if (rc == SIMSYNC_OK)
                 rc = on_piece(&u, in->piece);
             break;
         case SIMSYNC__ENVELOPE__MSG_BACKUP_END:
-            rc = group_flush(&u);
+            rc = group_sync(&u);
             if (rc == SIMSYNC_OK)
                 rc = on_end(&u, ch, in->backup_end, terminal_id);
             finished = rc == SIMSYNC_OK;
@@ -492,8 +656,8 @@ hub_backup(struct simsync_node *n, struct chan *ch,
         in = NULL;
     }
     /* Keep what arrived whole, whatever ended the upload. */
-    if (u.ng > 0) {
-        int frc = group_flush(&u);
+    {
+        int frc = group_sync(&u);
         if (rc == SIMSYNC_OK)
             rc = frc;
     }
