@@ -8,10 +8,12 @@
  * chunk it uses is in the chunks database and the manifest's digest
  * matches what was announced; chunks received before an interruption stay
  * (each in its own transaction), so a new attempt only sends the rest. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "crypt.h"
 #include "hub_backup.h"
@@ -144,6 +146,71 @@ struct writer {
     int rc;          /* the first failed commit, sticky */
     int started, quit;
 };
+
+/* One upload per subscriber at a time, in each hub. Two at once (two of
+ * the subscriber's terminals, or a new attempt while the hub still
+ * finishes one whose terminal was killed after it sent its end) would be
+ * given the same generation number, and the second to end would be
+ * refused. A second upload waits for the first to end, up to
+ * UPLOAD_WAIT_MS, then is answered busy. */
+#define UPLOADS_MAX 64
+#define UPLOAD_WAIT_MS 10000
+
+static pthread_mutex_t uploads_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t uploads_cv = PTHREAD_COND_INITIALIZER;
+static struct {
+    const struct simsync_node *n; /* NULL: a free slot */
+    uint8_t sub[SUB_BYTES];
+} uploads[UPLOADS_MAX];
+
+/* Claim the subscriber's upload slot. Returns SIMSYNC_OK, or SIMSYNC_EBUSY
+ * when another upload of the subscriber (or UPLOADS_MAX of any) did not
+ * end in time. */
+static int
+upload_claim(const struct simsync_node *n, const uint8_t sub[SUB_BYTES])
+{
+    struct timespec until;
+    int rc = SIMSYNC_OK;
+
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += UPLOAD_WAIT_MS / 1000;
+    pthread_mutex_lock(&uploads_lock);
+    for (;;) {
+        int held = 0, free_slot = -1;
+        for (int i = 0; i < UPLOADS_MAX; i++) {
+            if (uploads[i].n == NULL) {
+                if (free_slot < 0)
+                    free_slot = i;
+            } else if (uploads[i].n == n &&
+                       memcmp(uploads[i].sub, sub, SUB_BYTES) == 0) {
+                held = 1;
+            }
+        }
+        if (!held && free_slot >= 0) {
+            uploads[free_slot].n = n;
+            memcpy(uploads[free_slot].sub, sub, SUB_BYTES);
+            break;
+        }
+        if (pthread_cond_timedwait(&uploads_cv, &uploads_lock, &until) ==
+            ETIMEDOUT) {
+            rc = SIMSYNC_EBUSY;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&uploads_lock);
+    return rc;
+}
+
+static void
+upload_release(const struct simsync_node *n, const uint8_t sub[SUB_BYTES])
+{
+    pthread_mutex_lock(&uploads_lock);
+    for (int i = 0; i < UPLOADS_MAX; i++)
+        if (uploads[i].n == n && memcmp(uploads[i].sub, sub, SUB_BYTES) == 0)
+            uploads[i].n = NULL;
+    pthread_cond_broadcast(&uploads_cv);
+    pthread_mutex_unlock(&uploads_lock);
+}
 
 /* The state of one backup upload. */
 struct upload {
@@ -608,9 +675,17 @@ hub_backup(struct simsync_node *n, struct chan *ch,
     job = in->backup_begin->job;
     simsync__envelope__free_unpacked(in, NULL);
     in = NULL;
-    rc = latest_gen(n->st, sub, &l);
-    if (rc != SIMSYNC_OK)
+    rc = upload_claim(n, sub);
+    if (rc != SIMSYNC_OK) {
+        node_send_error(ch, rc, "another backup of this subscriber is still "
+                                "running on the hub; try again later");
         return rc;
+    }
+    rc = latest_gen(n->st, sub, &l);
+    if (rc != SIMSYNC_OK) {
+        upload_release(n, sub);
+        return rc;
+    }
     u.gen = l.gen + 1;
     ready.gen = u.gen;
     ready.prev_digest.data = l.digest;
@@ -683,6 +758,7 @@ hub_backup(struct simsync_node *n, struct chan *ch,
                       simsync_strerror(rc));
     }
     upload_free(&u);
+    upload_release(n, sub);
     return rc;
 }
 
