@@ -764,17 +764,28 @@ settle(struct simsync_node *n, struct replica *r, int force,
     return SIMSYNC_OK;
 }
 
-/* Ask the hub to forget this terminal. */
+/* Ask the hub to forget this terminal. The hub has just acknowledged
+ * everything made here (settle). If an earlier erase already asked it,
+ * and was killed before the hub got to the request, the hub may forget
+ * the terminal between that settle and this request, and then refuses
+ * it: with the note of the earlier request present, that refusal means
+ * the work is done. */
 static int
 unregister(struct simsync_node *n, struct simsync_erase_report *rep)
 {
     Simsync__Envelope *in = NULL;
+    int earlier = unreg_note_present(n);
     int rc = unreg_note_write(n);
 
     if (rc != SIMSYNC_OK)
         return node_fail(n, rc, "cannot write %s/%s", n->home, UNREG_NOTE);
     rc = node_request(n, SIMSYNC__OP__OP_UNREGISTER, NULL,
                       SIMSYNC__ENVELOPE__MSG_UNREGISTER_DONE, (void **)&in);
+    if (rc == SIMSYNC_EREFUSED && earlier) {
+        rep->unregistered = 1;
+        n->err[0] = '\0';
+        return SIMSYNC_OK;
+    }
     if (rc != SIMSYNC_OK)
         return rc;
     rep->unregistered = 1;
