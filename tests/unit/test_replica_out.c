@@ -317,6 +317,17 @@ a_chunk_list_version_checks_every_chunk_against_its_id(void **state)
     assert_int_equal(entries(fx), 0);
 }
 
+/* Put chunks `from`..2 of l whole, as opened under their ids. */
+static void
+put_opened(struct fixture *fx, struct listed *l, struct replica_out *o,
+           const size_t off[3], int from)
+{
+    for (int i = from; i < 3; i++)
+        assert_int_equal(replica_out_put_chunk(o, l->ids[i], fx->data + off[i],
+                                               l->refs[i].size),
+                         SIMSYNC_OK);
+}
+
 /* Chunks opened under their ids go in whole, unhashed, but must be the
  * list's next chunk, id and size: any other is refused at the commit
  * with nothing under the name. */
@@ -337,11 +348,7 @@ opened_chunks_must_be_the_next_of_the_list(void **state)
         assert_int_equal(
             replica_out_begin(&fx->r, CLS_CONTACTS, "l.bin", &l.v, dio, &o),
             SIMSYNC_OK);
-        for (int i = 0; i < 3; i++)
-            assert_int_equal(replica_out_put_chunk(&o, l.ids[i],
-                                                   fx->data + off[i],
-                                                   l.refs[i].size),
-                             SIMSYNC_OK);
+        put_opened(fx, &l, &o, off, 0);
         assert_int_equal(commit(&o, &st), SIMSYNC_OK);
         assert_true(file_is(fx, "l.bin", fx->data, l.v.size));
         assert_int_equal(unlink_entry(fx, "l.bin"), 0);
@@ -354,11 +361,7 @@ opened_chunks_must_be_the_next_of_the_list(void **state)
         assert_int_equal(replica_out_put_chunk(&o, l.ids[0], fx->data + 5,
                                                l.refs[0].size - 5),
                          SIMSYNC_OK);
-        for (int i = 1; i < 3; i++)
-            assert_int_equal(replica_out_put_chunk(&o, l.ids[i],
-                                                   fx->data + off[i],
-                                                   l.refs[i].size),
-                             SIMSYNC_OK);
+        put_opened(fx, &l, &o, off, 1);
         assert_int_equal(commit(&o, &st), SIMSYNC_OK);
         assert_true(file_is(fx, "l.bin", fx->data, l.v.size));
         assert_int_equal(unlink_entry(fx, "l.bin"), 0);
