@@ -822,6 +822,12 @@ node_peer_error(void)
     return peer_err;
 }
 
+void
+node_peer_error_clear(void)
+{
+    peer_err[0] = '\0';
+}
+
 /* Keep the peer's error text, as printable ASCII only: it comes from the
  * other side and goes to a person's terminal. */
 static void

@@ -81,6 +81,8 @@ int node_recv_kind(struct chan *ch, int kind, void **env);
  * this thread (printable ASCII, at most 159 characters; it comes from the
  * peer), or "". Valid until the next node_recv_env on the thread. */
 const char *node_peer_error(void);
+/* Forget it, before an exchange whose failure should quote the peer. */
+void node_peer_error_clear(void);
 /* Send an Error frame (for a peer we give up on). */
 int node_send_error(struct chan *ch, int code, const char *text);
 

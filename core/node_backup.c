@@ -798,6 +798,8 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
     uint32_t *cls_list = b.cls_list, ncls = 0;
     int rc, uprc, scan_rc;
 
+    node_peer_error_clear(); /* a failure below quotes the hub's words */
+
     rc = check_sim_binding(n);
     if (rc != SIMSYNC_OK)
         return rc;
@@ -934,10 +936,11 @@ backup_locked(struct simsync_node *n, const struct simsync_backup_opts *o,
 fail:
     if (rc != SIMSYNC_OK && n->err[0] == '\0')
         node_fail(n, rc,
-                  "the backup did not complete: %s (no generation was made; "
-                  "chunks the hub received are kept, so the next attempt "
-                  "sends only the rest)",
-                  simsync_strerror(rc));
+                  "the backup did not complete: %s%s%s (no generation was "
+                  "made; chunks the hub received are kept, so the next "
+                  "attempt sends only the rest)",
+                  simsync_strerror(rc), node_peer_error()[0] ? ": " : "",
+                  node_peer_error());
     if (in != NULL)
         simsync__envelope__free_unpacked(in, NULL);
     link_close(&b.l);

@@ -41,4 +41,27 @@ gb=$(printf '%s' "$bout" | grep -o '"generation":[0-9]*' | cut -d: -f2)
 [ "$ga" = 1 ] && [ "$gb" = 2 ] || fail "A made generation $ga, B $gb: B did not wait for A"
 ok "A (slow link) made generation $ga, B (begun meanwhile) waited and made $gb"
 
+# An upload that stays open longer than the hub's wait (10 s): the other
+# terminal's backup is refused as busy (exit 3) with the hub's reason,
+# and makes no generation; once the slow one is gone, it goes through.
+# (30 MB through A's link of 2 MB/s: about 15 s.)
+head -c 30000000 /dev/urandom >"$T/A/data/archive/big2.bin"
+"$SIMSYNC" --home "$T/A" backup now >"$T/a2.out" 2>&1 &
+APID=$!
+c0=$(hub_chunks)
+for _ in $(seq 1 200); do
+    [ "$(hub_chunks)" -gt "$c0" ] && break
+    sleep 0.05
+done
+put B contacts b2.vcf "FN:B2"
+code=0
+ss --home "$T/B" backup now >"$T/b2.out" 2>&1 || code=$?
+[ "$code" = 3 ] || fail "B beside a long upload: exit $code: $(cat "$T/b2.out")"
+grep -q "still running on the hub" "$T/b2.out" \
+    || fail "B's refusal does not say why: $(cat "$T/b2.out")"
+[ "$(gens B)" = 2 ] || fail "a refused backup left a generation"
+kill -9 "$APID"; wait "$APID" 2>/dev/null
+out=$(ss --home "$T/B" --json backup now) || fail "B after A was killed: $out"
+[ "$(gens B)" = 3 ] || fail "B's backup after A was killed made no generation"
+ok "beside an upload longer than the wait: exit 3, the hub's reason shown, no generation; then it went through"
 stop_shims
