@@ -14,7 +14,16 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
+# fail MESSAGE: say why, with the end of the hub's log (a failure in a long
+# run is often only understood from it), and stop.
+fail() {
+    echo "FAIL: $*" >&2
+    if [ -s "$T/hub.log" ]; then
+        echo "--- last lines of the hub's log:" >&2
+        tail -n 15 "$T/hub.log" >&2
+    fi
+    exit 1
+}
 ok() { echo "ok - $*"; }
 
 # ss ARGS...: run simsync, output to stdout/stderr.
