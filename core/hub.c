@@ -61,6 +61,8 @@ mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void hub_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Take hc out of the greeting list (hub_lock held). */
 static void
 greet_unlink(struct hub_conn *hc)
@@ -93,18 +95,22 @@ greet_cut(struct hub_conn *hc)
 }
 
 /* Cut greeting connections older than idle_ms; with `evict`, also the
- * oldest one not cut yet. Returns how many were cut. */
+ * oldest one not cut yet. Returns how many were cut, and logs it: the
+ * client only sees its link closed. */
 static int
 greet_sweep(long long now, int idle_ms, int evict)
 {
-    int cut = 0;
+    int cut = 0, idle = 0;
 
     pthread_mutex_lock(&hub_lock);
     for (struct hub_conn *hc = greet_head; hc != NULL; hc = hc->next) {
         if (hc->cut)
             continue;
-        if (now - hc->accepted_ms >= idle_ms || evict) {
+        if (now - hc->accepted_ms >= idle_ms) {
             greet_cut(hc);
+            idle++;
+        } else if (evict && idle == 0) {
+            greet_cut(hc); /* no expired one made room: the oldest */
             cut++;
             evict = 0;
         } else {
@@ -112,7 +118,13 @@ greet_sweep(long long now, int idle_ms, int evict)
         }
     }
     pthread_mutex_unlock(&hub_lock);
-    return cut;
+    if (idle > 0)
+        hub_log("closed %d connection%s silent for %d s before a first "
+                "message", idle, idle == 1 ? "" : "s", idle_ms / 1000);
+    if (cut > 0)
+        hub_log("closed the oldest connection still greeting to make room "
+                "for a new one");
+    return idle + cut;
 }
 
 int
