@@ -74,7 +74,9 @@ insert() {
         || fail "sim insert $2 into $1"
 }
 
-# register NAME: register terminal NAME with the hub (recovery "rec-secret").
+# register NAME [ARGS]: register terminal NAME with the hub at $HUB_ADDR
+# (recovery "rec-secret"; HUB_ADDR=... register NAME goes elsewhere, e.g.
+# through a shim).
 register() {
     SIMSYNC_PIN=1234 SIMSYNC_PASSWORD="pw-$1" SIMSYNC_RECOVERY=rec-secret \
         ss --home "$T/$1" register --hub "$HUB_ADDR" --hub-id "$HUB_ID" \
