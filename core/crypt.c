@@ -88,8 +88,10 @@ bulk_update(EVP_CIPHER_CTX *c, uint8_t *out, const uint8_t *in, size_t len)
     return 0;
 }
 
-/* RFC 8439 AEAD through OpenSSL: ct = E(pt) | tag. Returns 0, or -1 when
- * OpenSSL could not do it (the caller then uses libsodium). */
+/* RFC 8439 AEAD through OpenSSL: ct = E(pt) | tag. Returns SIMSYNC_OK,
+ * -1 when OpenSSL could not start (nothing written: the caller then uses
+ * libsodium), or SIMSYNC_ECRYPTO when it failed after writing (in place,
+ * the plaintext may be gone, so there is no falling back). */
 static int
 bulk_encrypt(const EVP_CIPHER *cipher, uint8_t *ct, const uint8_t *pt,
              size_t ptlen, const uint8_t *ad, size_t adlen,
@@ -100,20 +102,23 @@ bulk_encrypt(const EVP_CIPHER *cipher, uint8_t *ct, const uint8_t *pt,
 
     if (c == NULL)
         return -1;
-    if (EVP_EncryptInit_ex2(c, cipher, key, n, NULL) == 1 &&
-        bulk_update(c, NULL, ad, adlen) == 0 &&
-        bulk_update(c, ct, pt, ptlen) == 0 &&
-        EVP_EncryptFinal_ex(c, ct + ptlen, &got) == 1 && got == 0 &&
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, CRYPT_TAG_BYTES,
-                            ct + ptlen) == 1)
-        rc = 0;
+    if (EVP_EncryptInit_ex2(c, cipher, key, n, NULL) == 1) {
+        rc = bulk_update(c, NULL, ad, adlen) == 0 &&
+                     bulk_update(c, ct, pt, ptlen) == 0 &&
+                     EVP_EncryptFinal_ex(c, ct + ptlen, &got) == 1 &&
+                     got == 0 &&
+                     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG,
+                                         CRYPT_TAG_BYTES, ct + ptlen) == 1
+                 ? SIMSYNC_OK
+                 : SIMSYNC_ECRYPTO;
+    }
     EVP_CIPHER_CTX_free(c);
     return rc;
 }
 
-/* Returns SIMSYNC_OK, SIMSYNC_ECRYPTO (forged: pt is zeroed), or -1 when
- * OpenSSL could not run (the caller then uses libsodium, which answers
- * the same). */
+/* Returns SIMSYNC_OK, SIMSYNC_ECRYPTO (forged, or OpenSSL failed after
+ * writing: pt is zeroed), or -1 when OpenSSL could not start (nothing
+ * written: the caller then uses libsodium, which answers the same). */
 static int
 bulk_decrypt(const EVP_CIPHER *cipher, uint8_t *pt, const uint8_t *ct,
              size_t ctlen, const uint8_t *ad, size_t adlen,
@@ -128,12 +133,12 @@ bulk_decrypt(const EVP_CIPHER *cipher, uint8_t *pt, const uint8_t *ct,
         return -1;
     memcpy(tag, ct + ptlen, sizeof(tag));
     if (EVP_DecryptInit_ex2(c, cipher, key, n, NULL) == 1 &&
-        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, sizeof(tag), tag) == 1 &&
-        bulk_update(c, NULL, ad, adlen) == 0 &&
-        bulk_update(c, pt, ct, ptlen) == 0) {
+        EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, sizeof(tag), tag) == 1) {
         /* The plaintext is written before the tag is checked: wipe it
          * when the check fails, so no forged byte is ever handed out. */
-        if (EVP_DecryptFinal_ex(c, pt + ptlen, &got) == 1 && got == 0) {
+        if (bulk_update(c, NULL, ad, adlen) == 0 &&
+            bulk_update(c, pt, ct, ptlen) == 0 &&
+            EVP_DecryptFinal_ex(c, pt + ptlen, &got) == 1 && got == 0) {
             rc = SIMSYNC_OK;
         } else {
             sodium_memzero(pt, ptlen);
@@ -263,9 +268,11 @@ ietf_encrypt(uint8_t *ct, const uint8_t *pt, size_t ptlen, const uint8_t *ad,
     const EVP_CIPHER *cipher = bulk_for(ptlen + adlen);
     unsigned long long clen;
 
-    if (cipher != NULL &&
-        bulk_encrypt(cipher, ct, pt, ptlen, ad, adlen, n, key) == 0)
-        return SIMSYNC_OK;
+    if (cipher != NULL) {
+        int rc = bulk_encrypt(cipher, ct, pt, ptlen, ad, adlen, n, key);
+        if (rc != -1)
+            return rc;
+    }
     if (crypto_aead_chacha20poly1305_ietf_encrypt(ct, &clen, pt, ptlen, ad,
                                                   adlen, NULL, n, key) != 0)
         return SIMSYNC_ECRYPTO;
@@ -340,8 +347,8 @@ crypt_seal(uint8_t *out, const void *pt, size_t len, const uint8_t *ad,
         rc = bulk_encrypt(cipher, out + CRYPT_SEAL_NONCE_BYTES, pt, len, ad,
                           adlen, n, sub);
         sodium_memzero(sub, sizeof(sub));
-        if (rc == 0)
-            return SIMSYNC_OK;
+        if (rc != -1)
+            return rc;
     }
     if (crypto_aead_xchacha20poly1305_ietf_encrypt(out + CRYPT_SEAL_NONCE_BYTES,
                                                    &clen, pt, len, ad, adlen,
