@@ -7,16 +7,25 @@ T=$(mktemp -d /tmp/simsync-it.XXXXXX)
 HUB_PID=
 export SIMSYNC_QUIET=1
 
+# SIMSYNC_TEST_KEEP=1 keeps the temporary directory of a failed test (its
+# homes, the hub's store and full log) and says where it is.
 cleanup() {
+    local rc=$?
     for p in ${SHIM_PIDS:-}; do kill "$p" 2>/dev/null; done
     [ -n "$HUB_PID" ] && kill "$HUB_PID" 2>/dev/null && wait "$HUB_PID" 2>/dev/null
-    rm -rf "$T"
+    if { [ "$rc" != 0 ] || [ -n "${TEST_FAILED:-}" ]; } &&
+        [ -n "${SIMSYNC_TEST_KEEP:-}" ]; then
+        echo "kept $T" >&2
+    else
+        rm -rf "$T"
+    fi
 }
 trap cleanup EXIT
 
 # fail MESSAGE: say why, with the end of the hub's log (a failure in a long
 # run is often only understood from it), and stop.
 fail() {
+    TEST_FAILED=1
     echo "FAIL: $*" >&2
     if [ -s "$T/hub.log" ]; then
         echo "--- last lines of the hub's log:" >&2
