@@ -26,6 +26,7 @@
 static EVP_CIPHER *bulk_cipher; /* NULL: OpenSSL lacks it; use libsodium */
 static pthread_once_t bulk_once = PTHREAD_ONCE_INIT;
 static atomic_int bulk_enabled = 1;
+static atomic_ulong bulk_fallbacks; /* see crypt_bulk_fallbacks */
 
 _Static_assert(sizeof(struct crypt_hash_state) >=
                    sizeof(crypto_generichash_state),
@@ -57,6 +58,21 @@ crypt_bulk_active(void)
 {
     pthread_once(&bulk_once, bulk_fetch);
     return bulk_cipher != NULL && atomic_load(&bulk_enabled);
+}
+
+unsigned long
+crypt_bulk_fallbacks(void)
+{
+    return atomic_load(&bulk_fallbacks);
+}
+
+/* OpenSSL could not start on a message (no memory for its context):
+ * count it; the caller hands the message to libsodium. */
+static int
+bulk_fell_back(void)
+{
+    atomic_fetch_add(&bulk_fallbacks, 1);
+    return -1;
 }
 
 /* The OpenSSL cipher when a message of `len` bytes (plaintext and
@@ -101,7 +117,7 @@ bulk_encrypt(const EVP_CIPHER *cipher, uint8_t *ct, const uint8_t *pt,
     int got = 0, rc = -1;
 
     if (c == NULL)
-        return -1;
+        return bulk_fell_back();
     if (EVP_EncryptInit_ex2(c, cipher, key, n, NULL) == 1) {
         rc = bulk_update(c, NULL, ad, adlen) == 0 &&
                      bulk_update(c, ct, pt, ptlen) == 0 &&
@@ -113,7 +129,7 @@ bulk_encrypt(const EVP_CIPHER *cipher, uint8_t *ct, const uint8_t *pt,
                  : SIMSYNC_ECRYPTO;
     }
     EVP_CIPHER_CTX_free(c);
-    return rc;
+    return rc == -1 ? bulk_fell_back() : rc;
 }
 
 /* Returns SIMSYNC_OK, SIMSYNC_ECRYPTO (forged, or OpenSSL failed after
@@ -130,7 +146,7 @@ bulk_decrypt(const EVP_CIPHER *cipher, uint8_t *pt, const uint8_t *ct,
     int got = 0, rc = -1;
 
     if (c == NULL)
-        return -1;
+        return bulk_fell_back();
     memcpy(tag, ct + ptlen, sizeof(tag));
     if (EVP_DecryptInit_ex2(c, cipher, key, n, NULL) == 1 &&
         EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, sizeof(tag), tag) == 1) {
@@ -146,7 +162,7 @@ bulk_decrypt(const EVP_CIPHER *cipher, uint8_t *pt, const uint8_t *ct,
         }
     }
     EVP_CIPHER_CTX_free(c);
-    return rc;
+    return rc == -1 ? bulk_fell_back() : rc;
 }
 
 void

@@ -90,6 +90,10 @@ int crypt_set_bulk(int on);
  * cipher, the environment did not turn it off, crypt_set_bulk(0) was not
  * called), else 0. */
 int crypt_bulk_active(void);
+/* How many bulk messages went to libsodium because OpenSSL could not
+ * start on them (out of memory for its context) since the process began:
+ * the same bytes, only slower. */
+unsigned long crypt_bulk_fallbacks(void);
 
 /* Ed25519 node keys and their X25519 forms (for Noise and sealed boxes). */
 int crypt_sign_keypair(uint8_t pk[32], uint8_t sk[64]);

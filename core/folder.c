@@ -13,6 +13,7 @@
 #include "chunker.h"
 #include "crypt.h"
 #include "folder.h"
+#include "pbcheck.h"
 
 #define SCAN_BATCH 256
 #define MASS_DELETE_MAX 1000
@@ -691,8 +692,10 @@ walk(int dirfd_in, const char *prefix, struct flist *out, int depth)
     int rc = SIMSYNC_OK;
 
     if (d == NULL) {
+        int err = errno;
+
         close(dirfd_in);
-        return SIMSYNC_EIO;
+        return errno_to_err(err);
     }
     while (rc == SIMSYNC_OK && (e = readdir(d)) != NULL) {
         char rel[PATH_MAX];
@@ -1036,9 +1039,9 @@ classify(struct replica *r, int cls, struct flist *files, struct scan_work *w,
                                &kl, (const void **)&v, &vl);
     while (rc == SIMSYNC_OK && kl == ITEM_KEY_BYTES &&
            memcmp(k, prefix, sizeof(prefix)) == 0) {
-        Simsync__ItemRecord *rec = simsync__item_record__unpack(NULL, vl, v);
+        Simsync__ItemRecord *rec =
+            pb_unpack(&simsync__item_record__descriptor, vl, v, &rc);
         if (rec == NULL) {
-            rc = SIMSYNC_EPROTO;
             break;
         }
         if (live(rec) && rec->name != NULL) {

@@ -23,6 +23,7 @@
 #include "hub_sched.h"
 #include "kiosk.h"
 #include "node.h"
+#include "pbcheck.h"
 #include "session.h"
 #include "transport.h"
 
@@ -252,9 +253,7 @@ get_reg(struct simsync_node *n, const uint8_t sub[SUB_BYTES], const char *tid,
         return rc;
     rc = store_get(txn, STORE_REGISTRY, key, klen, &v, &vl);
     if (rc == SIMSYNC_OK) {
-        *out = simsync__registration__unpack(NULL, vl, v);
-        if (*out == NULL)
-            rc = SIMSYNC_EPROTO;
+        *out = pb_unpack(&simsync__registration__descriptor, vl, v, &rc);
     }
     store_txn_abort(txn);
     return rc;
@@ -456,9 +455,9 @@ purge_fn(struct store_txn *txn, void *arg)
                            (const void **)&v, &vl);
     while (rc == SIMSYNC_OK && kl > SUB_BYTES &&
            memcmp(k, a->r->sub, SUB_BYTES) == 0) {
-        Simsync__Registration *reg = simsync__registration__unpack(NULL, vl, v);
+        Simsync__Registration *reg =
+            pb_unpack(&simsync__registration__descriptor, vl, v, &rc);
         if (reg == NULL) {
-            rc = SIMSYNC_EPROTO;
             break;
         }
         if (n == cap) {

@@ -19,6 +19,7 @@
 #include "hub_backup.h"
 #include "hub_sched.h"
 #include "node.h"
+#include "pbcheck.h"
 
 #define QUERY_MAX 8192               /* chunk ids per ChunkQuery */
 #define MANIFEST_MAX (256u << 20)    /* sealed manifest bytes */
@@ -54,10 +55,11 @@ gen_entry(const void *k, size_t kl, const void *v, size_t vl, void *arg)
     if (kl != GEN_KEY_BYTES ||
         ((const uint8_t *)k)[SUB_BYTES + 8] != GEN_KIND_RECORD)
         return SIMSYNC_OK; /* a manifest piece */
-    rec = simsync__generation_record__unpack(NULL, vl, v);
-    if (rec == NULL || rec->info == NULL) {
-        if (rec)
-            simsync__generation_record__free_unpacked(rec, NULL);
+    rec = pb_unpack(&simsync__generation_record__descriptor, vl, v, &rc);
+    if (rec == NULL)
+        return rc;
+    if (rec->info == NULL) {
+        simsync__generation_record__free_unpacked(rec, NULL);
         return SIMSYNC_EPROTO;
     }
     rc = g->fn(rec, g->arg);

@@ -62,8 +62,8 @@ kiosk_get(struct store_txn *txn, const char *name, Simsync__KioskRecord **out)
         return SIMSYNC_OK;
     if (rc != SIMSYNC_OK)
         return rc;
-    *out = simsync__kiosk_record__unpack(NULL, vl, v);
-    return *out == NULL ? SIMSYNC_EPROTO : SIMSYNC_OK;
+    *out = pb_unpack(&simsync__kiosk_record__descriptor, vl, v, &rc);
+    return *out == NULL ? rc : SIMSYNC_OK;
 }
 
 static int
@@ -298,13 +298,14 @@ audit_list_fn(const void *k, size_t kl, const void *v, size_t vl, void *arg)
     struct vec *a = arg;
     Simsync__KioskAudit *rec;
     struct simsync_kiosk_audit *e;
+    int rc;
 
     (void)k;
     if (kl != 9)
         return SIMSYNC_OK;
-    rec = simsync__kiosk_audit__unpack(NULL, vl, v);
+    rec = pb_unpack(&simsync__kiosk_audit__descriptor, vl, v, &rc);
     if (rec == NULL)
-        return SIMSYNC_EPROTO;
+        return rc;
     e = vec_push(a);
     if (e == NULL) {
         simsync__kiosk_audit__free_unpacked(rec, NULL);
@@ -485,10 +486,10 @@ reg_fn(struct store_txn *txn, void *arg)
     }
     rlen = hub_tid_key(rkey, a->sub, req->terminal_id);
     if (store_get(txn, STORE_REGISTRY, rkey, rlen, &v, &vl) == SIMSYNC_OK) {
-        old = simsync__registration__unpack(NULL, vl, v);
+        old = pb_unpack(&simsync__registration__descriptor, vl, v, &rc);
         if (old == NULL) {
             simsync__kiosk_record__free_unpacked(krec, NULL);
-            return SIMSYNC_EPROTO;
+            return rc;
         }
         /* A kiosk binding the terminal has not completed yet is made
          * again (a mistyped node key can be corrected); a complete one is

@@ -14,6 +14,7 @@
 #include "hub_backup.h"
 #include "hub_sched.h"
 #include "node.h"
+#include "pbcheck.h"
 #include "store.h"
 #include "transport.h"
 
@@ -126,9 +127,9 @@ event_entry(const void *k, size_t kl, const void *v, size_t vl, void *arg)
     if (kl != SUB_BYTES + 8)
         return SIMSYNC_OK;
     (void)k;
-    ev = simsync__history_event__unpack(NULL, vl, v);
+    ev = pb_unpack(&simsync__history_event__descriptor, vl, v, &rc);
     if (ev == NULL)
-        return SIMSYNC_EPROTO;
+        return rc;
     rc = e->fn(ev, e->arg);
     simsync__history_event__free_unpacked(ev, NULL);
     return rc;
@@ -249,14 +250,15 @@ job_entry(const void *k, size_t kl, const void *v, size_t vl, void *arg)
 {
     struct jobs_acc *a = arg;
     Simsync__RestoreJob *j;
+    int rc;
 
     (void)k;
     (void)kl;
     if (a->n == JOBS_MAX)
         return 1; /* the rest next time */
-    j = simsync__restore_job__unpack(NULL, vl, v);
+    j = pb_unpack(&simsync__restore_job__descriptor, vl, v, &rc);
     if (j == NULL)
-        return SIMSYNC_EPROTO;
+        return rc;
     a->v[a->n++] = j;
     return SIMSYNC_OK;
 }

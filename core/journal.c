@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "journal.h"
+#include "pbcheck.h"
 
 static const char *const class_names[CLS_COUNT] = {
     "contacts", "mail", "browser",  "archive",
@@ -154,8 +155,8 @@ item_get(struct store_txn *txn, const uint8_t sub[SUB_BYTES], int cls,
         return rc;
     if (vl > RECORD_MAX)
         return SIMSYNC_EPROTO;
-    *out = simsync__item_record__unpack(NULL, vl, v);
-    return *out ? SIMSYNC_OK : SIMSYNC_EPROTO;
+    *out = pb_unpack(&simsync__item_record__descriptor, vl, v, &rc);
+    return *out ? SIMSYNC_OK : rc;
 }
 
 static int

@@ -264,9 +264,9 @@ recv_env(struct chan *ch, Simsync__Envelope **out, char *why, size_t len)
         why[0] = '\0';
     if (rc != SIMSYNC_OK)
         return rc;
-    env = simsync__envelope__unpack(NULL, ml, msg);
+    env = pb_unpack(&simsync__envelope__descriptor, ml, msg, &rc);
     if (env == NULL)
-        return SIMSYNC_EPROTO;
+        return rc;
     if (!pb_decoded_ok(&env->base)) {
         simsync__envelope__free_unpacked(env, NULL);
         return SIMSYNC_EPROTO;

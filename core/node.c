@@ -608,9 +608,9 @@ node_recv_env(struct chan *ch, void **out)
     *out = NULL;
     if (rc != SIMSYNC_OK)
         return rc;
-    env = simsync__envelope__unpack(NULL, len, msg);
+    env = pb_unpack(&simsync__envelope__descriptor, len, msg, &rc);
     if (env == NULL)
-        return SIMSYNC_EPROTO;
+        return rc;
     if (!pb_decoded_ok(&env->base)) {
         simsync__envelope__free_unpacked(env, NULL);
         return SIMSYNC_EPROTO;

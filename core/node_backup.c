@@ -24,6 +24,7 @@
 #include "crypt.h"
 #include "folder.h"
 #include "node.h"
+#include "pbcheck.h"
 #include "transport.h"
 #include "upstream.h"
 
@@ -209,9 +210,8 @@ snapshot_take(struct replica *r, uint32_t classes, struct snapshot *s)
         while (rc == SIMSYNC_OK && kl == ITEM_KEY_BYTES &&
                memcmp(k, prefix, sizeof(prefix)) == 0) {
             Simsync__ItemRecord *rec =
-                simsync__item_record__unpack(NULL, vl, v);
+                pb_unpack(&simsync__item_record__descriptor, vl, v, &rc);
             if (rec == NULL) {
-                rc = SIMSYNC_EPROTO;
                 break;
             }
             if (rec->n_versions != 1 || rec->versions[0]->deleted) {
@@ -274,9 +274,9 @@ mark_get(struct store_txn *txn, struct vv mark[CLS_COUNT])
         return SIMSYNC_OK;
     if (rc != SIMSYNC_OK)
         return rc;
-    k = simsync__knowledge__unpack(NULL, vl, v);
+    k = pb_unpack(&simsync__knowledge__descriptor, vl, v, &rc);
     if (k == NULL)
-        return SIMSYNC_EPROTO;
+        return rc;
     for (size_t i = 0; rc == SIMSYNC_OK && i < k->n_classes; i++)
         if (k->classes[i]->cls < CLS_COUNT)
             rc = vv_from_pb_dots(&mark[k->classes[i]->cls],

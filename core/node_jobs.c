@@ -10,6 +10,7 @@
 
 #include "blob.h"
 #include "node.h"
+#include "pbcheck.h"
 
 #define LOCAL_NOTICES_MAX 200
 #define JOB_BODY_MAX (64u * 1024)
@@ -68,9 +69,9 @@ notices_append(struct store_txn *txn, Simsync__Notice *const *add, size_t nadd)
 
     if (store_get(txn, STORE_META, notices_key, sizeof(notices_key) - 1, &val,
                   &vl) == SIMSYNC_OK) {
-        old = simsync__notices__unpack(NULL, vl, val);
+        old = pb_unpack(&simsync__notices__descriptor, vl, val, &rc);
         if (old == NULL)
-            return SIMSYNC_EPROTO;
+            return rc;
     }
     v = calloc((old ? old->n_notices : 0) + nadd + 1, sizeof(*v));
     if (v == NULL) {
@@ -521,9 +522,10 @@ job_run(struct simsync_node *n, const Simsync__RestoreJob *j,
                      JOB_BODY_MAX, &plain, &plen);
     keys_wipe(&r.keys);
     if (rc == SIMSYNC_OK) {
-        body = simsync__restore_job_body__unpack(NULL, plen, plain);
-        if (body == NULL || body->on_conflict > SIMSYNC_ON_CONFLICT_SKIP ||
-            body->on_conflict == SIMSYNC_ON_CONFLICT_ASK)
+        body = pb_unpack(&simsync__restore_job_body__descriptor, plen, plain,
+                         &rc);
+        if (body != NULL && (body->on_conflict > SIMSYNC_ON_CONFLICT_SKIP ||
+                             body->on_conflict == SIMSYNC_ON_CONFLICT_ASK))
             rc = SIMSYNC_EPROTO;
     }
     free(plain);

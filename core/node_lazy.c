@@ -16,6 +16,7 @@
 
 #include "folder.h"
 #include "node.h"
+#include "pbcheck.h"
 #include "session.h"
 
 int
@@ -159,10 +160,10 @@ simsync_items(struct simsync_node *n, uint32_t classes,
                                &kl, (const void **)&v, &vl);
     while (rc == SIMSYNC_OK && kl > SUB_BYTES &&
            memcmp(k, prefix, SUB_BYTES) == 0) {
-        Simsync__ItemRecord *rec = simsync__item_record__unpack(NULL, vl, v);
+        Simsync__ItemRecord *rec =
+            pb_unpack(&simsync__item_record__descriptor, vl, v, &rc);
         int cls = k[SUB_BYTES];
         if (rec == NULL) {
-            rc = SIMSYNC_EPROTO;
             break;
         }
         if ((classes == 0 || (cls < CLS_COUNT && (classes & (1u << cls)))) &&

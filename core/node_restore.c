@@ -22,6 +22,7 @@
 #include "crypt.h"
 #include "folder.h"
 #include "node.h"
+#include "pbcheck.h"
 #include "restore.h"
 #include "transport.h"
 
@@ -121,7 +122,12 @@ open_manifest(struct simsync_node *n, struct replica *r, struct link *l,
                        (unsigned long long)gen, (unsigned long long)gen);
         goto out;
     }
-    *out = simsync__manifest__unpack(NULL, plen, plain);
+    *out = pb_unpack(&simsync__manifest__descriptor, plen, plain, &rc);
+    if (*out == NULL && rc == SIMSYNC_ENOMEM) {
+        rc = node_fail(n, rc, "out of memory reading generation %llu",
+                       (unsigned long long)gen);
+        goto out;
+    }
     if (*out == NULL || (*out)->gen != gen) {
         rc = node_fail(n, SIMSYNC_ECRYPTO, "generation %llu is malformed",
                        (unsigned long long)gen);

@@ -124,8 +124,8 @@ open_change(const struct datakeys *k, const Simsync__Change *c,
         return SIMSYNC_EPROTO;
     /* The receiver derives the item id from the name: it must be the one
      * the change is sent for. */
-    m = simsync__item_meta__unpack(NULL, o->mlen, o->meta);
-    if (m == NULL || m->name == NULL)
+    m = pb_unpack(&simsync__item_meta__descriptor, o->mlen, o->meta, &rc);
+    if (m != NULL && m->name == NULL)
         rc = SIMSYNC_EPROTO;
     if (rc == SIMSYNC_OK) {
         keys_item_id(k, (int)c->cls, m->name, id);
@@ -422,9 +422,12 @@ rebuild_change(const struct datakeys *k, const Simsync__PackedChange *pc,
     }
     /* The name, checked as replica_open_meta checks a sealed one: a NUL
      * inside a string makes the record pack back shorter. */
-    m = simsync__item_meta__unpack(NULL, pc->meta.len, pc->meta.data);
-    if (m == NULL || m->name == NULL || !replica_name_ok(m->name) ||
-        simsync__item_meta__get_packed_size(m) != pc->meta.len)
+    m = pb_unpack(&simsync__item_meta__descriptor, pc->meta.len,
+                  pc->meta.data, &rc);
+    if (m == NULL)
+        *why = rc == SIMSYNC_ENOMEM ? "out of memory" : "malformed packed change";
+    else if (m->name == NULL || !replica_name_ok(m->name) ||
+             simsync__item_meta__get_packed_size(m) != pc->meta.len)
         rc = SIMSYNC_EPROTO;
     if (rc == SIMSYNC_OK)
         keys_item_id(k, (int)pc->cls, m->name, s->id);
@@ -516,8 +519,12 @@ pack_decode(struct pack_stream *rx, const struct datakeys *k, const uint8_t *z,
         }
     }
     if (rc == SIMSYNC_OK) {
-        pcs = simsync__packed_changes__unpack(NULL, (size_t)size, plain);
-        if (pcs == NULL || !pb_decoded_ok(&pcs->base) || pcs->n_changes == 0) {
+        pcs = pb_unpack(&simsync__packed_changes__descriptor, (size_t)size,
+                        plain, &rc);
+        if (pcs == NULL && rc == SIMSYNC_ENOMEM) {
+            *why = "out of memory";
+        } else if (pcs == NULL || !pb_decoded_ok(&pcs->base) ||
+                   pcs->n_changes == 0) {
             *why = "undecodable packed batch";
             rc = SIMSYNC_EPROTO;
         }

@@ -1,8 +1,12 @@
-/* pbcheck.c -- walk a decoded protobuf-c message through its descriptor. */
+/* pbcheck.c -- walk a decoded protobuf-c message through its descriptor;
+ * unpack with an allocator that tells out-of-memory from malformed. */
 #include "pbcheck.h"
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+
+#include "simsync.h"
 
 #define PB_MAX_DEPTH 64
 #define PB_MAX_FIELD 536870911u /* 2^29 - 1 */
@@ -49,4 +53,37 @@ int
 pb_decoded_ok(const ProtobufCMessage *m)
 {
     return m != NULL && walk(m, 0);
+}
+
+/* The C library's allocator (what protobuf-c uses when given NULL, so
+ * free_unpacked(m, NULL) frees what this allocated), counting failures in
+ * the unpack it serves: allocator_data points at the caller's counter. */
+static void *
+pb_alloc(void *data, size_t size)
+{
+    void *p = malloc(size);
+
+    if (p == NULL)
+        (*(unsigned *)data)++;
+    return p;
+}
+
+static void
+pb_free(void *data, void *p)
+{
+    (void)data;
+    free(p);
+}
+
+void *
+pb_unpack(const ProtobufCMessageDescriptor *desc, size_t len,
+          const void *data, int *err)
+{
+    unsigned failed = 0;
+    ProtobufCAllocator a = {pb_alloc, pb_free, &failed};
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a, len, data);
+
+    if (m == NULL && err != NULL)
+        *err = failed > 0 ? SIMSYNC_ENOMEM : SIMSYNC_EPROTO;
+    return m;
 }

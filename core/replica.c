@@ -13,6 +13,7 @@
 #include "crypt.h"
 #include "dio.h"
 #include "folder.h"
+#include "pbcheck.h"
 #include "replica.h"
 
 static void
@@ -313,13 +314,13 @@ replica_open_meta(const struct replica *r, int cls,
     rc = crypt_unseal(plain, v->meta.data, v->meta.len, item_id, ITEM_ID_BYTES,
                       r->keys.seal);
     if (rc == SIMSYNC_OK) {
-        *meta = simsync__item_meta__unpack(NULL, len, plain);
+        *meta = pb_unpack(&simsync__item_meta__descriptor, len, plain, &rc);
         /* A string field with a NUL inside reads as its part before the
          * NUL: such a record packs back smaller than it came. Refuse it
          * rather than write under a name the sender did not send. */
-        if (*meta == NULL || (*meta)->name == NULL ||
-            !replica_name_ok((*meta)->name) ||
-            simsync__item_meta__get_packed_size(*meta) != len)
+        if (*meta != NULL &&
+            ((*meta)->name == NULL || !replica_name_ok((*meta)->name) ||
+             simsync__item_meta__get_packed_size(*meta) != len))
             rc = SIMSYNC_EPROTO;
     }
     if (rc == SIMSYNC_OK) {

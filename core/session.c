@@ -5,6 +5,7 @@
 #include "crypt.h"
 #include "frame.h"
 #include "pack.h"
+#include "pbcheck.h"
 #include "session.h"
 
 _Static_assert(PACK_CHANGES_MAX == SESSION_BATCH_ITEMS,
@@ -1006,9 +1007,11 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
         return SIMSYNC_ESTATE;
     if (len == 0 || len > FRAME_MAX_PLAINTEXT)
         return fail(s, SIMSYNC_EPROTO, "bad frame size");
-    env = simsync__envelope__unpack(NULL, len, frame);
+    env = pb_unpack(&simsync__envelope__descriptor, len, frame, &rc);
     if (env == NULL)
-        return fail(s, SIMSYNC_EPROTO, "undecodable message");
+        return fail(s, rc,
+                    rc == SIMSYNC_ENOMEM ? "out of memory decoding a message"
+                                         : "undecodable message");
     if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR) {
         rc = session_peer_error(env->error->code);
         s->st = ST_FAILED;

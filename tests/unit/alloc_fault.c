@@ -1,8 +1,17 @@
 /* alloc_fault.c -- counting allocation wrappers for the allocation fault
- * loop (see alloc_fault.h for how they are linked in and what they do not
- * see). Each __wrap_X counts the call while armed, fails the armed one,
- * and otherwise hands over to __real_X, which the linker binds to the
- * real function (the C library's, or the sanitizer's interceptor). */
+ * loops (see alloc_fault.h for how they are linked in and what each
+ * sees). Each wrapper counts the call while armed, fails the armed one,
+ * and otherwise hands over to the real allocator.
+ *
+ * Built two ways:
+ *   - default: __wrap_X for the linker's --wrap, handing over to __real_X
+ *     (the C library's function, or the sanitizer's interceptor);
+ *   - ALLOC_FAULT_INTERPOSE: the program itself defines malloc, calloc,
+ *     realloc, free and the aligned allocators, so the dynamic linker
+ *     binds every allocation of the process to them, the shared
+ *     libraries' and the C library's own included (glibc routes its
+ *     internal calls through these symbols too); they hand over to
+ *     glibc's __libc_X. Not with a sanitizer, which defines them itself. */
 #include <errno.h>
 #include <execinfo.h>
 #include <stdatomic.h>
@@ -11,18 +20,6 @@
 #include <unistd.h>
 
 #include "alloc_fault.h"
-
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t nmemb, size_t size);
-void *__real_realloc(void *ptr, size_t size);
-char *__real_strdup(const char *s);
-int __real_posix_memalign(void **memptr, size_t alignment, size_t size);
-
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t nmemb, size_t size);
-void *__wrap_realloc(void *ptr, size_t size);
-char *__wrap_strdup(const char *s);
-int __wrap_posix_memalign(void **memptr, size_t alignment, size_t size);
 
 static atomic_long countdown; /* calls to go; 0: disarmed or fired */
 static atomic_long calls;     /* calls counted while armed */
@@ -78,6 +75,19 @@ hit(void)
     return 0;
 }
 
+#ifndef ALLOC_FAULT_INTERPOSE
+void *__real_malloc(size_t size);
+void *__real_calloc(size_t nmemb, size_t size);
+void *__real_realloc(void *ptr, size_t size);
+char *__real_strdup(const char *s);
+int __real_posix_memalign(void **memptr, size_t alignment, size_t size);
+
+void *__wrap_malloc(size_t size);
+void *__wrap_calloc(size_t nmemb, size_t size);
+void *__wrap_realloc(void *ptr, size_t size);
+char *__wrap_strdup(const char *s);
+int __wrap_posix_memalign(void **memptr, size_t alignment, size_t size);
+
 void *
 __wrap_malloc(size_t size)
 {
@@ -126,3 +136,106 @@ __wrap_posix_memalign(void **memptr, size_t alignment, size_t size)
         return ENOMEM;
     return __real_posix_memalign(memptr, alignment, size);
 }
+#else
+/* glibc's allocator under its other names. */
+void *__libc_malloc(size_t size);
+void *__libc_calloc(size_t nmemb, size_t size);
+void *__libc_realloc(void *ptr, size_t size);
+void *__libc_memalign(size_t alignment, size_t size);
+void *__libc_valloc(size_t size);
+void *__libc_pvalloc(size_t size);
+void __libc_free(void *ptr);
+/* Old allocators the headers declare only with _GNU_SOURCE. */
+void *memalign(size_t alignment, size_t size);
+void *pvalloc(size_t size);
+
+void *
+malloc(size_t size)
+{
+    if (hit()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_malloc(size);
+}
+
+void *
+calloc(size_t nmemb, size_t size)
+{
+    if (hit()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_calloc(nmemb, size);
+}
+
+/* A failed realloc leaves the old block as it was, as the real one does. */
+void *
+realloc(void *ptr, size_t size)
+{
+    if (hit()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_realloc(ptr, size);
+}
+
+void
+free(void *ptr)
+{
+    __libc_free(ptr);
+}
+
+void *
+memalign(size_t alignment, size_t size)
+{
+    if (hit()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_memalign(alignment, size);
+}
+
+void *
+aligned_alloc(size_t alignment, size_t size)
+{
+    return memalign(alignment, size);
+}
+
+int
+posix_memalign(void **memptr, size_t alignment, size_t size)
+{
+    void *p;
+
+    if (alignment % sizeof(void *) != 0 ||
+        (alignment & (alignment - 1)) != 0 || alignment == 0)
+        return EINVAL;
+    if (hit())
+        return ENOMEM;
+    p = __libc_memalign(alignment, size);
+    if (p == NULL)
+        return ENOMEM;
+    *memptr = p;
+    return 0;
+}
+
+void *
+valloc(size_t size)
+{
+    if (hit()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_valloc(size);
+}
+
+void *
+pvalloc(size_t size)
+{
+    if (hit()) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_pvalloc(size);
+}
+#endif

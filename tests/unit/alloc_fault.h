@@ -1,4 +1,5 @@
-/* alloc_fault.h -- fail the Nth allocation made by libsimsync's own code.
+/* alloc_fault.h -- fail the Nth allocation made by libsimsync's own code
+ * (or by the whole process).
  *
  * A test program linked with
  *     -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,
@@ -9,12 +10,14 @@
  * would when memory runs out (NULL; ENOMEM for posix_memalign), and every
  * later one succeeds again.
  *
- * Not counted: allocations made inside shared libraries (liblmdb,
+ * Not counted there: allocations made inside shared libraries (liblmdb,
  * libprotobuf-c's unpack and pack helpers, libzstd, libsodium, and the C
  * library itself, e.g. realpath(), fopen(), opendir(), pthread_create()),
  * since --wrap only rewrites references in the objects being linked.
- * Those libraries are tested by their own projects; what this checks is
- * that simsync handles a NULL from every allocation it makes itself.
+ * alloc_fault.c built with ALLOC_FAULT_INTERPOSE counts those as well:
+ * the program then defines malloc and its kin, so every allocation of the
+ * process goes through the counter (not with a sanitizer or valgrind,
+ * which replace malloc themselves).
  *
  * The counter is process-wide and thread safe. Arm it only around the
  * code under test: the test's own allocations go through it too. */
