@@ -75,57 +75,70 @@ hit(void)
     return 0;
 }
 
+/* WRAP(f) is the name this build defines for f, REAL(f) the allocator
+ * it hands over to. */
 #ifndef ALLOC_FAULT_INTERPOSE
-void *__real_malloc(size_t size);
-void *__real_calloc(size_t nmemb, size_t size);
-void *__real_realloc(void *ptr, size_t size);
+#define WRAP(f) __wrap_##f
+#define REAL(f) __real_##f
 char *__real_strdup(const char *s);
-int __real_posix_memalign(void **memptr, size_t alignment, size_t size);
-
-void *__wrap_malloc(size_t size);
-void *__wrap_calloc(size_t nmemb, size_t size);
-void *__wrap_realloc(void *ptr, size_t size);
 char *__wrap_strdup(const char *s);
-int __wrap_posix_memalign(void **memptr, size_t alignment, size_t size);
+int __real_posix_memalign(void **memptr, size_t alignment, size_t size);
+#else
+#define WRAP(f) f
+#define REAL(f) __libc_##f
+void *__libc_memalign(size_t alignment, size_t size);
+void *__libc_valloc(size_t size);
+void *__libc_pvalloc(size_t size);
+void __libc_free(void *ptr);
+/* Old allocators the headers declare only with _GNU_SOURCE. */
+void *memalign(size_t alignment, size_t size);
+void *pvalloc(size_t size);
+#endif
+
+void *REAL(malloc)(size_t size);
+void *REAL(calloc)(size_t nmemb, size_t size);
+void *REAL(realloc)(void *ptr, size_t size);
+void *WRAP(malloc)(size_t size);
+void *WRAP(calloc)(size_t nmemb, size_t size);
+void *WRAP(realloc)(void *ptr, size_t size);
+int WRAP(posix_memalign)(void **memptr, size_t alignment, size_t size);
+
+/* Fail the armed call: NULL with errno ENOMEM, as the C library does. */
+#define FAIL_IF_HIT()                                                        \
+    do {                                                                     \
+        if (hit()) {                                                         \
+            errno = ENOMEM;                                                  \
+            return NULL;                                                     \
+        }                                                                    \
+    } while (0)
 
 void *
-__wrap_malloc(size_t size)
+WRAP(malloc)(size_t size)
 {
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return __real_malloc(size);
+    FAIL_IF_HIT();
+    return REAL(malloc)(size);
 }
 
 void *
-__wrap_calloc(size_t nmemb, size_t size)
+WRAP(calloc)(size_t nmemb, size_t size)
 {
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return __real_calloc(nmemb, size);
+    FAIL_IF_HIT();
+    return REAL(calloc)(nmemb, size);
 }
 
 /* A failed realloc leaves the old block as it was, as the real one does. */
 void *
-__wrap_realloc(void *ptr, size_t size)
+WRAP(realloc)(void *ptr, size_t size)
 {
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return __real_realloc(ptr, size);
+    FAIL_IF_HIT();
+    return REAL(realloc)(ptr, size);
 }
 
+#ifndef ALLOC_FAULT_INTERPOSE
 char *
 __wrap_strdup(const char *s)
 {
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    FAIL_IF_HIT();
     return __real_strdup(s);
 }
 
@@ -137,49 +150,7 @@ __wrap_posix_memalign(void **memptr, size_t alignment, size_t size)
     return __real_posix_memalign(memptr, alignment, size);
 }
 #else
-/* glibc's allocator under its other names. */
-void *__libc_malloc(size_t size);
-void *__libc_calloc(size_t nmemb, size_t size);
-void *__libc_realloc(void *ptr, size_t size);
-void *__libc_memalign(size_t alignment, size_t size);
-void *__libc_valloc(size_t size);
-void *__libc_pvalloc(size_t size);
-void __libc_free(void *ptr);
-/* Old allocators the headers declare only with _GNU_SOURCE. */
-void *memalign(size_t alignment, size_t size);
-void *pvalloc(size_t size);
-
-void *
-malloc(size_t size)
-{
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return __libc_malloc(size);
-}
-
-void *
-calloc(size_t nmemb, size_t size)
-{
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return __libc_calloc(nmemb, size);
-}
-
-/* A failed realloc leaves the old block as it was, as the real one does. */
-void *
-realloc(void *ptr, size_t size)
-{
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return __libc_realloc(ptr, size);
-}
-
+/* The C library's strdup and the rest allocate through malloc above. */
 void
 free(void *ptr)
 {
@@ -189,10 +160,7 @@ free(void *ptr)
 void *
 memalign(size_t alignment, size_t size)
 {
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    FAIL_IF_HIT();
     return __libc_memalign(alignment, size);
 }
 
@@ -207,8 +175,8 @@ posix_memalign(void **memptr, size_t alignment, size_t size)
 {
     void *p;
 
-    if (alignment % sizeof(void *) != 0 ||
-        (alignment & (alignment - 1)) != 0 || alignment == 0)
+    if (alignment == 0 || alignment % sizeof(void *) != 0 ||
+        (alignment & (alignment - 1)) != 0)
         return EINVAL;
     if (hit())
         return ENOMEM;
@@ -222,20 +190,14 @@ posix_memalign(void **memptr, size_t alignment, size_t size)
 void *
 valloc(size_t size)
 {
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    FAIL_IF_HIT();
     return __libc_valloc(size);
 }
 
 void *
 pvalloc(size_t size)
 {
-    if (hit()) {
-        errno = ENOMEM;
-        return NULL;
-    }
+    FAIL_IF_HIT();
     return __libc_pvalloc(size);
 }
 #endif
