@@ -124,9 +124,12 @@ advice(int rc)
                "committed is kept";
     case SIMSYNC_EPROTO:
     case SIMSYNC_ECRYPTO:
-    case SIMSYNC_ETOOBIG:
         return "The data or the peer cannot be trusted; nothing was "
                "accepted from it";
+    case SIMSYNC_ETOOBIG:
+        return "It is over one of simsync's limits (docs/protocol.md lists "
+               "them), or the peer cannot be trusted; nothing was accepted "
+               "from it";
     case SIMSYNC_EMASSDEL:
         return "Check the class folders, then confirm with "
                "'simsync sync --allow-delete'";

@@ -613,6 +613,16 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
     rc = store_write(n->st, purge_fn, &pa);
     cfg.horizon = rc == SIMSYNC_OK ? hz : NULL;
     rc = session_new(&cfg, &s);
+    if (rc != SIMSYNC_OK) {
+        /* Said to the terminal, which would otherwise only see its link
+         * closed, and kept here. */
+        hub_log("%s terminal %s: cannot start: %s",
+                h->op == SIMSYNC__OP__OP_UPLOAD     ? "upload from"
+                : h->op == SIMSYNC__OP__OP_DOWNLOAD ? "download to"
+                                                    : "sync",
+                h->terminal_id, session_start_why(rc));
+        node_send_error(ch, rc, session_start_why(rc));
+    }
     hub_gc_enter();
     if (rc == SIMSYNC_OK)
         rc = node_pump(ch, s);

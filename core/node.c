@@ -1579,6 +1579,9 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
     cfg.dirs = dirs[o->dir];
     cfg.batch_bytes = batch_for(o->max_bytes, o->up_max_bytes);
     rc = session_new(&cfg, &s);
+    if (rc != SIMSYNC_OK)
+        node_fail(n, rc, "sync with the %s failed: %s",
+                  o->peer != NULL ? "peer" : "hub", session_start_why(rc));
     if (rc == SIMSYNC_OK)
         rc = pump_limited(n, &l, s, o);
     if (s != NULL) {
@@ -1595,10 +1598,12 @@ node_sync(struct simsync_node *n, const struct node_sync_opts *o,
         rep->packed_batches = ss->batches_packed;
         if (rc != SIMSYNC_OK && session_peer_failed(s))
             node_fail(n, rc,
-                      "sync with the %s failed: the %s reports: %s "
+                      "sync with the %s failed: the %s reports: %s%s%s "
                       "(what was committed is kept)",
                       o->peer != NULL ? "peer" : "hub",
-                      o->peer != NULL ? "peer" : "hub", simsync_strerror(rc));
+                      o->peer != NULL ? "peer" : "hub", simsync_strerror(rc),
+                      session_peer_text(s)[0] != '\0' ? ": " : "",
+                      session_peer_text(s));
     }
     chan_stats(l.ch, &cs);
     rep->wire_sent = cs.wire_sent;

@@ -168,6 +168,11 @@ serve_session(struct peer_server *ps, struct conn *c, struct chan *ch,
     r.now_ms = node_now_ms();
     conn_set_timeout(c, SERVE_SESSION_MS);
     rc = session_new(&cfg, &s);
+    if (rc != SIMSYNC_OK) {
+        serve_log(ps, "sync with %s: cannot start: %s", rec->terminal_id,
+                  session_start_why(rc));
+        node_send_error(ch, rc, session_start_why(rc));
+    }
     if (rc == SIMSYNC_OK)
         rc = node_pump(ch, s);
     if (s != NULL) {

@@ -7,7 +7,9 @@
 #include "pack.h"
 #include "pbcheck.h"
 #include "session.h"
+#include "vv.h"
 
+_Static_assert(VV_MAX_ENTRIES == 4096, "session_start_why names 4096");
 _Static_assert(PACK_CHANGES_MAX == SESSION_BATCH_ITEMS,
                "a packed batch holds what a plain one may");
 
@@ -40,6 +42,7 @@ struct outq {
 struct session {
     struct session_cfg cfg;
     int peer_failed; /* ended by the peer's Error frame */
+    char peer_text[160]; /* its text, printable ASCII only */
     enum phase_kind phases[2];
     int nphases; /* 1 or 2 (see enum session_dirs) */
     int phase;   /* 0, 1, or nphases when finished */
@@ -988,6 +991,29 @@ session_peer_failed(const struct session *s)
     return s->peer_failed;
 }
 
+const char *
+session_peer_text(const struct session *s)
+{
+    return s->peer_failed ? s->peer_text : "";
+}
+
+const char *
+session_start_why(int rc)
+{
+    switch (rc) {
+    case SIMSYNC_ETOOBIG:
+        /* Every terminal store that ever made a change is a replica in
+         * the knowledge of its class, and stays one. */
+        return "the subscriber's data carries changes from more than "
+               "4096 replicas (terminal stores, one more with each new "
+               "registration or erase), the most a version vector holds";
+    case SIMSYNC_ENOMEM:
+        return "out of memory starting the session";
+    default:
+        return "cannot read the store to start the session";
+    }
+}
+
 int
 session_peer_error(uint32_t code)
 {
@@ -1013,9 +1039,16 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
                     rc == SIMSYNC_ENOMEM ? "out of memory decoding a message"
                                          : "undecodable message");
     if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR) {
+        const char *t = env->error->text;
+        size_t o = 0;
+
         rc = session_peer_error(env->error->code);
         s->st = ST_FAILED;
         s->peer_failed = 1;
+        /* It comes from the other side and goes to a person's terminal. */
+        for (; t != NULL && *t != '\0' && o + 1 < sizeof(s->peer_text); t++)
+            s->peer_text[o++] = (*t >= 0x20 && *t < 0x7f) ? *t : '?';
+        s->peer_text[o] = '\0';
         simsync__envelope__free_unpacked(env, NULL);
         return rc;
     }

@@ -76,7 +76,14 @@ struct session_stats {
 
 struct session;
 
+/* Start a session. SIMSYNC_OK, SIMSYNC_EINVAL (a bad cfg), SIMSYNC_ENOMEM,
+ * a store error, or SIMSYNC_ETOOBIG when the knowledge to announce holds
+ * more replicas than a version vector may (VV_MAX_ENTRIES): see
+ * session_start_why. */
 int session_new(const struct session_cfg *cfg, struct session **out);
+/* One sentence on why session_new failed with rc, for a person and for
+ * the peer's Error frame. */
+const char *session_start_why(int rc);
 void session_free(struct session *s); /* NULL-safe */
 
 /* Feed one received frame. Returns SIMSYNC_OK, or an error after which the
@@ -103,6 +110,9 @@ uint64_t session_ack_peer(uint64_t peer);
 /* 1 when the session ended with the peer's Error frame (the failure is
  * the peer's: e.g. SIMSYNC_ENOSPC means the peer's disk is full). */
 int session_peer_failed(const struct session *s);
+/* The text of that Error frame (printable ASCII, at most 159 bytes;
+ * "" when it had none or the session did not end that way). */
+const char *session_peer_text(const struct session *s);
 
 /* The local code for an Error frame's code (unknown codes: EPROTO). */
 int session_peer_error(uint32_t code);

@@ -10,14 +10,26 @@
 # and W has all of E's edits. W then deletes the round before's edits, so
 # what a new E downloads before erasing (erase syncs both ways) stays the
 # same size round after round instead of growing with every round.
+# Each round's E is a new replica (a new store), and a subscriber's
+# knowledge keeps one entry for every replica that ever made a change, up
+# to 4,096 (vv.h): every 1,000 rounds the loop moves on to a fresh
+# subscriber (a new SIM and witness), far below that limit.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/killlib.sh"
 
+ROUNDS_PER_SUBSCRIBER=${ROUNDS_PER_SUBSCRIBER:-1000}
+subscribers=0
+new_subscriber() {
+    subscribers=$((subscribers + 1))
+    rm -rf "$T/W" "$T/sim.sim" "$T/sim.sim.lock"
+    new_sim sim $((44123000959 + subscribers))
+    new_terminal W; insert W sim; register W
+    for i in $(seq 1 40); do put W contacts "w$i.vcf" "BEGIN:VCARD w$i"; done
+    sync_ok W
+}
+
 start_hub
-new_sim sim 44123000960
-new_terminal W; insert W sim; register W
-for i in $(seq 1 40); do put W contacts "w$i.vcf" "BEGIN:VCARD w$i"; done
-sync_ok W
+new_subscriber
 has_edits() { # has_edits NAME ROUND: NAME's folders hold round ROUND's files
     for i in 1 2 3; do
         [ "$(cat "$T/$1/data/contacts/e$2-$i.vcf" 2>/dev/null)" = "BEGIN:VCARD e$2-$i" ] || return 1
@@ -28,6 +40,7 @@ round=0
 unreg=0
 while kills_wanted; do
     round=$((round + 1))
+    [ $((round % ROUNDS_PER_SUBSCRIBER)) != 1 ] || [ $round = 1 ] || new_subscriber
     rm -rf "$T/E"
     new_terminal E; insert E sim; register E
     for i in 1 2 3; do put E contacts "e$round-$i.vcf" "BEGIN:VCARD e$round-$i"; done
@@ -50,4 +63,4 @@ while kills_wanted; do
     rm -f "$T/W/data/contacts/e$((round - 1))-"*.vcf
     sync_ok W
 done
-ok "$KILLED kills over $round rounds ($(kill_summary); $unreg kills after asking the hub to forget E, finished by a plain erase): never a wipe before the hub had everything"
+ok "$KILLED kills over $round rounds, $subscribers subscriber(s) ($(kill_summary); $unreg kills after asking the hub to forget E, finished by a plain erase): never a wipe before the hub had everything"

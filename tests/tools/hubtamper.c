@@ -19,6 +19,11 @@
  *                                       subscribers that have any: a hub
  *                                       serving another subscriber's
  *                                       backups
+ *   hubtamper HUB_HOME replicas N       add N replicas, one change each, to
+ *                                       the contacts knowledge of every
+ *                                       subscriber: what N terminal stores
+ *                                       that each made a change leave
+ *                                       behind, without registering them
  *
  * The store is HUB_HOME/store, opened as node.c opens it. The hub may be
  * running: LMDB lets another process write to the same environment, and
@@ -53,8 +58,9 @@ usage(void)
             "usage: %s HUB_HOME chunk\n"
             "       %s HUB_HOME drop-latest\n"
             "       %s HUB_HOME fake-forget GEN\n"
-            "       %s HUB_HOME swap\n",
-            prog, prog, prog, prog);
+            "       %s HUB_HOME swap\n"
+            "       %s HUB_HOME replicas N\n",
+            prog, prog, prog, prog, prog);
 }
 
 /* The subscriber part of a key, as hex, for messages. */
@@ -516,6 +522,76 @@ cmd_swap(struct store *st, const char *home)
 
 /* ------------------------------------------------------------ main */
 
+/* ------------------------------------------------------------ replicas */
+
+struct replicas_edit {
+    uint64_t n;    /* replicas to add to each subscriber */
+    uint64_t subs; /* subscribers changed */
+};
+
+/* Knowledge rows sub | class | peer 0 | origin -> counter 1 (journal.h),
+ * origins from a range no replica_id is likely to fall in twice. */
+static int
+replicas_fn(struct store_txn *txn, void *arg)
+{
+    struct replicas_edit *e = arg;
+    struct store_cursor *cur;
+    const uint8_t *k;
+    size_t kl;
+    uint8_t subs[64][SUB_BYTES];
+    size_t nsub = 0;
+    int rc = store_cursor_open(txn, STORE_SUBS, &cur);
+
+    if (rc == SIMSYNC_OK)
+        rc = store_cursor_seek(cur, "", 0, (const void **)&k, &kl, NULL, NULL);
+    while (rc == SIMSYNC_OK && nsub < 64) {
+        if (kl == SUB_BYTES)
+            memcpy(subs[nsub++], k, SUB_BYTES);
+        rc = store_cursor_next(cur, (const void **)&k, &kl, NULL, NULL);
+    }
+    store_cursor_close(cur);
+    if (rc != SIMSYNC_ENOTFOUND && rc != SIMSYNC_OK)
+        return rc;
+    rc = SIMSYNC_OK;
+    for (size_t i = 0; rc == SIMSYNC_OK && i < nsub; i++) {
+        for (uint64_t r = 0; rc == SIMSYNC_OK && r < e->n; r++) {
+            uint8_t key[SUB_BYTES + 17], val[8];
+
+            memcpy(key, subs[i], SUB_BYTES);
+            key[SUB_BYTES] = CLS_CONTACTS;
+            store_be64(key + SUB_BYTES + 1, 0);
+            store_be64(key + SUB_BYTES + 9, 0x7a7a000000000000ull + r);
+            store_be64(val, 1);
+            rc = store_put(txn, STORE_KNOWLEDGE, key, sizeof(key), val,
+                           sizeof(val));
+        }
+    }
+    e->subs = nsub;
+    return rc == SIMSYNC_OK && nsub == 0 ? SIMSYNC_ENOTFOUND : rc;
+}
+
+static int
+cmd_replicas(struct store *st, const char *home, uint64_t n)
+{
+    struct replicas_edit e = {n, 0};
+    int rc = store_write(st, replicas_fn, &e);
+
+    if (rc == SIMSYNC_ENOTFOUND) {
+        fprintf(stderr, "%s: the hub in %s has no subscriber\n", prog, home);
+        return EXIT_NOTHING;
+    }
+    if (rc != SIMSYNC_OK) {
+        fprintf(stderr, "%s: adding replicas in %s/store failed: %s\n", prog,
+                home, simsync_strerror(rc));
+        return EXIT_NOTHING;
+    }
+    fprintf(stderr, "%s: %llu replicas added to the contacts knowledge of "
+            "%llu subscriber%s\n",
+            prog, (unsigned long long)n, (unsigned long long)e.subs,
+            e.subs == 1 ? "" : "s");
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -532,6 +608,13 @@ main(int argc, char **argv)
     if (strcmp(argv[2], "chunk") == 0 || strcmp(argv[2], "drop-latest") == 0 ||
         strcmp(argv[2], "swap") == 0) {
         if (argc != 3) {
+            usage();
+            return EXIT_USAGE;
+        }
+    } else if (strcmp(argv[2], "replicas") == 0) {
+        if (argc != 4 || parse_gen(argv[3], &gen) != 0 || gen > 100000) {
+            fprintf(stderr, "%s: replicas takes a count from 1 to 100000\n",
+                    prog);
             usage();
             return EXIT_USAGE;
         }
@@ -575,6 +658,8 @@ main(int argc, char **argv)
         code = cmd_drop_latest(st, argv[1]);
     else if (strcmp(argv[2], "swap") == 0)
         code = cmd_swap(st, argv[1]);
+    else if (strcmp(argv[2], "replicas") == 0)
+        code = cmd_replicas(st, argv[1], gen);
     else
         code = cmd_fake_forget(st, argv[1], gen);
     store_close(st);
