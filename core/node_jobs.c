@@ -522,8 +522,8 @@ job_run(struct simsync_node *n, const Simsync__RestoreJob *j,
                      JOB_BODY_MAX, &plain, &plen);
     keys_wipe(&r.keys);
     if (rc == SIMSYNC_OK) {
-        body = pb_unpack(&simsync__restore_job_body__descriptor, plen, plain,
-                         &rc);
+        body =
+            pb_unpack(&simsync__restore_job_body__descriptor, plen, plain, &rc);
         if (body != NULL && (body->on_conflict > SIMSYNC_ON_CONFLICT_SKIP ||
                              body->on_conflict == SIMSYNC_ON_CONFLICT_ASK))
             rc = SIMSYNC_EPROTO;

@@ -422,10 +422,11 @@ rebuild_change(const struct datakeys *k, const Simsync__PackedChange *pc,
     }
     /* The name, checked as replica_open_meta checks a sealed one: a NUL
      * inside a string makes the record pack back shorter. */
-    m = pb_unpack(&simsync__item_meta__descriptor, pc->meta.len,
-                  pc->meta.data, &rc);
+    m = pb_unpack(&simsync__item_meta__descriptor, pc->meta.len, pc->meta.data,
+                  &rc);
     if (m == NULL)
-        *why = rc == SIMSYNC_ENOMEM ? "out of memory" : "malformed packed change";
+        *why =
+            rc == SIMSYNC_ENOMEM ? "out of memory" : "malformed packed change";
     else if (m->name == NULL || !replica_name_ok(m->name) ||
              simsync__item_meta__get_packed_size(m) != pc->meta.len)
         rc = SIMSYNC_EPROTO;

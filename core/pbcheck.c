@@ -76,8 +76,8 @@ pb_free(void *data, void *p)
 }
 
 void *
-pb_unpack(const ProtobufCMessageDescriptor *desc, size_t len,
-          const void *data, int *err)
+pb_unpack(const ProtobufCMessageDescriptor *desc, size_t len, const void *data,
+          int *err)
 {
     unsigned failed = 0;
     ProtobufCAllocator a = {pb_alloc, pb_free, &failed};

@@ -41,7 +41,7 @@ struct outq {
 
 struct session {
     struct session_cfg cfg;
-    int peer_failed; /* ended by the peer's Error frame */
+    int peer_failed;     /* ended by the peer's Error frame */
     char peer_text[160]; /* its text, printable ASCII only */
     enum phase_kind phases[2];
     int nphases; /* 1 or 2 (see enum session_dirs) */
@@ -1009,6 +1009,8 @@ session_start_why(int rc)
                "registration or erase), the most a version vector holds";
     case SIMSYNC_ENOMEM:
         return "out of memory starting the session";
+    case SIMSYNC_EINVAL:
+        return "the session was asked for with settings it cannot take";
     default:
         return "cannot read the store to start the session";
     }

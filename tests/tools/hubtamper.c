@@ -585,7 +585,8 @@ cmd_replicas(struct store *st, const char *home, uint64_t n)
                 home, simsync_strerror(rc));
         return EXIT_NOTHING;
     }
-    fprintf(stderr, "%s: %llu replicas added to the contacts knowledge of "
+    fprintf(stderr,
+            "%s: %llu replicas added to the contacts knowledge of "
             "%llu subscriber%s\n",
             prog, (unsigned long long)n, (unsigned long long)e.subs,
             e.subs == 1 ? "" : "s");

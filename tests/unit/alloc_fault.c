@@ -104,12 +104,12 @@ void *WRAP(realloc)(void *ptr, size_t size);
 int WRAP(posix_memalign)(void **memptr, size_t alignment, size_t size);
 
 /* Fail the armed call: NULL with errno ENOMEM, as the C library does. */
-#define FAIL_IF_HIT()                                                        \
-    do {                                                                     \
-        if (hit()) {                                                         \
-            errno = ENOMEM;                                                  \
-            return NULL;                                                     \
-        }                                                                    \
+#define FAIL_IF_HIT()                                                          \
+    do {                                                                       \
+        if (hit()) {                                                           \
+            errno = ENOMEM;                                                    \
+            return NULL;                                                       \
+        }                                                                      \
     } while (0)
 
 void *

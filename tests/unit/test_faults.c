@@ -586,7 +586,7 @@ one_run(struct loop *L, long n, enum fault_kind kind, int linked,
     run("rm -rf '%s' && cp -a '%s' '%s'", dir, L->template, dir);
     world_open(&w, dir);
     fallbacks = crypt_bulk_fallbacks();
-    (void)fallbacks; /* read only by the all-allocations build */
+    (void)fallbacks;    /* read only by the all-allocations build */
     fault_arm(kind, n); /* armed around the workload only */
     rc = workload(&w, linked);
     fired = fault_pending(kind) == 0;
@@ -606,7 +606,8 @@ one_run(struct loop *L, long n, enum fault_kind kind, int linked,
     if (kind == FAULT_ALLOC && rc == SIMSYNC_OK) {
         if (crypt_bulk_fallbacks() != fallbacks + 1)
             fail_msg("%s: the workload completed without the bulk cipher's "
-                     "fallback: the failure was swallowed", what);
+                     "fallback: the failure was swallowed",
+                     what);
         folder_read(w.b.data_dir, &got);
         folder_check(&got, &L->want, &L->base, 1, what);
         folder_free(&got);
