@@ -20,6 +20,7 @@
 #include "session.h"
 #include "sim.h"
 #include "transport.h"
+#include "utf8.h"
 
 /* ------------------------------------------------------------ helpers */
 
@@ -833,11 +834,7 @@ node_peer_error_clear(void)
 static void
 keep_peer_error(const char *text)
 {
-    size_t o = 0;
-
-    for (; text != NULL && *text != '\0' && o + 1 < sizeof(peer_err); text++)
-        peer_err[o++] = (*text >= 0x20 && *text < 0x7f) ? *text : '?';
-    peer_err[o] = '\0';
+    text_printable(peer_err, sizeof(peer_err), text);
 }
 
 /* ------------------------------------------------------------ register */

@@ -7,6 +7,7 @@
 #include "pack.h"
 #include "pbcheck.h"
 #include "session.h"
+#include "utf8.h"
 #include "vv.h"
 
 _Static_assert(VV_MAX_ENTRIES == 4096, "session_start_why names 4096");
@@ -1041,16 +1042,10 @@ session_input(struct session *s, const uint8_t *frame, size_t len)
                     rc == SIMSYNC_ENOMEM ? "out of memory decoding a message"
                                          : "undecodable message");
     if (env->msg_case == SIMSYNC__ENVELOPE__MSG_ERROR) {
-        const char *t = env->error->text;
-        size_t o = 0;
-
         rc = session_peer_error(env->error->code);
         s->st = ST_FAILED;
         s->peer_failed = 1;
-        /* It comes from the other side and goes to a person's terminal. */
-        for (; t != NULL && *t != '\0' && o + 1 < sizeof(s->peer_text); t++)
-            s->peer_text[o++] = (*t >= 0x20 && *t < 0x7f) ? *t : '?';
-        s->peer_text[o] = '\0';
+        text_printable(s->peer_text, sizeof(s->peer_text), env->error->text);
         simsync__envelope__free_unpacked(env, NULL);
         return rc;
     }

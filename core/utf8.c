@@ -66,3 +66,13 @@ simsync_utf8_seq_len(const char *s, size_t len)
 {
     return utf8_seq_len(s, len);
 }
+
+void
+text_printable(char *dst, size_t cap, const char *src)
+{
+    size_t o = 0;
+
+    for (; src != NULL && *src != '\0' && o + 1 < cap; src++)
+        dst[o++] = (*src >= 0x20 && *src < 0x7f) ? *src : '?';
+    dst[o] = '\0';
+}

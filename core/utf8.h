@@ -17,4 +17,9 @@ size_t utf8_seq_len(const char *s, size_t len);
 /* 1 when all of s[0..len) is well-formed UTF-8, else 0. */
 int utf8_valid(const char *s, size_t len);
 
+/* Copy the string src (NULL: "") into dst[0..cap) as printable ASCII, each
+ * other byte as '?', cut to cap - 1 bytes; dst always ends with a NUL (cap
+ * >= 1). For text from a peer that goes to a person's terminal. */
+void text_printable(char *dst, size_t cap, const char *src);
+
 #endif /* SIMSYNC_UTF8_H */

@@ -707,6 +707,23 @@ invalid_utf8_is_detected(void **state)
     assert_true(replica_name_ok("caf\xe9.vcf"));
 }
 
+/* A peer's error text goes to a person's terminal: control bytes (an
+ * escape sequence, a newline) and non-ASCII come out as '?', and it is
+ * cut to the buffer. */
+static void
+peer_text_is_made_printable(void **state)
+{
+    char out[8];
+
+    (void)state;
+    text_printable(out, sizeof(out), "ok\x1b[2J\n\xc3\xa9zzzz");
+    assert_string_equal(out, "ok?[2J?");
+    text_printable(out, sizeof(out), NULL);
+    assert_string_equal(out, "");
+    text_printable(out, 1, "abc");
+    assert_string_equal(out, "");
+}
+
 int
 main(void)
 {
@@ -722,6 +739,7 @@ main(void)
         cmocka_unit_test(long_and_escaping_names_are_refused),
         cmocka_unit_test(names_with_nul_are_refused),
         cmocka_unit_test(invalid_utf8_is_detected),
+        cmocka_unit_test(peer_text_is_made_printable),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
