@@ -21,7 +21,8 @@
  *                                       backups
  *   hubtamper HUB_HOME replicas N       add N replicas, one change each, to
  *                                       the contacts knowledge of every
- *                                       subscriber: what N terminal stores
+ *                                       subscriber (the first 64 in key
+ *                                       order): what N terminal stores
  *                                       that each made a change leave
  *                                       behind, without registering them
  *
