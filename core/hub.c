@@ -121,7 +121,8 @@ greet_sweep(long long now, int idle_ms, int evict)
     pthread_mutex_unlock(&hub_lock);
     if (idle > 0)
         hub_log("closed %d connection%s silent for %d s before a first "
-                "message", idle, idle == 1 ? "" : "s", idle_ms / 1000);
+                "message",
+                idle, idle == 1 ? "" : "s", idle_ms / 1000);
     if (cut > 0)
         hub_log("closed the oldest connection still greeting to make room "
                 "for a new one");
@@ -425,6 +426,15 @@ hub_register(struct simsync_node *n, struct chan *ch,
     return rc;
 }
 
+/* How the log names a session of op: "upload from terminal X", ... */
+static const char *
+session_verb(Simsync__Op op)
+{
+    return op == SIMSYNC__OP__OP_UPLOAD     ? "upload from"
+           : op == SIMSYNC__OP__OP_DOWNLOAD ? "download to"
+                                            : "sync";
+}
+
 /* Tombstone purging before a sync: the horizon of each class is what
  * every terminal registered for the subscriber acknowledged (a terminal
  * that does not sync a class acknowledges nothing of it, which holds the
@@ -616,10 +626,7 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
     if (rc != SIMSYNC_OK) {
         /* Said to the terminal, which would otherwise only see its link
          * closed, and kept here. */
-        hub_log("%s terminal %s: cannot start: %s",
-                h->op == SIMSYNC__OP__OP_UPLOAD     ? "upload from"
-                : h->op == SIMSYNC__OP__OP_DOWNLOAD ? "download to"
-                                                    : "sync",
+        hub_log("%s terminal %s: cannot start: %s", session_verb(h->op),
                 h->terminal_id, session_start_why(rc));
         node_send_error(ch, rc, session_start_why(rc));
     }
@@ -631,10 +638,7 @@ hub_sync(struct simsync_node *n, struct chan *ch, struct conn *conn,
         const struct session_stats *st = session_get_stats(s);
         hub_log("%s terminal %s: %s; received %llu, sent %llu changes, "
                 "purged %llu tombstones",
-                h->op == SIMSYNC__OP__OP_UPLOAD     ? "upload from"
-                : h->op == SIMSYNC__OP__OP_DOWNLOAD ? "download to"
-                                                    : "sync",
-                h->terminal_id, simsync_strerror(rc),
+                session_verb(h->op), h->terminal_id, simsync_strerror(rc),
                 (unsigned long long)st->recv_items,
                 (unsigned long long)st->sent_items,
                 (unsigned long long)pa.purged);

@@ -579,14 +579,14 @@ one_run(struct loop *L, long n, enum fault_kind kind, int linked,
     struct folder_copy got;
     struct world w;
     char dir[PATH_MAX + 16], what[80];
-    unsigned long fallbacks; /* crypt_bulk_fallbacks() before the run */
+#ifdef SIMSYNC_ALLOC_FAULTS_LIBS
+    unsigned long fallbacks = crypt_bulk_fallbacks(); /* before the run */
+#endif
     int rc, fired;
 
     snprintf(dir, sizeof(dir), "%s.run", L->template);
     run("rm -rf '%s' && cp -a '%s' '%s'", dir, L->template, dir);
     world_open(&w, dir);
-    fallbacks = crypt_bulk_fallbacks();
-    (void)fallbacks;    /* read only by the all-allocations build */
     fault_arm(kind, n); /* armed around the workload only */
     rc = workload(&w, linked);
     fired = fault_pending(kind) == 0;
